@@ -1,0 +1,51 @@
+"""The ``sessrec`` command: one Typer app, one sub-app per noun. Each command parses its
+options, calls one function of the package and prints; errors become one line on stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from sessrec.errors import SessrecError
+
+app = typer.Typer(
+    name="sessrec",
+    help="Tune session-based (prod2vec) recommenders: prepare sessions, train, sweep with Ray Tune, run on Kubernetes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    # Imported here so that each sub-app module can import `app` helpers without cycles.
+    from sessrec.cli import k8s
+
+    app.add_typer(k8s.app, name="k8s")
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        result = app(standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except SessrecError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # a bug, not bad input: still one line unless asked for more
+        if os.environ.get("SESSREC_DEBUG"):
+            raise
+        first_line = (str(exc).splitlines() or [""])[0]
+        typer.echo(f"error: unexpected {type(exc).__name__}: {first_line} (set SESSREC_DEBUG=1 for details)", err=True)
+        sys.exit(2)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,112 @@
+"""Count-based baselines, each a scorer over the items of the training sessions.
+
+- popularity: how often each item was bought.
+- association rules: how often y shares a session with x, over all ordered pairs of positions.
+- transitions: how often y directly follows x, with popularity filling in the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from sessrec.core.sessions import Sessions
+
+METHODS = ("popular", "assoc", "transitions")
+
+
+def _index(sessions: Sessions) -> dict[str, int]:
+    """Items seen in training; others are out of vocabulary, as they are for word2vec."""
+    seen = sessions.item_counts() > 0
+    return {item: i for i, item in enumerate(sessions.vocab.tolist()) if seen[i]}
+
+
+def _session_of_event(sessions: Sessions) -> np.ndarray:
+    return np.repeat(np.arange(len(sessions)), sessions.lengths)
+
+
+@dataclass
+class PopularityScorer:
+    counts: np.ndarray
+    index: dict[str, int] = field(repr=False)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.counts)
+
+    def scores(self, query_idx: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.counts.astype(np.float64), (len(query_idx), self.n_items)).copy()
+
+
+@dataclass
+class SparseRowScorer:
+    """Scores are rows of a sparse item x item count matrix, plus an optional fill-in that only
+    orders items with equal counts (it stays below 1, the smallest count step)."""
+
+    matrix: sp.csr_matrix
+    index: dict[str, int] = field(repr=False)
+    fill_in: np.ndarray | None = None
+
+    @property
+    def n_items(self) -> int:
+        return self.matrix.shape[1]
+
+    def scores(self, query_idx: np.ndarray) -> np.ndarray:
+        scores = self.matrix[query_idx].toarray().astype(np.float64)
+        if self.fill_in is not None:
+            scores += self.fill_in
+        return scores
+
+
+@dataclass
+class CooccurrenceScorer:
+    """Association rules without materialising the item x item matrix: the counts for a batch of
+    queries are (session x query) counts transposed times (session x item) counts."""
+
+    by_session: sp.csc_matrix  # sessions x items, event counts
+    index: dict[str, int] = field(repr=False)
+
+    @property
+    def n_items(self) -> int:
+        return self.by_session.shape[1]
+
+    def scores(self, query_idx: np.ndarray) -> np.ndarray:
+        queries = self.by_session[:, query_idx]
+        # Pairs of distinct positions: for y != x that is count(x) * count(y) per session; the
+        # diagonal (x with itself) is never recommended, so it needs no correction.
+        return (queries.T @ self.by_session).toarray().astype(np.float64)
+
+
+def popularity(train: Sessions) -> PopularityScorer:
+    return PopularityScorer(counts=train.item_counts(), index=_index(train))
+
+
+def association_rules(train: Sessions) -> CooccurrenceScorer:
+    n_items = len(train.vocab)
+    counts = sp.csc_matrix(
+        (np.ones(train.n_events, dtype=np.float64), (_session_of_event(train), train.codes)),
+        shape=(len(train), n_items),
+    )
+    counts.sum_duplicates()
+    return CooccurrenceScorer(by_session=counts, index=_index(train))
+
+
+def transitions(train: Sessions) -> SparseRowScorer:
+    n_items = len(train.vocab)
+    follows = np.ones(train.n_events, dtype=bool)
+    follows[train.offsets[:-1][train.lengths > 0]] = False  # the first item of a session follows nothing
+    current = train.codes[follows]
+    previous = train.codes[np.flatnonzero(follows) - 1]
+    matrix = sp.csr_matrix(
+        (np.ones(len(current), dtype=np.float64), (previous, current)), shape=(n_items, n_items)
+    )
+    matrix.sum_duplicates()
+    popular = train.item_counts().astype(np.float64)
+    return SparseRowScorer(matrix=matrix, index=_index(train), fill_in=popular / (popular.max() + 1.0))
+
+
+def build(method: str, train: Sessions):
+    builders = {"popular": popularity, "assoc": association_rules, "transitions": transitions}
+    return builders[method](train)

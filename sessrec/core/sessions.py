@@ -1,0 +1,183 @@
+"""Sessions as one flat array of item codes plus offsets (CSR layout), and the reference preprocessing."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from sessrec.errors import SessrecError
+
+DEFAULT_PRODUCT_PATTERN = r"^\d{5}"
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """Ordered sessions of items.
+
+    Session ``i`` is ``vocab[codes[offsets[i]:offsets[i + 1]]]``. Keeping codes flat makes
+    splits, counts and co-occurrences vectorized operations instead of Python loops.
+    """
+
+    vocab: np.ndarray  # object array of item strings, unique
+    codes: np.ndarray  # int32, one per event
+    offsets: np.ndarray  # int64, len(sessions) + 1
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def n_events(self) -> int:
+        return int(self.offsets[-1])
+
+    @classmethod
+    def from_lists(cls, sessions: Iterable[Sequence[str]]) -> "Sessions":
+        lists = [list(s) for s in sessions]
+        lengths = np.fromiter((len(s) for s in lists), dtype=np.int64, count=len(lists))
+        offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.array([item for s in lists for item in s], dtype=object)
+        return cls.from_flat(flat, offsets)
+
+    @classmethod
+    def from_flat(cls, items: np.ndarray, offsets: np.ndarray) -> "Sessions":
+        """Build from a flat array of item strings and session offsets."""
+        if len(items) == 0:
+            vocab, codes = np.array([], dtype=object), np.array([], dtype=np.int32)
+        else:
+            codes_series, uniques = pd.factorize(pd.Series(items, dtype=object), sort=False)
+            vocab = np.asarray(uniques, dtype=object)
+            codes = codes_series.astype(np.int32)
+        return cls(vocab=vocab, codes=codes, offsets=np.asarray(offsets, dtype=np.int64))
+
+    def to_lists(self) -> list[list[str]]:
+        items = self.vocab[self.codes].tolist()
+        bounds = self.offsets.tolist()
+        return [items[bounds[i] : bounds[i + 1]] for i in range(len(self))]
+
+    def session(self, i: int) -> list[str]:
+        return self.vocab[self.codes[self.offsets[i] : self.offsets[i + 1]]].tolist()
+
+    def drop_last(self) -> "Sessions":
+        """Every session without its last item (the protocol's training set)."""
+        keep = np.ones(self.n_events, dtype=bool)
+        keep[self.offsets[1:][self.lengths > 0] - 1] = False
+        new_lengths = np.maximum(self.lengths - 1, 0)
+        offsets = np.zeros_like(self.offsets)
+        np.cumsum(new_lengths, out=offsets[1:])
+        return Sessions(vocab=self.vocab, codes=self.codes[keep], offsets=offsets)
+
+    def item_counts(self) -> np.ndarray:
+        return np.bincount(self.codes, minlength=len(self.vocab))
+
+    def content_sha256(self) -> str:
+        """Hash of the sessions' content, independent of how they are encoded on disk."""
+        digest = hashlib.sha256()
+        digest.update(np.asarray(self.offsets, dtype="<i8").tobytes())
+        digest.update("\x1f".join(self.vocab[self.codes].tolist()).encode("utf-8"))
+        return digest.hexdigest()
+
+    def stats(self) -> dict:
+        lengths = self.lengths
+        if len(lengths) == 0:
+            raise SessrecError("no sessions")
+        quantiles = {f"p{q}": float(np.quantile(lengths, q / 100)) for q in (0, 25, 50, 75, 90, 99, 100)}
+        return {
+            "sessions": len(self),
+            "items": int(np.count_nonzero(self.item_counts())),
+            "events": self.n_events,
+            "length_min": int(lengths.min()),
+            "length_median": float(np.median(lengths)),
+            "length_mean": float(lengths.mean()),
+            "length_max": int(lengths.max()),
+            "length_quantiles": quantiles,
+        }
+
+
+def _session_key_order(keys: pd.Series) -> np.ndarray:
+    """Sort key for session ids: numeric when every id is numeric (customer numbers), else text."""
+    numeric = pd.to_numeric(keys, errors="coerce")
+    if not numeric.isna().any():
+        return pd.factorize(numeric, sort=True)[0]
+    return pd.factorize(keys.astype(str), sort=True)[0]
+
+
+def sessions_from_transactions(
+    table: pd.DataFrame,
+    session_col: str = "CustomerID",
+    item_col: str = "StockCode",
+    time_col: str = "InvoiceDate",
+    min_length: int = 3,
+    time_format: str | None = None,
+    drop_cancellations: bool = False,
+    invoice_col: str = "InvoiceNo",
+    drop_non_products: bool = False,
+    product_pattern: str = DEFAULT_PRODUCT_PATTERN,
+) -> Sessions:
+    """The protocol's reference preprocessing.
+
+    Rows with any missing value are dropped, sessions shorter than ``min_length`` rows are
+    dropped, and each session lists its items in time order (stable for ties). Sessions come
+    out ordered by session id, numerically when the ids are numbers.
+    """
+    if min_length < 2:
+        raise SessrecError(f"--min-length must be at least 2, got {min_length}")
+    missing = [c for c in (session_col, item_col, time_col) if c not in table.columns]
+    if drop_cancellations and invoice_col not in table.columns:
+        missing.append(invoice_col)
+    if missing:
+        raise SessrecError(
+            f"column(s) {', '.join(missing)} not in the table (columns: {', '.join(map(str, table.columns))})"
+        )
+    table = table.dropna()
+    if drop_cancellations:
+        table = table[~table[invoice_col].astype(str).str.startswith("C")]
+    if drop_non_products:
+        try:
+            pattern = re.compile(product_pattern)
+        except re.error as exc:
+            raise SessrecError(f"invalid product pattern {product_pattern!r}: {exc}") from None
+        table = table[table[item_col].astype(str).str.contains(pattern)]
+    if table.empty:
+        raise SessrecError("no rows left after dropping rows with missing values and filters")
+    try:
+        times = pd.to_datetime(table[time_col], format=time_format)
+    except (ValueError, TypeError) as exc:
+        raise SessrecError(f"cannot parse time column {time_col!r}: {str(exc).splitlines()[0]}") from None
+    session_order = _session_key_order(table[session_col])
+    # np.lexsort is stable: rows with the same session and time keep their file order.
+    order = np.lexsort((times.to_numpy(), session_order))
+    sorted_sessions = session_order[order]
+    items = table[item_col].astype(str).to_numpy(dtype=object)[order]
+    boundaries = np.flatnonzero(np.diff(sorted_sessions)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [len(sorted_sessions)]])
+    keep = (ends - starts) >= min_length
+    if not keep.any():
+        raise SessrecError(f"no session has at least {min_length} rows")
+    event_keep = np.repeat(keep, ends - starts)
+    lengths = (ends - starts)[keep]
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return Sessions.from_flat(items[event_keep], offsets)
+
+
+def filter_min_length(sessions: Sessions, min_length: int) -> Sessions:
+    """Keep sessions with at least ``min_length`` items."""
+    keep = sessions.lengths >= min_length
+    if keep.all():
+        return sessions
+    if not keep.any():
+        raise SessrecError(f"no session has at least {min_length} items")
+    event_keep = np.repeat(keep, sessions.lengths)
+    offsets = np.zeros(int(keep.sum()) + 1, dtype=np.int64)
+    np.cumsum(sessions.lengths[keep], out=offsets[1:])
+    return Sessions.from_flat(sessions.vocab[sessions.codes[event_keep]], offsets)

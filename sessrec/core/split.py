@@ -1,0 +1,55 @@
+"""The protocol's next-item split: train on every session without its last item, and score
+(second-to-last, last) pairs of 2N sampled sessions: the first N are test, the next N validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sessrec.core.sessions import Sessions
+from sessrec.errors import SessrecError
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Query items and the items that followed them."""
+
+    queries: np.ndarray  # object array of item strings
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+
+@dataclass(frozen=True)
+class Split:
+    train: Sessions
+    validation: Pairs
+    test: Pairs
+    seed: int
+    n: int
+
+
+def next_item_split(sessions: Sessions, n: int, seed: int) -> Split:
+    if n < 1:
+        raise SessrecError(f"split size N must be at least 1, got {n}")
+    if len(sessions) < 2 * n:
+        raise SessrecError(
+            f"too few sessions for the split: {len(sessions)} sessions, need at least 2 x N = {2 * n}"
+        )
+    short = np.flatnonzero(sessions.lengths < 2)
+    if len(short):
+        raise SessrecError(f"session {int(short[0])} has fewer than 2 items; every session needs a query and an answer")
+    # Exactly this call, over sessions in file order, so figures compare across implementations.
+    chosen = np.random.default_rng(seed).choice(len(sessions), 2 * n, replace=False)
+    ends = sessions.offsets[1:][chosen]
+    queries = sessions.vocab[sessions.codes[ends - 2]]
+    targets = sessions.vocab[sessions.codes[ends - 1]]
+    return Split(
+        train=sessions.drop_last(),
+        test=Pairs(queries[:n], targets[:n]),
+        validation=Pairs(queries[n:], targets[n:]),
+        seed=seed,
+        n=n,
+    )

@@ -1,0 +1,216 @@
+"""Skip-gram word2vec (prod2vec) trained one epoch at a time with the schedule of one long run.
+
+Each epoch is its own ``train`` call given the slice of the linear learning-rate decay that one
+call over all epochs would use, so a run can report, checkpoint and resume between epochs and
+still train the same model. Resume state is plain arrays and numbers (never pickle).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+from gensim.models import Word2Vec
+
+from sessrec.core.embeddings import Embeddings
+from sessrec.core.metrics import evaluate
+from sessrec.core.split import Pairs
+from sessrec.errors import SessrecError
+
+
+@dataclass(frozen=True)
+class Word2VecConfig:
+    vector_size: int = 100
+    window: int = 5
+    negative: int = 5
+    ns_exponent: float = 0.75
+    alpha: float = 0.025
+    min_alpha: float = 0.0001
+    epochs: int = 5
+    min_count: int = 1
+    sample: float = 0.001
+    seed: int = 1
+    workers: int = 1
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "Word2VecConfig":
+        fields = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise SessrecError(f"unknown word2vec parameter(s): {', '.join(unknown)}")
+        typed: dict[str, Any] = {}
+        for name, value in values.items():
+            kind = int if fields[name] == "int" else float
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SessrecError(f"word2vec parameter {name} must be a number, got {value!r}")
+            if kind is int and float(value) != int(value):
+                raise SessrecError(f"word2vec parameter {name} must be an integer, got {value!r}")
+            typed[name] = kind(value)
+        config = cls(**typed)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        positive = ("vector_size", "window", "epochs", "min_count", "workers")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise SessrecError(f"word2vec parameter {name} must be at least 1, got {getattr(self, name)}")
+        if self.negative < 1:
+            raise SessrecError(f"word2vec parameter negative must be at least 1, got {self.negative}")
+        if not 0 < self.alpha <= 1 or not 0 <= self.min_alpha <= self.alpha:
+            raise SessrecError(f"word2vec needs 0 < alpha <= 1 and 0 <= min_alpha <= alpha, got {self.alpha}, {self.min_alpha}")
+        if not -10 <= self.ns_exponent <= 10:
+            raise SessrecError(f"word2vec parameter ns_exponent out of range: {self.ns_exponent}")
+        if self.sample < 0:
+            raise SessrecError(f"word2vec parameter sample must be >= 0, got {self.sample}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def alpha_bounds(self, epoch: int) -> tuple[float, float]:
+        """Learning rate at the start and end of ``epoch`` (0-based) of one uninterrupted run."""
+        span = self.alpha - self.min_alpha
+        return self.alpha - span * epoch / self.epochs, self.alpha - span * (epoch + 1) / self.epochs
+
+
+def new_model(config: Word2VecConfig, sentences: list[list[str]]) -> Word2Vec:
+    model = Word2Vec(
+        vector_size=config.vector_size,
+        window=config.window,
+        negative=config.negative,
+        ns_exponent=config.ns_exponent,
+        alpha=config.alpha,
+        min_alpha=config.min_alpha,
+        epochs=config.epochs,
+        min_count=config.min_count,
+        sample=config.sample,
+        seed=config.seed,
+        workers=config.workers,
+        sg=1,
+        hs=0,
+    )
+    model.build_vocab(sentences)
+    if len(model.wv) < 2:
+        raise SessrecError("the training sessions hold fewer than two distinct items")
+    return model
+
+
+def train_epoch(model: Word2Vec, sentences: list[list[str]], config: Word2VecConfig, epoch: int) -> None:
+    start_alpha, end_alpha = config.alpha_bounds(epoch)
+    model.train(
+        sentences,
+        total_examples=model.corpus_count,
+        epochs=1,
+        start_alpha=start_alpha,
+        end_alpha=end_alpha,
+    )
+
+
+def embeddings_of(model: Word2Vec) -> Embeddings:
+    return Embeddings(np.array(model.wv.index_to_key, dtype=object), model.wv.vectors)
+
+
+EpochCallback = Callable[[int, dict[str, float], Word2Vec], None]
+
+
+def fit(
+    config: Word2VecConfig,
+    sentences: list[list[str]],
+    validation: Pairs | None = None,
+    k: int = 10,
+    on_epoch: EpochCallback | None = None,
+    start: "TrainingState | None" = None,
+) -> Word2Vec:
+    """Train ``config.epochs`` epochs; after each, evaluate on ``validation`` (if given) and call
+    ``on_epoch(epochs_done, metrics, model)``. ``start`` resumes from a saved state."""
+    model = new_model(config, sentences)
+    first_epoch = 0
+    if start is not None:
+        start.restore(model)
+        first_epoch = start.epochs_done
+    for epoch in range(first_epoch, config.epochs):
+        train_epoch(model, sentences, config, epoch)
+        metrics = evaluate(embeddings_of(model), validation.queries, validation.targets, k) if validation else {}
+        if on_epoch is not None:
+            on_epoch(epoch + 1, metrics, model)
+    return model
+
+
+@dataclass
+class TrainingState:
+    """What a run needs to continue exactly where it stopped: weights, vocabulary order and the
+    random generator's state, as arrays and JSON-able numbers."""
+
+    epochs_done: int
+    vectors: np.ndarray
+    syn1neg: np.ndarray
+    vocab: list[str]
+    random_keys: np.ndarray
+    random_pos: int
+    random_has_gauss: int
+    random_cached_gaussian: float
+
+    @classmethod
+    def capture(cls, model: Word2Vec, epochs_done: int) -> "TrainingState":
+        _, keys, pos, has_gauss, cached = model.random.get_state()
+        return cls(
+            epochs_done=epochs_done,
+            vectors=model.wv.vectors.copy(),
+            syn1neg=model.syn1neg.copy(),
+            vocab=list(model.wv.index_to_key),
+            random_keys=np.asarray(keys, dtype=np.uint32),
+            random_pos=int(pos),
+            random_has_gauss=int(has_gauss),
+            random_cached_gaussian=float(cached),
+        )
+
+    def restore(self, model: Word2Vec) -> None:
+        if list(model.wv.index_to_key) != self.vocab:
+            raise SessrecError("checkpoint does not match the training data: the vocabulary differs")
+        if model.wv.vectors.shape != self.vectors.shape:
+            raise SessrecError("checkpoint does not match the configuration: vector shapes differ")
+        model.wv.vectors[:] = self.vectors
+        model.syn1neg[:] = self.syn1neg
+        model.random.set_state(
+            ("MT19937", self.random_keys, self.random_pos, self.random_has_gauss, self.random_cached_gaussian)
+        )
+
+    def to_npz(self) -> bytes:
+        meta = {
+            "epochs_done": self.epochs_done,
+            "random_pos": self.random_pos,
+            "random_has_gauss": self.random_has_gauss,
+            "random_cached_gaussian": self.random_cached_gaussian,
+        }
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            vectors=self.vectors,
+            syn1neg=self.syn1neg,
+            vocab=np.array(self.vocab, dtype=np.str_),
+            random_keys=self.random_keys,
+            meta=np.array(json.dumps(meta)),
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_npz(cls, data: bytes) -> "TrainingState":
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+                meta = json.loads(str(arrays["meta"]))
+                return cls(
+                    epochs_done=int(meta["epochs_done"]),
+                    vectors=arrays["vectors"],
+                    syn1neg=arrays["syn1neg"],
+                    vocab=arrays["vocab"].tolist(),
+                    random_keys=arrays["random_keys"],
+                    random_pos=int(meta["random_pos"]),
+                    random_has_gauss=int(meta["random_has_gauss"]),
+                    random_cached_gaussian=float(meta["random_cached_gaussian"]),
+                )
+        except (OSError, ValueError, KeyError) as exc:
+            raise SessrecError(f"corrupt training checkpoint: {exc}") from None

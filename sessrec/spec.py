@@ -1,0 +1,315 @@
+"""The sweep spec: one YAML schema for the CLI, the in-cluster job and the Helm chart.
+
+The JSON Schema below is the single definition of the spec's shape; the Helm chart's
+``values.schema.json`` embeds it under ``sweep`` (a test keeps the two identical). Rules a
+schema cannot say (ranges that produce nothing, ASHA settings against the epoch budget) are
+checked in ``SweepSpec.from_dict``.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Mapping
+
+import jsonschema
+import numpy as np
+import yaml
+
+from sessrec.core.word2vec import Word2VecConfig
+from sessrec.errors import SessrecError
+
+#: Parameters a sweep may search or fix, with (type, lowest, highest) allowed values.
+PARAMETERS: dict[str, tuple[type, float, float]] = {
+    "vector_size": (int, 1, 1024),
+    "window": (int, 1, 200),
+    "negative": (int, 1, 100),
+    "ns_exponent": (float, -5.0, 5.0),
+    "alpha": (float, 1e-6, 1.0),
+    "min_alpha": (float, 0.0, 1.0),
+    "epochs": (int, 1, 1000),
+    "min_count": (int, 1, 1000),
+    "sample": (float, 0.0, 1.0),
+}
+METRICS = ("recall_at_k", "mrr_at_k")
+
+_number = {"type": "number"}
+_pair = {"type": "array", "items": _number, "minItems": 2, "maxItems": 2}
+PARAMETER_SCHEMA: dict[str, Any] = {
+    "description": "A fixed value, a grid list, or one of range/linspace/uniform/loguniform/randint/choice.",
+    "oneOf": [
+        _number,
+        {"type": "array", "items": _number, "minItems": 1},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "maxProperties": 1,
+            "properties": {
+                "range": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 3},
+                "linspace": {"type": "array", "items": _number, "minItems": 3, "maxItems": 3},
+                "uniform": _pair,
+                "loguniform": _pair,
+                "randint": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
+                "choice": {"type": "array", "items": _number, "minItems": 1},
+            },
+        },
+    ],
+}
+
+SWEEP_SPEC_SCHEMA: dict[str, Any] = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "title": "sessrec sweep spec",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["space"],
+    "properties": {
+        "name": {
+            "type": "string",
+            "pattern": "^[a-z]([-a-z0-9]*[a-z0-9])?$",
+            "maxLength": 24,
+            "description": "Short DNS-1035 name; sweep ids start with it.",
+        },
+        "dataset": {"type": "string", "minLength": 1, "description": "Dataset name in storage, or a sessions file URI."},
+        "split": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "seed": {"type": "integer", "minimum": 0},
+                "n": {"type": "integer", "minimum": 1, "description": "Pairs in each of test and validation."},
+            },
+        },
+        "k": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "metric": {"enum": list(METRICS)},
+        "search": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "method": {"enum": ["grid", "random", "optuna"]},
+                "num_samples": {"type": "integer", "minimum": 1},
+                "seed": {"type": "integer", "minimum": 0},
+            },
+        },
+        "space": {
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "properties": {name: PARAMETER_SCHEMA for name in PARAMETERS},
+        },
+        "scheduler": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "type": {"enum": ["asha", "fifo"]},
+                "max_t": {"type": "integer", "minimum": 1, "description": "Epoch budget of a trial."},
+                "grace_period": {"type": "integer", "minimum": 1},
+                "reduction_factor": {"type": "number", "exclusiveMinimum": 1},
+            },
+        },
+        "resources": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "cpus_per_trial": {"type": "integer", "minimum": 1},
+                "max_concurrent_trials": {"type": "integer", "minimum": 0},
+                "max_failures": {"type": "integer", "minimum": 0},
+            },
+        },
+    },
+}
+
+_DEFAULTS: dict[str, Any] = {
+    "name": "sweep",
+    "split": {"seed": 0, "n": 1000},
+    "k": 10,
+    "metric": "recall_at_k",
+    "search": {"method": "grid", "num_samples": 1, "seed": 0},
+    "scheduler": {"type": "asha", "max_t": 100, "grace_period": 10, "reduction_factor": 3},
+    "resources": {"cpus_per_trial": 1, "max_concurrent_trials": 0, "max_failures": 3},
+}
+
+
+@dataclass(frozen=True)
+class Domain:
+    """One parameter's search domain: ``values`` for a grid/choice, or a distribution."""
+
+    kind: str  # fixed | grid | uniform | loguniform | randint | choice
+    values: tuple = ()
+    low: float = 0.0
+    high: float = 0.0
+
+    @property
+    def grid_size(self) -> int:
+        return len(self.values) if self.kind == "grid" else 1
+
+    def bounds(self) -> tuple[float, float]:
+        if self.kind in ("uniform", "loguniform", "randint"):
+            return self.low, (self.high - 1 if self.kind == "randint" else self.high)
+        return min(self.values), max(self.values)
+
+
+def _domain(name: str, raw: Any) -> Domain:
+    kind, low, high = PARAMETERS[name]
+    if isinstance(raw, list):
+        domain = Domain("grid", tuple(raw))
+    elif isinstance(raw, dict):
+        (form, args), = raw.items()
+        if form == "range":
+            values = tuple(range(*args))
+            if not values:
+                raise SessrecError(f"space.{name}: range{tuple(args)} is empty")
+            domain = Domain("grid", values)
+        elif form == "linspace":
+            start, stop, num = args
+            if num < 1 or num != int(num):
+                raise SessrecError(f"space.{name}: linspace needs a whole number of points >= 1")
+            # Rounded so 0.2-steps give 0.2, not 0.20000000000000007, in configs and reports.
+            domain = Domain("grid", tuple(round(float(v), 10) for v in np.linspace(start, stop, int(num))))
+        elif form == "choice":
+            domain = Domain("choice", tuple(args))
+        else:
+            lo, hi = args
+            if not lo < hi:
+                raise SessrecError(f"space.{name}: {form} needs low < high, got {lo}, {hi}")
+            if form == "loguniform" and lo <= 0:
+                raise SessrecError(f"space.{name}: loguniform needs low > 0, got {lo}")
+            domain = Domain(form, low=lo, high=hi)
+    else:
+        domain = Domain("fixed", (raw,))
+    if kind is int and domain.kind in ("grid", "choice", "fixed") and any(v != int(v) for v in domain.values):
+        raise SessrecError(f"space.{name}: values must be integers")
+    if kind is int and domain.kind in ("uniform", "loguniform"):
+        raise SessrecError(f"space.{name}: an integer parameter takes a list, range, randint or choice")
+    lo_seen, hi_seen = domain.bounds()
+    if lo_seen < low or hi_seen > high:
+        raise SessrecError(f"space.{name}: values must lie in [{low}, {high}], got [{lo_seen}, {hi_seen}]")
+    if kind is int and domain.values:
+        domain = Domain(domain.kind, tuple(int(v) for v in domain.values))
+    elif domain.values:
+        domain = Domain(domain.kind, tuple(float(v) for v in domain.values))
+    return domain
+
+
+def _merge_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(_DEFAULTS)
+    for key, value in raw.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "space":
+            merged[key].update(value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    dataset: str | None
+    split_seed: int
+    split_n: int
+    k: int
+    metric: str
+    method: str
+    num_samples: int
+    search_seed: int
+    space: dict[str, Domain]
+    scheduler: str
+    max_t: int
+    grace_period: int
+    reduction_factor: float
+    cpus_per_trial: int
+    max_concurrent_trials: int
+    max_failures: int
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> "SweepSpec":
+        if not isinstance(raw, dict):
+            raise SessrecError("a sweep spec must be a YAML mapping")
+        try:
+            jsonschema.validate(raw, SWEEP_SPEC_SCHEMA)
+        except jsonschema.ValidationError as exc:
+            where = ".".join(str(p) for p in exc.absolute_path) or "spec"
+            raise SessrecError(f"invalid sweep spec at {where}: {_short(exc)}") from None
+        merged = _merge_defaults(raw)
+        space = {name: _domain(name, value) for name, value in merged["space"].items()}
+        sched, search, res = merged["scheduler"], merged["search"], merged["resources"]
+        spec = cls(
+            name=merged["name"],
+            dataset=merged.get("dataset"),
+            split_seed=merged["split"]["seed"],
+            split_n=merged["split"]["n"],
+            k=merged["k"],
+            metric=merged["metric"],
+            method=search["method"],
+            num_samples=search["num_samples"],
+            search_seed=search["seed"],
+            space=space,
+            scheduler=sched["type"],
+            max_t=sched["max_t"],
+            grace_period=sched["grace_period"],
+            reduction_factor=float(sched["reduction_factor"]),
+            cpus_per_trial=res["cpus_per_trial"],
+            max_concurrent_trials=res["max_concurrent_trials"],
+            max_failures=res["max_failures"],
+            raw=merged,
+        )
+        spec._check_rules()
+        return spec
+
+    def _check_rules(self) -> None:
+        if self.scheduler == "asha" and self.grace_period > self.max_t:
+            raise SessrecError(
+                f"scheduler.grace_period ({self.grace_period}) exceeds the epoch budget scheduler.max_t ({self.max_t})"
+            )
+        epochs = self.space.get("epochs")
+        if epochs is not None and epochs.bounds()[1] > self.max_t:
+            raise SessrecError(f"space.epochs reaches {epochs.bounds()[1]}, beyond scheduler.max_t ({self.max_t})")
+        Word2VecConfig.from_dict(self.example_config())
+
+    def example_config(self) -> dict[str, Any]:
+        """The first point of the space, to validate that a trial's config is accepted."""
+        config: dict[str, Any] = {"epochs": self.max_t}
+        for name, domain in self.space.items():
+            config[name] = domain.values[0] if domain.values else domain.bounds()[0]
+        return config
+
+    @property
+    def grid_size(self) -> int:
+        return math.prod(d.grid_size for d in self.space.values())
+
+    @property
+    def num_trials(self) -> int:
+        """Trials the search creates: the grid times num_samples, or num_samples for random/optuna."""
+        if self.method == "grid":
+            return self.grid_size * self.num_samples
+        return self.num_samples
+
+    def grid_points(self) -> itertools.product:
+        grids = {n: d.values for n, d in self.space.items() if d.kind == "grid"}
+        return itertools.product(*grids.values())
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.raw, sort_keys=False)
+
+
+def _short(exc: jsonschema.ValidationError) -> str:
+    message = exc.message
+    return message if len(message) <= 200 else message[:197] + "..."
+
+
+def parse_spec(text: str, source: str = "spec") -> SweepSpec:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SessrecError(f"{source} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    return SweepSpec.from_dict(raw)
+
+
+BUILTIN_SPECS = ("tiny", "seed3d", "reference")
+
+
+def builtin_spec_text(name: str) -> str:
+    return resources.files("sessrec.specs").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
