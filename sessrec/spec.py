@@ -9,7 +9,6 @@ checked in ``SweepSpec.from_dict``.
 from __future__ import annotations
 
 import copy
-import itertools
 import math
 from dataclasses import dataclass, field
 from importlib import resources
@@ -287,9 +286,35 @@ class SweepSpec:
             return self.grid_size * self.num_samples
         return self.num_samples
 
-    def grid_points(self) -> itertools.product:
-        grids = {n: d.values for n, d in self.space.items() if d.kind == "grid"}
-        return itertools.product(*grids.values())
+    def planned_epochs(self) -> float:
+        """Epochs a trial trains when nothing stops it (the mean over the epochs domain)."""
+        epochs = self.space.get("epochs")
+        if epochs is None:
+            return float(self.max_t)
+        if epochs.values:
+            return float(np.mean(epochs.values))
+        low, high = epochs.bounds()
+        return (low + high) / 2
+
+    def expected_epochs(self) -> tuple[float, float]:
+        """(worst case, ASHA-expected) epochs over the whole sweep.
+
+        ASHA lets every trial reach the first rung (grace period) and about 1/eta of those
+        reach each next rung (grace * eta^i), up to the epoch budget.
+        """
+        planned = self.planned_epochs()
+        worst = self.num_trials * planned
+        if self.scheduler != "asha":
+            return worst, worst
+        per_trial, rung, survivors = 0.0, float(self.grace_period), 1.0
+        previous = 0.0
+        while previous < planned:
+            stop = min(rung, planned)
+            per_trial += survivors * (stop - previous)
+            previous = stop
+            survivors /= self.reduction_factor
+            rung *= self.reduction_factor
+        return worst, self.num_trials * per_trial
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.raw, sort_keys=False)

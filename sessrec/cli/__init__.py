@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 import sys
 
+from typing import Annotated, Optional
+
 import click
 import typer
 
 from sessrec.errors import SessrecError
+from sessrec.settings import Settings
 
 app = typer.Typer(
     name="sessrec",
@@ -20,10 +23,25 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
-    # Imported here so that each sub-app module can import `app` helpers without cycles.
-    from sessrec.cli import k8s
+@app.callback()
+def root(
+    ctx: typer.Context,
+    storage: Annotated[
+        Optional[str],
+        typer.Option(help="Storage root: a local folder or s3://bucket/prefix (env SESSREC_STORAGE; default ./sessrec-data)."),
+    ] = None,
+) -> None:
+    ctx.obj = Settings.load(storage=storage)
 
+
+def _register() -> None:
+    from sessrec.cli import data, k8s, model, tune
+
+    app.add_typer(data.app, name="data")
+    app.command()(model.baseline)
+    app.command()(model.train)
+    app.command()(model.recommend)
+    app.add_typer(tune.app, name="tune")
     app.add_typer(k8s.app, name="k8s")
 
 

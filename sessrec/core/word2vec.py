@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -126,15 +127,21 @@ def fit(
     start: "TrainingState | None" = None,
 ) -> Word2Vec:
     """Train ``config.epochs`` epochs; after each, evaluate on ``validation`` (if given) and call
-    ``on_epoch(epochs_done, metrics, model)``. ``start`` resumes from a saved state."""
+    ``on_epoch(epochs_done, metrics, model)``. ``start`` resumes from a saved state. The metrics
+    carry the epoch's training and evaluation seconds, which overhead measurements add up."""
     model = new_model(config, sentences)
     first_epoch = 0
     if start is not None:
         start.restore(model)
         first_epoch = start.epochs_done
     for epoch in range(first_epoch, config.epochs):
+        started = time.perf_counter()
         train_epoch(model, sentences, config, epoch)
-        metrics = evaluate(embeddings_of(model), validation.queries, validation.targets, k) if validation else {}
+        trained = time.perf_counter()
+        metrics: dict[str, float] = {}
+        if validation is not None:
+            metrics = evaluate(embeddings_of(model), validation.queries, validation.targets, k)
+        metrics.update(epoch_train_s=trained - started, epoch_eval_s=time.perf_counter() - trained)
         if on_epoch is not None:
             on_epoch(epoch + 1, metrics, model)
     return model

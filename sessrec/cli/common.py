@@ -1,0 +1,48 @@
+"""What every command shares: settings from the root options, JSON or human output, progress."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from sessrec.settings import Settings
+
+JsonOption = typer.Option("--json", help="Print machine-readable JSON instead of text.")
+stderr = Console(stderr=True)
+
+
+def settings(ctx: typer.Context) -> Settings:
+    return ctx.find_root().obj
+
+
+def emit(data: Any, as_json: bool, human: Callable[[Any], str] | None = None) -> None:
+    if as_json or human is None:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    else:
+        typer.echo(human(data))
+
+
+def percent(value: float) -> str:
+    return f"{100 * value:.2f} %"
+
+
+@contextmanager
+def progress(description: str, total: int | None, enabled: bool = True) -> Iterator[Callable[..., None]]:
+    """A progress bar on stderr (so --json output stays clean); yields an ``advance(text=...)``."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda *args, **kwargs: None
+        return
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}")]
+    with Progress(*columns, console=stderr, transient=False) as bar:
+        task = bar.add_task(description, total=total, status="")
+
+        def advance(steps: int = 1, status: str = "") -> None:
+            bar.update(task, advance=steps, status=status)
+
+        yield advance

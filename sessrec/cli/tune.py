@@ -1,0 +1,114 @@
+"""`sessrec tune`: run a sweep on embedded or existing Ray, resume it, or preview its cost."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from sessrec import tuning
+from sessrec.cli.common import JsonOption, emit, settings
+from sessrec.errors import SessrecError
+from sessrec.pipeline import load_dataset
+from sessrec.spec import BUILTIN_SPECS, SweepSpec, builtin_spec_text, parse_spec
+
+app = typer.Typer(help="Hyperparameter sweeps with Ray Tune and ASHA.", no_args_is_help=True)
+
+AddressOption = typer.Option(
+    "--address", help="Ray cluster to join ('auto', HOST:PORT); default: an embedded local Ray (env RAY_ADDRESS)."
+)
+
+
+def load_spec(ref: str, num_samples: int | None = None) -> SweepSpec:
+    """A spec file, or the name of a built-in spec (tiny, seed3d, reference)."""
+    if ref in BUILTIN_SPECS and not Path(ref).exists():
+        text, source = builtin_spec_text(ref), f"built-in spec {ref}"
+    else:
+        try:
+            text, source = Path(ref).read_text(encoding="utf-8"), ref
+        except FileNotFoundError:
+            raise SessrecError(f"no spec file {ref!r} (built-in specs: {', '.join(BUILTIN_SPECS)})") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SessrecError(f"cannot read spec {ref}: {exc}") from None
+    spec = parse_spec(text, source)
+    if num_samples is not None:
+        raw = dict(spec.raw, search={**spec.raw["search"], "num_samples": num_samples})
+        spec = SweepSpec.from_dict(raw)
+    return spec
+
+
+def _summary(manifest: dict) -> str:
+    trials = manifest.get("trials", {})
+    best = manifest.get("best", {})
+    metric = manifest.get("metric", "recall_at_k")
+    return (
+        f"sweep {manifest['sweep_id']}: {manifest['status']}, {trials.get('total', 0)} trials "
+        f"({trials.get('completed', 0)} completed, {trials.get('stopped_early', 0)} stopped early, "
+        f"{trials.get('errored', 0)} errored)\n"
+        f"best trial {best.get('trial_id', '-')}: {metric} {best.get(metric, float('nan')):.4f}\n"
+        f"results: sessrec results best {manifest['sweep_id']}"
+    )
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    spec_ref: Annotated[str, typer.Argument(metavar="SPEC", help=f"Sweep spec file, or a built-in: {', '.join(BUILTIN_SPECS)}.")],
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset name or sessions URI (overrides the spec).")] = None,
+    sweep_id: Annotated[Optional[str], typer.Option(help="Id of the sweep (default: NAME-DATE-TIME-RANDOM).")] = None,
+    address: Annotated[Optional[str], AddressOption] = None,
+    num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the embedded local Ray (default: all).")] = None,
+    num_samples: Annotated[Optional[int], typer.Option(help="Override search.num_samples.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print trial and epoch counts and a time estimate, run nothing.")] = False,
+    verbose: Annotated[bool, typer.Option(help="Show Ray's own logs and trial table.")] = False,
+    as_json: Annotated[bool, JsonOption] = False,
+) -> None:
+    """Run a sweep: ASHA over word2vec configs, validation metrics every epoch, results to storage."""
+    spec = load_spec(spec_ref, num_samples)
+    config = settings(ctx)
+    address = address or config.ray_address
+    if dry_run:
+        data = load_dataset(dataset or spec.dataset or _missing_dataset(), config.storage)
+        estimate = tuning.dry_run(spec, data, num_cpus or os.cpu_count() or 1)
+        emit(estimate, as_json, _estimate_text)
+        return
+    manifest = tuning.run_sweep(
+        spec, config.storage, sweep_id, dataset, address, num_cpus, verbose, live=sys.stderr.isatty() and not verbose
+    )
+    emit(manifest, as_json, _summary)
+
+
+def _missing_dataset() -> str:
+    raise SessrecError("no dataset: set 'dataset' in the spec or pass --dataset")
+
+
+def _estimate_text(e: dict) -> str:
+    return (
+        f"trials                 {e['trials']:,}\n"
+        f"epochs, worst case     {e['epochs_worst_case']:,.0f}\n"
+        f"epochs, ASHA expected  {e['epochs_expected_with_asha']:,.0f}\n"
+        f"one epoch (measured)   {e['measured_epoch_seconds']:.3f} s\n"
+        f"parallel trials        {e['parallel_trials']}\n"
+        f"estimated wall time    {e['estimated_wall_seconds'] / 60:,.1f} min "
+        f"(worst case {e['estimated_wall_seconds_worst_case'] / 60:,.1f} min)"
+    )
+
+
+@app.command()
+def resume(
+    ctx: typer.Context,
+    sweep_id: Annotated[str, typer.Argument(help="Id of the interrupted sweep.")],
+    address: Annotated[Optional[str], AddressOption] = None,
+    num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the embedded local Ray (default: all).")] = None,
+    verbose: Annotated[bool, typer.Option(help="Show Ray's own logs and trial table.")] = False,
+    as_json: Annotated[bool, JsonOption] = False,
+) -> None:
+    """Continue an interrupted sweep from storage; finished trials are not run again."""
+    config = settings(ctx)
+    manifest = tuning.resume_sweep(
+        config.storage, sweep_id, address or config.ray_address, num_cpus, verbose, live=sys.stderr.isatty() and not verbose
+    )
+    emit(manifest, as_json, _summary)

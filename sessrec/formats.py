@@ -1,0 +1,129 @@
+"""File formats: bytes in, plain objects out (and back). No paths or URIs here.
+
+- sessions: Parquet with one ``items: list<string>`` column; JSONL with one JSON array per line.
+- transactions: CSV (any encoding) or Parquet, one row per purchase.
+- embeddings: Parquet with ``item: string`` and ``vector: fixed_size_list<float32>``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sessrec.core.embeddings import Embeddings
+from sessrec.core.sessions import Sessions
+from sessrec.errors import SessrecError
+
+
+def _read_parquet(data: bytes, what: str) -> pa.Table:
+    try:
+        return pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise SessrecError(f"{what} is not a readable Parquet file: {str(exc).splitlines()[0]}") from None
+
+
+def _write_parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def sessions_to_parquet(sessions: Sessions) -> bytes:
+    # Dictionary-decode in Arrow rather than building millions of Python strings.
+    dictionary = pa.array(sessions.vocab.tolist(), type=pa.string())
+    items = pa.DictionaryArray.from_arrays(pa.array(sessions.codes, type=pa.int32()), dictionary).cast(pa.string())
+    column = pa.ListArray.from_arrays(pa.array(sessions.offsets, type=pa.int64()).cast(pa.int32()), items)
+    return _write_parquet(pa.table({"items": column}))
+
+
+def sessions_from_parquet(data: bytes, what: str = "sessions file") -> Sessions:
+    table = _read_parquet(data, what)
+    if "items" not in table.column_names:
+        raise SessrecError(f"{what} has no 'items' column (columns: {', '.join(table.column_names)})")
+    column = table.column("items").combine_chunks()
+    if not pa.types.is_list(column.type) and not pa.types.is_large_list(column.type):
+        raise SessrecError(f"{what}: column 'items' must be a list of strings, got {column.type}")
+    if column.null_count or column.values.null_count:
+        raise SessrecError(f"{what}: column 'items' contains nulls")
+    if not pa.types.is_string(column.type.value_type) and not pa.types.is_large_string(column.type.value_type):
+        raise SessrecError(f"{what}: items must be strings, got {column.type.value_type}")
+    offsets = np.asarray(column.offsets, dtype=np.int64)
+    encoded = column.values.slice(offsets[0], offsets[-1] - offsets[0]).dictionary_encode()
+    return Sessions(
+        vocab=np.asarray(encoded.dictionary.to_pylist(), dtype=object),
+        codes=np.asarray(encoded.indices, dtype=np.int32),
+        offsets=offsets - offsets[0],
+    )
+
+
+def sessions_from_jsonl(data: bytes, what: str = "sessions file") -> Sessions:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SessrecError(f"{what} is not UTF-8 text") from None
+    sessions = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            session = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SessrecError(f"{what} line {number}: malformed JSON ({exc.msg})") from None
+        if not isinstance(session, list) or not all(isinstance(item, str) for item in session):
+            raise SessrecError(f"{what} line {number}: expected a JSON array of strings")
+        sessions.append(session)
+    if not sessions:
+        raise SessrecError(f"{what} holds no sessions")
+    return Sessions.from_lists(sessions)
+
+
+def read_transactions(data: bytes, fmt: str, encoding: str = "ISO-8859-1", what: str = "transactions file") -> pd.DataFrame:
+    if not data.strip():
+        raise SessrecError(f"{what} is empty")
+    if fmt == "parquet":
+        return _read_parquet(data, what).to_pandas()
+    if fmt != "csv":
+        raise SessrecError(f"unknown transactions format {fmt!r}; use csv or parquet")
+    try:
+        # Everything as text: item codes such as 85123A and 22423 must stay strings.
+        return pd.read_csv(io.BytesIO(data), encoding=encoding, dtype=str)
+    except LookupError:
+        raise SessrecError(f"unknown encoding {encoding!r}") from None
+    except UnicodeDecodeError as exc:
+        raise SessrecError(f"{what} is not valid {encoding} text ({exc.reason} at byte {exc.start}); pass --encoding") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise SessrecError(f"{what} is not a readable CSV file: {str(exc).splitlines()[0]}") from None
+
+
+def embeddings_to_parquet(embeddings: Embeddings) -> bytes:
+    flat = pa.array(embeddings.vectors.reshape(-1), type=pa.float32())
+    vectors = pa.FixedSizeListArray.from_arrays(flat, embeddings.dims)
+    return _write_parquet(pa.table({"item": pa.array(embeddings.keys.tolist(), type=pa.string()), "vector": vectors}))
+
+
+def embeddings_from_parquet(data: bytes, what: str = "embeddings file") -> Embeddings:
+    table = _read_parquet(data, what)
+    if not {"item", "vector"} <= set(table.column_names):
+        raise SessrecError(f"{what} needs columns 'item' and 'vector' (has: {', '.join(table.column_names)})")
+    vectors = table.column("vector").combine_chunks()
+    if not pa.types.is_fixed_size_list(vectors.type) or vectors.null_count:
+        raise SessrecError(f"{what}: column 'vector' must hold fixed-size float vectors without nulls")
+    dims = vectors.type.list_size
+    matrix = np.asarray(vectors.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dims)
+    return Embeddings(np.asarray(table.column("item").to_pylist(), dtype=object), matrix)
+
+
+def to_json(value) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def from_json(data: bytes, what: str):
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SessrecError(f"{what} is not valid JSON ({exc})") from None

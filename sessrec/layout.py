@@ -1,0 +1,63 @@
+"""The storage layout, defined once. Every path sessrec reads or writes under a storage root
+(a local folder or ``s3://bucket/prefix``) is built here:
+
+    <root>/datasets/<name>/sessions.parquet     sessions, one list<string> per row
+    <root>/datasets/<name>/manifest.json        sha256 of the content, counts, source, options
+    <root>/models/<name>/embeddings.parquet     item, float32 vector (sessrec train)
+    <root>/models/<name>/embeddings.txt         the same in word2vec text format (--export word2vec)
+    <root>/models/<name>/config.json            word2vec config, dataset, split seed and N
+    <root>/models/<name>/curve.json             validation metrics after every epoch
+    <root>/models/<name>/metrics.json           final validation and test metrics
+    <root>/sweeps/<id>/spec.yaml                the sweep spec as run
+    <root>/sweeps/<id>/manifest.json            dataset sha256, split, versions, times, trial counts
+    <root>/sweeps/<id>/tune/                    Ray Tune's experiment folder (resume reads it)
+    <root>/sweeps/<id>/trials.parquet           one row per trial: config, metrics, epochs, state
+    <root>/sweeps/<id>/best/config.json         the best trial's config
+    <root>/sweeps/<id>/best/metrics.json        its validation metrics and its test metrics
+    <root>/sweeps/<id>/best/embeddings.parquet  its embeddings
+    <root>/sweeps/<id>/report/                  PNG plots and index.html
+
+The manifest of a dataset or model is written last, so a folder without one is incomplete.
+Names and sweep ids are DNS-1035 slugs: they become Kubernetes names and are never paths.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sessrec import storage
+from sessrec.errors import SessrecError
+
+NAME_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+MAX_NAME_LENGTH = 40
+
+DATASETS, MODELS, SWEEPS = "datasets", "models", "sweeps"
+SESSIONS_FILE, MANIFEST_FILE = "sessions.parquet", "manifest.json"
+EMBEDDINGS_FILE, EMBEDDINGS_TEXT_FILE = "embeddings.parquet", "embeddings.txt"
+CONFIG_FILE, CURVE_FILE, METRICS_FILE = "config.json", "curve.json", "metrics.json"
+SPEC_FILE, TRIALS_FILE, TUNE_DIR, BEST_DIR, REPORT_DIR = "spec.yaml", "trials.parquet", "tune", "best", "report"
+
+
+def check_name(name: str, what: str = "name") -> str:
+    if not NAME_PATTERN.match(name) or len(name) > MAX_NAME_LENGTH:
+        raise SessrecError(
+            f"invalid {what} {name!r}: use lower-case letters, digits and '-', start with a letter, "
+            f"at most {MAX_NAME_LENGTH} characters"
+        )
+    return name
+
+
+def dataset_dir(root: str, name: str) -> str:
+    return storage.join(root, DATASETS, check_name(name, "dataset name"))
+
+
+def model_dir(root: str, name: str) -> str:
+    return storage.join(root, MODELS, check_name(name, "model name"))
+
+
+def sweep_dir(root: str, sweep_id: str) -> str:
+    return storage.join(root, SWEEPS, check_name(sweep_id, "sweep id"))
+
+
+def best_file(root: str, sweep_id: str, name: str) -> str:
+    return storage.join(sweep_dir(root, sweep_id), BEST_DIR, name)

@@ -1,0 +1,203 @@
+"""The laptop pipeline: each function is one CLI command's work, joining the pure core to
+storage. Outputs land in the documented layout (see ``sessrec.layout``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from sessrec import __version__, formats, layout, storage
+from sessrec.core import baselines
+from sessrec.core.embeddings import Embeddings
+from sessrec.core.metrics import evaluate
+from sessrec.core.sessions import Sessions, filter_min_length, sessions_from_transactions
+from sessrec.core.split import Split, next_item_split
+from sessrec.core.synth import synth_sessions
+from sessrec.core.word2vec import Word2VecConfig, embeddings_of, fit
+from sessrec.errors import NotFoundError, SessrecError
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    sessions: Sessions
+    uri: str
+    sha256: str
+
+
+def _is_file_ref(ref: str) -> bool:
+    return storage.is_s3(ref) or "/" in ref or ref.endswith((".parquet", ".jsonl", ".json"))
+
+
+def sessions_from_bytes(data: bytes, uri: str) -> Sessions:
+    if uri.endswith((".jsonl", ".json")):
+        return formats.sessions_from_jsonl(data, uri)
+    return formats.sessions_from_parquet(data, uri)
+
+
+def load_dataset(ref: str, root: str) -> Dataset:
+    """A dataset by name (under the storage root) or a sessions file (Parquet or JSONL) by URI."""
+    if _is_file_ref(ref):
+        sessions = sessions_from_bytes(storage.read_bytes(ref), ref)
+        return Dataset(sessions, ref, sessions.content_sha256())
+    folder = layout.dataset_dir(root, ref)
+    try:
+        manifest = formats.from_json(storage.read_bytes(storage.join(folder, layout.MANIFEST_FILE)), f"dataset {ref} manifest")
+    except NotFoundError:
+        raise NotFoundError(f"no dataset {ref!r} in {root} (run 'sessrec data prepare' or 'sessrec data synth')") from None
+    uri = storage.join(folder, layout.SESSIONS_FILE)
+    sessions = formats.sessions_from_parquet(storage.read_bytes(uri), uri)
+    sha = sessions.content_sha256()
+    if sha != manifest.get("sha256"):
+        raise SessrecError(f"dataset {ref!r} is corrupt: its sessions do not match the sha256 in its manifest")
+    return Dataset(sessions, uri, sha)
+
+
+def dataset_manifest(ref: str, root: str) -> dict[str, Any]:
+    if _is_file_ref(ref):
+        dataset = load_dataset(ref, root)
+        return {"uri": ref, "sha256": dataset.sha256, **dataset.sessions.stats()}
+    path = storage.join(layout.dataset_dir(root, ref), layout.MANIFEST_FILE)
+    try:
+        return formats.from_json(storage.read_bytes(path), path)
+    except NotFoundError:
+        raise NotFoundError(f"no dataset {ref!r} in {root}") from None
+
+
+def save_dataset(sessions: Sessions, name: str, root: str, source: dict[str, Any], overwrite: bool) -> dict[str, Any]:
+    """Write sessions then the manifest; the manifest, written last, marks the dataset complete."""
+    folder = layout.dataset_dir(root, name)
+    manifest_uri = storage.join(folder, layout.MANIFEST_FILE)
+    if not overwrite and storage.exists(manifest_uri):
+        raise SessrecError(f"dataset {name!r} already exists in {root}; pass --overwrite to replace it")
+    manifest = {
+        "name": name,
+        "sha256": sessions.content_sha256(),
+        **sessions.stats(),
+        "source": source,
+        "created": now(),
+        "sessrec_version": __version__,
+    }
+    storage.write_bytes(storage.join(folder, layout.SESSIONS_FILE), formats.sessions_to_parquet(sessions))
+    storage.write_bytes(manifest_uri, formats.to_json(manifest))
+    return manifest
+
+
+def prepare(
+    input_uri: str,
+    name: str,
+    root: str,
+    fmt: str | None = None,
+    encoding: str = "ISO-8859-1",
+    min_length: int = 3,
+    overwrite: bool = False,
+    **columns_and_filters: Any,
+) -> dict[str, Any]:
+    layout.check_name(name, "dataset name")
+    fmt = fmt or _guess_format(input_uri)
+    data = storage.read_bytes(input_uri)
+    if fmt == "jsonl":
+        sessions = filter_min_length(formats.sessions_from_jsonl(data, input_uri), min_length)
+    else:
+        table = formats.read_transactions(data, fmt, encoding, input_uri)
+        sessions = sessions_from_transactions(table, min_length=min_length, **columns_and_filters)
+    source = {"uri": input_uri, "format": fmt, "min_length": min_length, **columns_and_filters}
+    if fmt == "csv":
+        source["encoding"] = encoding
+    return save_dataset(sessions, name, root, source, overwrite)
+
+
+def _guess_format(uri: str) -> str:
+    for suffix, fmt in ((".csv", "csv"), (".csv.gz", "csv"), (".parquet", "parquet"), (".jsonl", "jsonl")):
+        if uri.lower().endswith(suffix):
+            return fmt
+    raise SessrecError(f"cannot tell the format of {uri}; pass --format csv|parquet|jsonl")
+
+
+def synth(name: str, root: str, overwrite: bool = False, **params: Any) -> dict[str, Any]:
+    layout.check_name(name, "dataset name")
+    return save_dataset(synth_sessions(**params), name, root, {"synthetic": params}, overwrite)
+
+
+def split_dataset(dataset: Dataset, seed: int, n: int) -> Split:
+    return next_item_split(dataset.sessions, n, seed)
+
+
+def baseline(ref: str, root: str, method: str, seed: int, n: int, k: int) -> dict[str, Any]:
+    if method not in baselines.METHODS:
+        raise SessrecError(f"unknown baseline {method!r}; choose one of {', '.join(baselines.METHODS)}")
+    dataset = load_dataset(ref, root)
+    split = split_dataset(dataset, seed, n)
+    scorer = baselines.build(method, split.train)
+    return {
+        "method": method,
+        "dataset": dataset.uri,
+        "dataset_sha256": dataset.sha256,
+        "split": {"seed": seed, "n": n},
+        "validation": evaluate(scorer, split.validation.queries, split.validation.targets, k),
+        "test": evaluate(scorer, split.test.queries, split.test.targets, k),
+    }
+
+
+def train(
+    ref: str,
+    root: str,
+    name: str,
+    config: Word2VecConfig,
+    seed: int,
+    n: int,
+    k: int,
+    overwrite: bool = False,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """Train one model, evaluating on validation after every epoch and on test once at the end."""
+    folder = layout.model_dir(root, name)
+    metrics_uri = storage.join(folder, layout.METRICS_FILE)
+    if not overwrite and storage.exists(metrics_uri):
+        raise SessrecError(f"model {name!r} already exists in {root}; pass --overwrite to replace it")
+    dataset = load_dataset(ref, root)
+    split = split_dataset(dataset, seed, n)
+    curve: list[dict[str, Any]] = []
+    started = time.perf_counter()
+
+    def record(epoch: int, metrics: dict[str, float], _model) -> None:
+        curve.append({"epoch": epoch, **metrics, "elapsed_s": round(time.perf_counter() - started, 3)})
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)
+
+    model = fit(config, split.train.to_lists(), split.validation, k, on_epoch=record)
+    embeddings = embeddings_of(model)
+    result = {
+        "model": name,
+        "dataset": dataset.uri,
+        "dataset_sha256": dataset.sha256,
+        "split": {"seed": seed, "n": n},
+        "config": config.to_dict(),
+        "validation": curve[-1] if curve else {},
+        "test": evaluate(embeddings, split.test.queries, split.test.targets, k),
+        "train_seconds": round(time.perf_counter() - started, 3),
+        "created": now(),
+    }
+    storage.write_bytes(storage.join(folder, layout.EMBEDDINGS_FILE), formats.embeddings_to_parquet(embeddings))
+    storage.write_bytes(storage.join(folder, layout.CONFIG_FILE), formats.to_json({"config": config.to_dict(), "dataset": dataset.uri, "split": result["split"], "k": k}))
+    storage.write_bytes(storage.join(folder, layout.CURVE_FILE), formats.to_json(curve))
+    storage.write_bytes(metrics_uri, formats.to_json(result))
+    return result
+
+
+def load_embeddings(ref: str, root: str) -> Embeddings:
+    """Embeddings by URI (Parquet, or word2vec text with a .txt/.vec suffix) or by model name."""
+    if not _is_file_ref(ref) and not ref.endswith((".txt", ".vec")):
+        ref = storage.join(layout.model_dir(root, ref), layout.EMBEDDINGS_FILE)
+    data = storage.read_bytes(ref)
+    if ref.endswith((".txt", ".vec")):
+        try:
+            return Embeddings.from_word2vec_text(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise SessrecError(f"{ref} is not UTF-8 text") from None
+    return formats.embeddings_from_parquet(data, ref)

@@ -1,0 +1,71 @@
+"""The settings model, defined once for the CLI, the in-cluster job and the Helm chart.
+
+Each setting is taken from, in order: a command-line option, an environment variable, the
+settings file (``$SESSREC_CONFIG`` or ``~/.config/sessrec/settings.yaml``), the default.
+S3 endpoint, region and credentials are not sessrec settings: they are the standard AWS_*
+variables, read by the storage module, so every S3 tool agrees on them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sessrec.errors import SessrecError
+
+#: setting name -> environment variable
+ENV_VARS = {
+    "storage": "SESSREC_STORAGE",
+    "ray_address": "RAY_ADDRESS",
+    "ray_auth_token": "RAY_AUTH_TOKEN",
+    "ray_auth_token_file": "RAY_AUTH_TOKEN_PATH",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: str = "./sessrec-data"
+    ray_address: str | None = None
+    ray_auth_token: str | None = None
+    ray_auth_token_file: str | None = None
+
+    @classmethod
+    def load(cls, **overrides: Any) -> "Settings":
+        values: dict[str, Any] = {}
+        values.update(_file_settings())
+        values.update({name: os.environ[var] for name, var in ENV_VARS.items() if os.environ.get(var)})
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        return cls(**values)
+
+    def auth_token(self) -> str | None:
+        """The Ray token: given directly, or read from a token file."""
+        if self.ray_auth_token:
+            return self.ray_auth_token.strip()
+        if self.ray_auth_token_file:
+            try:
+                return Path(self.ray_auth_token_file).expanduser().read_text().strip()
+            except OSError as exc:
+                raise SessrecError(f"cannot read the Ray token file {self.ray_auth_token_file}: {exc.strerror}") from None
+        return None
+
+
+def settings_file() -> Path:
+    return Path(os.environ.get("SESSREC_CONFIG") or Path.home() / ".config" / "sessrec" / "settings.yaml")
+
+
+def _file_settings() -> dict[str, Any]:
+    path = settings_file()
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SessrecError(f"cannot read settings file {path}: {str(exc).splitlines()[0]}") from None
+    known = {f.name for f in fields(Settings)}
+    if not isinstance(data, dict) or set(data) - known:
+        raise SessrecError(f"settings file {path} may only set: {', '.join(sorted(known))}")
+    return data

@@ -1,0 +1,470 @@
+"""The Ray Tune edge: a sweep over word2vec configurations with ASHA, per-epoch checkpoints,
+results written into the storage layout, and resume from storage.
+
+Nothing else in sessrec imports Ray Tune. A trial is the same ``fit`` loop as ``sessrec train``:
+each epoch reports validation metrics and a small checkpoint (arrays, never pickle), so ASHA
+can stop it and a lost trial restarts where it was on any node.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import secrets
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sessrec import __version__, formats, layout, storage
+from sessrec.core.embeddings import Embeddings
+from sessrec.core.metrics import evaluate
+from sessrec.core.sessions import Sessions
+from sessrec.core.split import Pairs, Split
+from sessrec.core.word2vec import TrainingState, Word2VecConfig, embeddings_of, fit, new_model, train_epoch
+from sessrec.errors import SessrecError
+from sessrec.pipeline import Dataset, load_dataset, now, split_dataset
+from sessrec.spec import Domain, SweepSpec, parse_spec
+
+STATE_FILE = "state.npz"
+CHECKPOINTS_KEPT = 2
+
+
+def new_sweep_id(spec: SweepSpec) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{spec.name}-{stamp}-{secrets.token_hex(2)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The trial
+
+
+def train_trial(config: dict[str, Any], train: Sessions, validation: Pairs, k: int, workers: int) -> None:
+    """One trial: train epoch by epoch, report validation metrics and a checkpoint each epoch."""
+    from ray import tune
+
+    w2v = Word2VecConfig.from_dict({**config, "workers": workers})
+    start = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            start = TrainingState.from_npz(Path(folder, STATE_FILE).read_bytes())
+
+    def report(epoch: int, metrics: dict[str, float], model) -> None:
+        with tempfile.TemporaryDirectory(prefix="sessrec-ckpt-") as folder:
+            Path(folder, STATE_FILE).write_bytes(TrainingState.capture(model, epoch).to_npz())
+            tune.report({**metrics, "epoch": epoch}, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    fit(w2v, train.to_lists(), validation, k, on_epoch=report, start=start)
+
+
+def _trainable(spec: SweepSpec, split: Split):
+    from ray import tune
+
+    trainable = tune.with_parameters(
+        train_trial, train=split.train, validation=split.validation, k=spec.k, workers=spec.cpus_per_trial
+    )
+    return tune.with_resources(trainable, {"cpu": spec.cpus_per_trial})
+
+
+# ---------------------------------------------------------------------------------------------
+# Search space, search algorithm, scheduler
+
+
+def _tune_domain(domain: Domain, method: str):
+    from ray import tune
+
+    if domain.kind == "fixed":
+        return domain.values[0]
+    if domain.kind == "grid":
+        return tune.grid_search(list(domain.values)) if method == "grid" else tune.choice(list(domain.values))
+    if domain.kind == "choice":
+        return tune.choice(list(domain.values))
+    if domain.kind == "uniform":
+        return tune.uniform(domain.low, domain.high)
+    if domain.kind == "loguniform":
+        return tune.loguniform(domain.low, domain.high)
+    return tune.randint(int(domain.low), int(domain.high))
+
+
+def param_space(spec: SweepSpec) -> dict[str, Any]:
+    space = {name: _tune_domain(domain, spec.method) for name, domain in spec.space.items()}
+    space.setdefault("epochs", spec.max_t)
+    return space
+
+
+def _search_alg(spec: SweepSpec):
+    from ray.tune.search import BasicVariantGenerator
+
+    if spec.method == "optuna":
+        try:
+            from ray.tune.search.optuna import OptunaSearch
+            import optuna  # noqa: F401  (the extra must be installed)
+        except ImportError:
+            raise SessrecError("search.method optuna needs the optuna extra: pip install 'sessrec[optuna]'") from None
+        return OptunaSearch(seed=spec.search_seed)
+    return BasicVariantGenerator(random_state=spec.search_seed)
+
+
+def _scheduler(spec: SweepSpec):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if spec.scheduler == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=spec.max_t,
+        grace_period=spec.grace_period,
+        reduction_factor=spec.reduction_factor,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress
+
+
+def _progress_callback(total: int, metric: str, live: bool):
+    from ray import tune
+
+    class SweepProgress(tune.Callback):
+        """One line of progress: trials finished/running/stopped early, best metric, time.
+
+        Tune pickles its callbacks with the experiment state, so this holds plain data only."""
+
+        def __init__(self) -> None:
+            self.started = time.time()
+            self.running: set[str] = set()
+            self.done: dict[str, str] = {}
+            self.best = -math.inf
+            self.last_print = 0.0
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.running.add(trial.trial_id)
+            self._print()
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            self.best = max(self.best, float(result.get(metric, -math.inf)))
+            self._print()
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            planned = trial.config.get("epochs", 0)
+            reached = trial.last_result.get("training_iteration", 0)
+            self._finish(trial, "stopped early" if reached < planned else "completed")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._finish(trial, "errored")
+
+        def _finish(self, trial, state: str) -> None:
+            self.running.discard(trial.trial_id)
+            self.done[trial.trial_id] = state
+            self._print(force=True)
+
+        def _print(self, force: bool = False) -> None:
+            now_s = time.time()
+            if not force and now_s - self.last_print < (0.5 if live else 30):
+                return
+            self.last_print = now_s
+            elapsed = now_s - self.started
+            finished = len(self.done)
+            left = elapsed / finished * (total - finished) if finished else math.nan
+            stopped = sum(1 for s in self.done.values() if s == "stopped early")
+            errored = sum(1 for s in self.done.values() if s == "errored")
+            best = f"{self.best:.4f}" if self.best > -math.inf else "-"
+            line = (
+                f"trials {finished}/{total} done, {len(self.running)} running, {stopped} stopped early, "
+                f"{errored} errored | best {metric} {best} | {_clock(elapsed)} elapsed, ~{_clock(left)} left"
+            )
+            if live:
+                sys.stderr.write("\r\033[K" + line)
+            else:
+                sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+        def on_experiment_end(self, trials, **info):
+            if live:
+                sys.stderr.write("\n")
+
+    return SweepProgress()
+
+
+def _clock(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Running, resuming, finishing
+
+
+def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
+    """Join a Ray cluster (``address``: ``auto``, ``host:port``, ``ray://...``), or start an
+    embedded local one."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    quiet = dict(log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.WARNING)
+    # sessrec prints its own progress line; Ray's tables and snapshot warnings only with --verbose.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1" if verbose else "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "5" if verbose else "0")
+    try:
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
+    except ConnectionError as exc:
+        raise SessrecError(f"cannot connect to Ray at {address}: {str(exc).splitlines()[0]}") from None
+
+
+@dataclass(frozen=True)
+class SweepPaths:
+    root: str
+    sweep_id: str
+
+    @property
+    def folder(self) -> str:
+        return layout.sweep_dir(self.root, self.sweep_id)
+
+    def file(self, *parts: str) -> str:
+        return storage.join(self.folder, *parts)
+
+    @property
+    def tune(self) -> str:
+        return storage.tune_path(self.file(layout.TUNE_DIR))
+
+
+def _versions() -> dict[str, str]:
+    import gensim
+    import ray
+
+    return {"sessrec": __version__, "ray": ray.__version__, "gensim": gensim.__version__, "python": platform.python_version()}
+
+
+def _run_config(spec: SweepSpec, paths: SweepPaths, verbose: bool, live: bool):
+    from ray import tune
+
+    return tune.RunConfig(
+        name=layout.TUNE_DIR,
+        storage_path=storage.tune_path(paths.folder),
+        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+        verbose=1 if verbose else 0,
+        callbacks=[_progress_callback(spec.num_trials, spec.metric, live)],
+    )
+
+
+def run_sweep(
+    spec: SweepSpec,
+    root: str,
+    sweep_id: str | None = None,
+    dataset_ref: str | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    verbose: bool = False,
+    live: bool = False,
+) -> dict[str, Any]:
+    """Run a whole sweep and write its results; returns the sweep manifest."""
+    from ray import tune
+
+    sweep_id = layout.check_name(sweep_id or new_sweep_id(spec), "sweep id")
+    dataset_ref = dataset_ref or spec.dataset
+    if not dataset_ref:
+        raise SessrecError("no dataset: set 'dataset' in the spec or pass --dataset")
+    dataset = load_dataset(dataset_ref, root)
+    split = split_dataset(dataset, spec.split_seed, spec.split_n)
+    paths = SweepPaths(root, sweep_id)
+    manifest = {
+        "sweep_id": sweep_id,
+        "name": spec.name,
+        "status": "running",
+        "dataset": {"ref": dataset_ref, "uri": dataset.uri, "sha256": dataset.sha256},
+        "split": {"seed": spec.split_seed, "n": spec.split_n},
+        "k": spec.k,
+        "metric": spec.metric,
+        "planned_trials": spec.num_trials,
+        "versions": _versions(),
+        "started": now(),
+    }
+    # The spec claims the sweep id: a second sweep with the same id is refused, never merged.
+    if not storage.create_exclusive(paths.file(layout.SPEC_FILE), spec.to_yaml().encode()):
+        raise SessrecError(f"sweep {sweep_id!r} already exists in {root}; choose another --sweep-id or 'tune resume' it")
+    storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
+    connect(address, num_cpus, verbose)
+    tuner = tune.Tuner(
+        _trainable(spec, split),
+        param_space=param_space(spec),
+        tune_config=tune.TuneConfig(
+            metric=spec.metric,
+            mode="max",
+            scheduler=_scheduler(spec),
+            search_alg=_search_alg(spec),
+            num_samples=spec.num_samples,
+            max_concurrent_trials=spec.max_concurrent_trials or None,
+        ),
+        run_config=_run_config(spec, paths, verbose, live),
+    )
+    return _finish(tuner, spec, split, paths, manifest)
+
+
+def load_sweep(root: str, sweep_id: str) -> tuple[SweepSpec, dict[str, Any]]:
+    paths = SweepPaths(root, sweep_id)
+    if not storage.exists(paths.file(layout.SPEC_FILE)):
+        raise SessrecError(f"no sweep {sweep_id!r} in {root}")
+    spec = parse_spec(storage.read_text(paths.file(layout.SPEC_FILE)), f"sweep {sweep_id} spec")
+    manifest = formats.from_json(storage.read_bytes(paths.file(layout.MANIFEST_FILE)), f"sweep {sweep_id} manifest")
+    return spec, manifest
+
+
+def resume_sweep(
+    root: str, sweep_id: str, address: str | None = None, num_cpus: int | None = None, verbose: bool = False, live: bool = False
+) -> dict[str, Any]:
+    """Continue an interrupted sweep from storage: unfinished and errored trials go on from their
+    last checkpoints; finished trials are kept as they are."""
+    from ray import tune
+
+    spec, manifest = load_sweep(root, sweep_id)
+    if manifest.get("status") == "completed":
+        raise SessrecError(f"sweep {sweep_id!r} has already completed")
+    dataset = load_dataset(manifest["dataset"]["uri"], root)
+    if dataset.sha256 != manifest["dataset"]["sha256"]:
+        raise SessrecError(f"the dataset of sweep {sweep_id!r} changed since it started (sha256 differs)")
+    split = split_dataset(dataset, spec.split_seed, spec.split_n)
+    paths = SweepPaths(root, sweep_id)
+    connect(address, num_cpus, verbose)
+    if not tune.Tuner.can_restore(paths.tune):
+        raise SessrecError(f"sweep {sweep_id!r} has no Tune state to resume from (it stopped before its first trial)")
+    tuner = tune.Tuner.restore(paths.tune, trainable=_trainable(spec, split), resume_unfinished=True, resume_errored=True)
+    manifest.update(status="running", resumed=now())
+    storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
+    return _finish(tuner, spec, split, paths, manifest)
+
+
+def _trial_rows(results, spec: SweepSpec) -> list[dict[str, Any]]:
+    rows = []
+    for result in results:
+        history = result.metrics_dataframe
+        last = result.metrics or {}
+        epochs_run = int(last.get("training_iteration", 0) or 0)
+        planned = int(result.config.get("epochs", spec.max_t))
+        if result.error is not None:
+            state = "errored"
+        else:
+            state = "completed" if epochs_run >= planned else "stopped_early"
+        has_metric = history is not None and spec.metric in history
+        best_row = history.loc[history[spec.metric].idxmax()] if has_metric and len(history) else None
+        rows.append(
+            {
+                "trial_id": last.get("trial_id") or Path(result.path).name,
+                "state": state,
+                **{f"config.{name}": value for name, value in sorted(result.config.items())},
+                "epochs_run": epochs_run,
+                f"last_{spec.metric}": last.get(spec.metric),
+                "last_recall_at_k": last.get("recall_at_k"),
+                "last_mrr_at_k": last.get("mrr_at_k"),
+                f"best_{spec.metric}": None if best_row is None else float(best_row[spec.metric]),
+                "best_epoch": None if best_row is None else int(best_row["training_iteration"]),
+                "train_seconds": float(history["epoch_train_s"].sum()) if has_metric else 0.0,
+                "eval_seconds": float(history["epoch_eval_s"].sum()) if has_metric else 0.0,
+                "curve": [] if not has_metric else [float(v) for v in history[spec.metric]],
+                "error": None if result.error is None else (str(result.error).strip().splitlines() or [""])[-1][:500],
+                "_result": result,
+            }
+        )
+    return rows
+
+
+def _trials_table(rows: list[dict[str, Any]]) -> bytes:
+    frame = pd.DataFrame([{k: v for k, v in row.items() if k != "_result"} for row in rows])
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def _best_embeddings(result) -> Embeddings:
+    with result.checkpoint.as_directory() as folder:
+        state = TrainingState.from_npz(Path(folder, STATE_FILE).read_bytes())
+    return Embeddings(np.array(state.vocab, dtype=object), state.vectors)
+
+
+def _finish(tuner, spec: SweepSpec, split: Split, paths: SweepPaths, manifest: dict[str, Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    results = tuner.fit()
+    rows = _trial_rows(results, spec)
+    counts = {state: sum(1 for r in rows if r["state"] == state) for state in ("completed", "stopped_early", "errored")}
+    manifest.update(trials={"total": len(rows), **counts}, finished=now(), wall_seconds=round(time.perf_counter() - started, 3))
+    storage.write_bytes(paths.file(layout.TRIALS_FILE), _trials_table(rows))
+    key = f"last_{spec.metric}"
+    candidates = [r for r in rows if r["state"] != "errored" and r[key] is not None and r["_result"].checkpoint]
+    if not candidates:
+        errors = sorted({r["error"] for r in rows if r["error"]})
+        manifest.update(status="failed", reason="every trial errored" + (f": {errors[0]}" if errors else ""))
+        storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
+        raise SessrecError(f"sweep {paths.sweep_id} failed: {manifest['reason']}")
+    best = max(candidates, key=lambda r: r[key])
+    embeddings = _best_embeddings(best["_result"])
+    test = evaluate(embeddings, split.test.queries, split.test.targets, spec.k)
+    config = {name.removeprefix("config."): value for name, value in best.items() if name.startswith("config.")}
+    best_metrics = {
+        "trial_id": best["trial_id"],
+        "epochs": best["epochs_run"],
+        "validation": {"recall_at_k": best["last_recall_at_k"], "mrr_at_k": best["last_mrr_at_k"], "k": spec.k},
+        "test": test,
+    }
+    storage.write_bytes(paths.file(layout.BEST_DIR, layout.EMBEDDINGS_FILE), formats.embeddings_to_parquet(embeddings))
+    storage.write_bytes(paths.file(layout.BEST_DIR, layout.CONFIG_FILE), formats.to_json(config))
+    storage.write_bytes(paths.file(layout.BEST_DIR, layout.METRICS_FILE), formats.to_json(best_metrics))
+    manifest.update(status="completed", best={"trial_id": best["trial_id"], spec.metric: best[key]})
+    storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------
+# Dry run
+
+
+def dry_run(spec: SweepSpec, dataset: Dataset, cpus: int) -> dict[str, Any]:
+    """Trial and epoch counts, and a wall-time estimate from one epoch measured on this data."""
+    split = split_dataset(dataset, spec.split_seed, spec.split_n)
+    sentences = split.train.to_lists()
+    config = Word2VecConfig.from_dict({**_middle_config(spec), "workers": spec.cpus_per_trial})
+    model = new_model(config, sentences)
+    started = time.perf_counter()
+    train_epoch(model, sentences, config, 0)
+    evaluate(embeddings_of(model), split.validation.queries, split.validation.targets, spec.k)
+    epoch_seconds = time.perf_counter() - started
+    worst, expected = spec.expected_epochs()
+    parallel = max(1, min(cpus // spec.cpus_per_trial, spec.max_concurrent_trials or cpus))
+    return {
+        "trials": spec.num_trials,
+        "epochs_worst_case": worst,
+        "epochs_expected_with_asha": round(expected, 1),
+        "measured_epoch_seconds": round(epoch_seconds, 4),
+        "parallel_trials": parallel,
+        "estimated_wall_seconds": round(expected * epoch_seconds / parallel, 1),
+        "estimated_wall_seconds_worst_case": round(worst * epoch_seconds / parallel, 1),
+    }
+
+
+def _middle_config(spec: SweepSpec) -> dict[str, Any]:
+    config: dict[str, Any] = {"epochs": spec.max_t}
+    for name, domain in spec.space.items():
+        if domain.values:
+            config[name] = sorted(domain.values)[len(domain.values) // 2]
+        else:
+            low, high = domain.bounds()
+            config[name] = math.sqrt(low * high) if domain.kind == "loguniform" else (low + high) / 2
+            if domain.kind == "randint":
+                config[name] = int(config[name])
+    return config
