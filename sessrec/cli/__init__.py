@@ -35,13 +35,14 @@ def root(
 
 
 def _register() -> None:
-    from sessrec.cli import data, k8s, model, tune
+    from sessrec.cli import data, k8s, model, results, tune
 
     app.add_typer(data.app, name="data")
     app.command()(model.baseline)
     app.command()(model.train)
     app.command()(model.recommend)
     app.add_typer(tune.app, name="tune")
+    app.add_typer(results.app, name="results")
     app.add_typer(k8s.app, name="k8s")
 
 
@@ -51,8 +52,12 @@ _register()
 def main() -> None:
     try:
         result = app(standalone_mode=False)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        typer.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        typer.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
         typer.echo("error: interrupted", err=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -149,7 +150,10 @@ def sessions_from_transactions(
     if table.empty:
         raise SessrecError("no rows left after dropping rows with missing values and filters")
     try:
-        times = pd.to_datetime(table[time_col], format=time_format)
+        with warnings.catch_warnings():
+            # pandas warns when it parses element by element; the result is the same.
+            warnings.simplefilter("ignore", UserWarning)
+            times = pd.to_datetime(table[time_col], format=time_format)
     except (ValueError, TypeError) as exc:
         raise SessrecError(f"cannot parse time column {time_col!r}: {str(exc).splitlines()[0]}") from None
     session_order = _session_key_order(table[session_col])

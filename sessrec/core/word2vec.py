@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import time
+import zipfile
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -219,5 +220,5 @@ class TrainingState:
                     random_has_gauss=int(meta["random_has_gauss"]),
                     random_cached_gaussian=float(meta["random_cached_gaussian"]),
                 )
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise SessrecError(f"corrupt training checkpoint: {exc}") from None

@@ -1,0 +1,3 @@
+from sessrec.cli import main
+
+main()

@@ -1,0 +1,77 @@
+"""`sessrec results`: read sweeps from storage (local or S3): list, show, best, fetch."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from sessrec import results
+from sessrec.cli.common import JsonOption, emit, percent, settings
+
+app = typer.Typer(help="Read sweep results from storage.", no_args_is_help=True)
+SweepArgument = typer.Argument(help="Sweep id.")
+
+
+@app.command("list")
+def list_(ctx: typer.Context, as_json: Annotated[bool, JsonOption] = False) -> None:
+    """Sweeps in storage, newest first, with status and best metric."""
+    rows = results.list_sweeps(settings(ctx).storage)
+
+    def human(rows: list[dict]) -> str:
+        if not rows:
+            return "no sweeps"
+        lines = [f"{'sweep':<40} {'status':<10} {'trials':>6} {'best':>8}  started"]
+        for r in rows:
+            best = "-" if r["best"] is None else f"{r['best']:.4f}"
+            lines.append(f"{r['sweep_id']:<40} {r['status'] or '-':<10} {r['trials']:>6} {best:>8}  {r['started'] or '-'}")
+        return "\n".join(lines)
+
+    emit(rows, as_json, human)
+
+
+@app.command()
+def show(ctx: typer.Context, sweep_id: Annotated[str, SweepArgument], as_json: Annotated[bool, JsonOption] = False) -> None:
+    """A sweep's manifest and its ten best trials."""
+    data = results.show(settings(ctx).storage, sweep_id)
+
+    def human(d: dict) -> str:
+        m = d["manifest"]
+        lines = [f"{k:<16} {v}" for k, v in m.items() if not isinstance(v, dict)]
+        lines += [f"{k:<16} {', '.join(f'{a}={b}' for a, b in v.items())}" for k, v in m.items() if isinstance(v, dict)]
+        for t in d["top_trials"]:
+            cfg = " ".join(f"{k[7:]}={v}" for k, v in t.items() if k.startswith("config."))
+            metric = next(k for k in t if k.startswith("last_"))
+            lines.append(f"  {t['trial_id']:<14} {t['state']:<14} {t['epochs_run']:>4} ep  {t[metric]:.4f}  {cfg}")
+        return "\n".join(lines)
+
+    emit(data, as_json, human)
+
+
+@app.command()
+def best(ctx: typer.Context, sweep_id: Annotated[str, SweepArgument], as_json: Annotated[bool, JsonOption] = False) -> None:
+    """The best config with its validation and test metrics."""
+    data = results.best(settings(ctx).storage, sweep_id)
+
+    def human(d: dict) -> str:
+        v, t = d["validation"], d["test"]
+        cfg = "\n".join(f"  {k:<12} {val}" for k, val in d["config"].items())
+        return (
+            f"sweep {d['sweep_id']} ({d['status']}), best trial {d['trial_id']} after {d['epochs']} epochs\n{cfg}\n"
+            f"validation  R@{v['k']} {percent(v['recall_at_k'])}  MRR@{v['k']} {percent(v['mrr_at_k'])}\n"
+            f"test        R@{t['k']} {percent(t['recall_at_k'])}  MRR@{t['k']} {percent(t['mrr_at_k'])}"
+        )
+
+    emit(data, as_json, human)
+
+
+@app.command()
+def fetch(
+    ctx: typer.Context,
+    sweep_id: Annotated[str, SweepArgument],
+    to: Annotated[str, typer.Option(help="Local folder for the best embeddings, config and metrics.")],
+    as_json: Annotated[bool, JsonOption] = False,
+) -> None:
+    """Download the best embeddings (Parquet and word2vec text), config and metrics."""
+    files = results.fetch(settings(ctx).storage, sweep_id, to)
+    emit(files, as_json, lambda f: "\n".join(f))

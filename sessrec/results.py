@@ -1,0 +1,103 @@
+"""Reading sweeps back from storage, local or S3 alike: list, show, best, fetch."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sessrec import formats, layout, storage
+from sessrec.errors import NotFoundError, SessrecError
+
+
+def _manifest(root: str, sweep_id: str) -> dict[str, Any]:
+    uri = storage.join(layout.sweep_dir(root, sweep_id), layout.MANIFEST_FILE)
+    try:
+        return formats.from_json(storage.read_bytes(uri), f"sweep {sweep_id} manifest")
+    except NotFoundError:
+        raise NotFoundError(f"no sweep {sweep_id!r} in {root}") from None
+
+
+def list_sweeps(root: str) -> list[dict[str, Any]]:
+    rows = []
+    for sweep_id in storage.list_children(storage.join(root, layout.SWEEPS)):
+        if not layout.NAME_PATTERN.match(sweep_id):
+            continue
+        try:
+            manifest = _manifest(root, sweep_id)
+        except SessrecError:
+            continue  # a folder without a manifest is not a sweep (yet)
+        metric = manifest.get("metric", "recall_at_k")
+        rows.append(
+            {
+                "sweep_id": sweep_id,
+                "name": manifest.get("name"),
+                "status": manifest.get("status"),
+                "started": manifest.get("started"),
+                "finished": manifest.get("finished"),
+                "trials": manifest.get("trials", {}).get("total", 0),
+                "metric": metric,
+                "best": manifest.get("best", {}).get(metric),
+            }
+        )
+    return sorted(rows, key=lambda r: r["started"] or "", reverse=True)
+
+
+def trials(root: str, sweep_id: str) -> pd.DataFrame:
+    uri = storage.join(layout.sweep_dir(root, sweep_id), layout.TRIALS_FILE)
+    try:
+        data = storage.read_bytes(uri)
+    except NotFoundError:
+        _manifest(root, sweep_id)
+        raise NotFoundError(f"sweep {sweep_id!r} has no trials table yet (still running, or interrupted: 'sessrec tune resume {sweep_id}')") from None
+    try:
+        return pq.read_table(io.BytesIO(data)).to_pandas()
+    except (pa.ArrowException, OSError) as exc:
+        raise SessrecError(f"trials table of sweep {sweep_id} is corrupt: {str(exc).splitlines()[0]}") from None
+
+
+def show(root: str, sweep_id: str) -> dict[str, Any]:
+    manifest = _manifest(root, sweep_id)
+    table = trials(root, sweep_id) if manifest.get("trials") else None
+    top: list[dict[str, Any]] = []
+    if table is not None and len(table):
+        metric = f"last_{manifest.get('metric', 'recall_at_k')}"
+        columns = ["trial_id", "state", "epochs_run", metric, *[c for c in table.columns if c.startswith("config.")]]
+        top = table.sort_values(metric, ascending=False, na_position="last")[columns].head(10).to_dict("records")
+    return {"manifest": manifest, "top_trials": top}
+
+
+def best(root: str, sweep_id: str) -> dict[str, Any]:
+    manifest = _manifest(root, sweep_id)
+    folder = layout.sweep_dir(root, sweep_id)
+    try:
+        config = formats.from_json(storage.read_bytes(storage.join(folder, layout.BEST_DIR, layout.CONFIG_FILE)), "best config")
+        metrics = formats.from_json(storage.read_bytes(storage.join(folder, layout.BEST_DIR, layout.METRICS_FILE)), "best metrics")
+    except NotFoundError:
+        raise NotFoundError(f"sweep {sweep_id!r} has no best result yet (status: {manifest.get('status')})") from None
+    return {"sweep_id": sweep_id, "status": manifest.get("status"), "config": config, **metrics}
+
+
+def fetch(root: str, sweep_id: str, to: str) -> list[str]:
+    """Copy the best config, metrics and embeddings (Parquet and word2vec text) to ``to``."""
+    summary = best(root, sweep_id)
+    source = storage.join(layout.sweep_dir(root, sweep_id), layout.BEST_DIR)
+    data = storage.read_bytes(storage.join(source, layout.EMBEDDINGS_FILE))
+    embeddings = formats.embeddings_from_parquet(data, f"sweep {sweep_id} embeddings")
+    target = Path(to)
+    files = {
+        layout.EMBEDDINGS_FILE: data,
+        layout.EMBEDDINGS_TEXT_FILE: embeddings.to_word2vec_text().encode("utf-8"),
+        layout.CONFIG_FILE: formats.to_json(summary["config"]),
+        layout.METRICS_FILE: formats.to_json({k: v for k, v in summary.items() if k != "config"}),
+    }
+    written = []
+    for name, content in files.items():
+        path = str(target / name)
+        storage.write_bytes(path, content)
+        written.append(path)
+    return written

@@ -1,0 +1,59 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from sessrec.core.sessions import Sessions
+
+SESSREC = [sys.executable, "-m", "sessrec"]
+REFERENCE_SESSIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "online_retail_sessions.jsonl"
+
+
+def sessions(*lists: list[str]) -> Sessions:
+    return Sessions.from_lists(lists)
+
+
+def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the installed CLI as a user would, in a subprocess."""
+    return subprocess.run([*SESSREC, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode != 0, result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+class CliResult:
+    def __init__(self, code: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = code, stdout, stderr
+
+    def json(self):
+        import json
+
+        return json.loads(self.stdout)
+
+
+def cli_in_process(capsys, *args: str) -> CliResult:
+    """Run ``sessrec ARGS`` through its real entry point in this process (fast, same output)."""
+    from sessrec.cli import main
+
+    capsys.readouterr()
+    argv = sys.argv
+    sys.argv = ["sessrec", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = argv
+    out = capsys.readouterr()
+    return CliResult(code, out.out, out.err)

@@ -1,0 +1,63 @@
+import pytest
+import yaml
+
+from sessrec.errors import SessrecError
+from sessrec.spec import BUILTIN_SPECS, SweepSpec, builtin_spec_text, parse_spec
+
+
+def test_builtin_specs():
+    specs = {name: parse_spec(builtin_spec_text(name)) for name in BUILTIN_SPECS}
+    assert specs["reference"].num_trials == 25_872
+    assert specs["seed3d"].num_trials == 539
+    assert specs["reference"].space["ns_exponent"].values == (-1.0, -0.8, -0.6, -0.4, -0.2, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    assert specs["reference"].space["vector_size"].values == tuple(range(10, 106, 6))
+    assert (specs["reference"].max_t, specs["reference"].grace_period) == (100, 10)
+
+
+def test_expected_epochs_under_asha():
+    spec = parse_spec(builtin_spec_text("tiny"))  # 8 trials, max_t 6, grace 2, eta 2
+    assert spec.expected_epochs() == (48, 8 * (2 + 2 / 2 + 2 / 4))
+    fifo = SweepSpec.from_dict({**spec.raw, "scheduler": {**spec.raw["scheduler"], "type": "fifo"}})
+    assert fifo.expected_epochs() == (48, 48)
+
+
+def _spec(**changes):
+    raw = yaml.safe_load(builtin_spec_text("tiny"))
+    raw.update(changes)
+    return raw
+
+
+def test_random_search_counts_samples():
+    spec = SweepSpec.from_dict(_spec(search={"method": "random", "num_samples": 5}, space={"alpha": {"loguniform": [0.001, 0.1]}, "window": {"randint": [1, 10]}}))
+    assert spec.num_trials == 5
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"space": {}}, "space"),
+        ({"space": {"colour": [1]}}, "space"),
+        ({"space": {"window": []}}, "space.window"),
+        ({"space": {"window": {"range": [5, 1]}}}, "is empty"),
+        ({"space": {"window": [0, 3]}}, "must lie in"),
+        ({"space": {"window": [1.5]}}, "integers"),
+        ({"space": {"alpha": {"loguniform": [0, 0.1]}}}, "low > 0"),
+        ({"space": {"alpha": {"uniform": [0.5, 0.1]}}}, "low < high"),
+        ({"scheduler": {"max_t": 5, "grace_period": 10}}, "exceeds the epoch budget"),
+        ({"space": {"epochs": [10, 200]}, "scheduler": {"max_t": 100, "grace_period": 1}}, "beyond scheduler.max_t"),
+        ({"k": 0}, "k"),
+        ({"metric": "accuracy"}, "metric"),
+        ({"name": "Bad/Name"}, "name"),
+        ({"search": {"method": "bayes"}}, "search.method"),
+    ],
+)
+def test_bad_specs(changes, message):
+    with pytest.raises(SessrecError, match=message):
+        SweepSpec.from_dict(_spec(**changes))
+
+
+def test_not_yaml_or_not_a_mapping():
+    with pytest.raises(SessrecError, match="not valid YAML"):
+        parse_spec("a: [1, 2")
+    with pytest.raises(SessrecError, match="mapping"):
+        parse_spec("- 1\n- 2\n")

@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+
+from sessrec.core.split import next_item_split
+from sessrec.core.synth import synth_sessions
+from sessrec.errors import SessrecError
+from tests.helpers import sessions
+
+
+def test_split_uses_the_protocol_rng_call():
+    data = synth_sessions(n_sessions=300, seed=1)
+    split = next_item_split(data, 50, seed=7)
+    chosen = np.random.default_rng(7).choice(len(data), 100, replace=False)
+    lists = data.to_lists()
+    assert list(split.test.queries) == [lists[i][-2] for i in chosen[:50]]
+    assert list(split.test.targets) == [lists[i][-1] for i in chosen[:50]]
+    assert list(split.validation.targets) == [lists[i][-1] for i in chosen[50:]]
+    assert split.train.to_lists() == [s[:-1] for s in lists]
+    assert (split.seed, split.n) == (7, 50)
+
+
+def test_split_is_reproducible_and_seed_dependent():
+    data = synth_sessions(n_sessions=300, seed=1)
+    a, b, c = (next_item_split(data, 50, s) for s in (0, 0, 1))
+    assert list(a.test.queries) == list(b.test.queries)
+    assert list(a.validation.targets) != list(c.validation.targets) or list(a.test.targets) != list(c.test.targets)
+
+
+@pytest.mark.parametrize("n, message", [(0, "at least 1"), (3, "too few sessions")])
+def test_split_errors(n, message):
+    with pytest.raises(SessrecError, match=message):
+        next_item_split(sessions(["a", "b", "c"], ["d", "e", "f"], ["g", "h", "i"]), n, 0)
+
+
+def test_split_needs_two_items_per_session():
+    with pytest.raises(SessrecError, match="fewer than 2"):
+        next_item_split(sessions(["a", "b"], ["c"]), 1, 0)

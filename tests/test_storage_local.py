@@ -1,0 +1,63 @@
+import os
+
+import pytest
+
+from sessrec import layout, storage
+from sessrec.errors import NotFoundError, SessrecError, StorageError
+
+
+def test_write_is_atomic_and_leaves_no_temp_files(tmp_path):
+    target = str(tmp_path / "a" / "b.bin")
+    storage.write_bytes(target, b"old")
+    storage.write_bytes(target, b"new")
+    assert storage.read_bytes(target) == b"new"
+    assert os.listdir(tmp_path / "a") == ["b.bin"]
+
+
+def test_failed_write_keeps_the_old_content(tmp_path, monkeypatch):
+    target = str(tmp_path / "b.bin")
+    storage.write_bytes(target, b"old")
+
+    def broken_fsync(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(StorageError, match="No space left"):
+        storage.write_bytes(target, b"new")
+    assert storage.read_bytes(target) == b"old"
+    assert os.listdir(tmp_path) == ["b.bin"]
+
+
+def test_create_exclusive(tmp_path):
+    target = str(tmp_path / "claim")
+    assert storage.create_exclusive(target, b"first")
+    assert not storage.create_exclusive(target, b"second")
+    assert storage.read_bytes(target) == b"first"
+    assert os.listdir(tmp_path) == ["claim"]
+
+
+def test_listing_and_missing(tmp_path):
+    storage.write_bytes(str(tmp_path / "x" / "1"), b"1")
+    storage.write_bytes(str(tmp_path / "x" / "y" / "2"), b"2")
+    assert storage.list_children(str(tmp_path / "x")) == ["1", "y"]
+    assert list(storage.walk_files(str(tmp_path / "x"))) == ["1", "y/2"]
+    assert storage.list_children(str(tmp_path / "nothing")) == []
+    with pytest.raises(NotFoundError):
+        storage.read_bytes(str(tmp_path / "nothing"))
+    with pytest.raises(StorageError, match="folder"):
+        storage.read_bytes(str(tmp_path / "x"))
+
+
+def test_join():
+    assert storage.join("s3://bucket/prefix/", "sweeps", "a") == "s3://bucket/prefix/sweeps/a"
+    assert storage.join("/tmp/root", "sweeps", "a") == "/tmp/root/sweeps/a"
+
+
+@pytest.mark.parametrize("name", ["../etc", "a/b", "A", "-x", "x-", "", "a" * 41, "a b", "ünï"])
+def test_names_are_slugs_never_paths(name):
+    with pytest.raises(SessrecError, match="invalid sweep id"):
+        layout.sweep_dir("/root", name)
+
+
+def test_valid_names():
+    assert layout.sweep_dir("/root", "tiny-20261123-1200-ab12") == "/root/sweeps/tiny-20261123-1200-ab12"
