@@ -12,6 +12,7 @@ import html
 import io
 import math
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -74,9 +75,10 @@ def build_report(
             continue
         plots.append(_heatmap(table, row, col, metric, best, [p for p in varying if p not in (row, col)]))
         covered.update((row, col))
-    if varying and (len(varying) <= 2 or not set(varying) <= covered):
+    # With no scored trial (all errored) only the early-stopping picture has anything to show.
+    if best is not None and varying and (len(varying) <= 2 or not set(varying) <= covered):
         plots.append(_by_parameter(frame, varying, metric, best))
-    if frame["curve"].map(len).any():
+    if best is not None and len(best["curve"]):
         plots.append(_curves(frame, varying, metric, best, top_curves))
     plots.append(_epochs_run(frame))
 
@@ -132,8 +134,8 @@ def _best_trial(frame: pd.DataFrame, manifest: dict[str, Any], metric: str) -> p
     match = frame[frame["trial_id"] == chosen]
     if len(match):
         return match.iloc[0]
-    scores = frame.loc[frame["state"] != "errored", f"last_{metric}"].dropna()
-    return None if scores.empty else frame.loc[scores.idxmax()]
+    ranked = _ranked(frame, metric)
+    return None if ranked.empty else ranked.iloc[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,7 +165,7 @@ def _fmt(value: Any) -> str:
 def _position(values: list[Any], value: Any) -> int | None:
     # Float grid values come back from Parquet exactly, but compare with a tolerance anyway.
     for i, v in enumerate(values):
-        if v == value or (isinstance(v, (float, np.floating)) and isinstance(value, (int, float, np.number)) and math.isclose(v, value)):
+        if v == value or (isinstance(v, Real) and isinstance(value, Real) and math.isclose(v, value)):
             return i
     return None
 
@@ -191,7 +193,8 @@ def _heatmap(table: pd.DataFrame, row: str, col: str, metric: str, best: pd.Seri
     ax.set_yticks(range(len(rows)), [_fmt(v) for v in rows])
     ax.set_xlabel(col)
     ax.set_ylabel(row)
-    ax.set_title(f"final {metric}: {row} × {col}", fontsize=11)
+    collapsed_text = f"mean over {', '.join(collapsed)}" if collapsed else "mean per cell"
+    ax.set_title(f"final {metric}: {row} × {col}\n({collapsed_text})", fontsize=11)
 
     handles = []
     spot = None if best is None else (_position(rows, best[f"config.{row}"]), _position(cols, best[f"config.{col}"]))
@@ -200,9 +203,9 @@ def _heatmap(table: pd.DataFrame, row: str, col: str, metric: str, best: pd.Seri
         handles.append(Patch(fill=False, edgecolor="#e63946", linewidth=2.5, label=f"best trial {best['trial_id']}"))
     default = (_position(rows, GENSIM_DEFAULTS[row]), _position(cols, GENSIM_DEFAULTS[col]))
     default_text = f"gensim default ({row}={_fmt(GENSIM_DEFAULTS[row])}, {col}={_fmt(GENSIM_DEFAULTS[col])})"
-    notes = []
     if None in default:
-        notes.append(f"{default_text} is outside the grid")
+        # No cell to mark: say so in the legend, where the reader looks for the default.
+        handles.append(Patch(visible=False, label=f"{default_text}: outside the grid"))
     else:
         # Inset so that it stays visible when the best trial sits on the default cell; black dashes
         # over a white line read on both ends of the colormap.
@@ -210,14 +213,14 @@ def _heatmap(table: pd.DataFrame, row: str, col: str, metric: str, best: pd.Seri
             ax.add_patch(Rectangle((default[1] - 0.36, default[0] - 0.36), 0.72, 0.72, fill=False,
                                    edgecolor=color, linewidth=2, linestyle=style))
         handles.append(Patch(fill=False, edgecolor="black", linewidth=1.5, linestyle="--", label=default_text))
-    notes.append(f"mean over {', '.join(collapsed)}" if collapsed else "one trial group per cell")
-    if handles:
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False, fontsize=8)
-    caption = f"Mean final {metric} of the non-errored trials per cell ({'; '.join(notes)}). Grey cells: every trial errored."
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False, fontsize=8)
+    marks = f"{default_text} is outside the grid" if None in default else "dashed box: gensim's default"
+    grey = " Grey cells: every trial errored." if np.isnan(cells).any() else ""
+    caption = f"Final {metric} of the non-errored trials, {collapsed_text}. Red box: the best trial's cell; {marks}.{grey}"
     return _Plot(f"heatmap_{row}_x_{col}.png", f"{row} × {col}", caption, _png(figure))
 
 
-def _by_parameter(frame: pd.DataFrame, varying: list[str], metric: str, best: pd.Series | None) -> _Plot:
+def _by_parameter(frame: pd.DataFrame, varying: list[str], metric: str, best: pd.Series) -> _Plot:
     usable = frame[(frame["state"] != "errored") & frame[f"last_{metric}"].notna()]
     columns = min(len(varying), 3)
     lines = math.ceil(len(varying) / columns)
@@ -227,44 +230,45 @@ def _by_parameter(frame: pd.DataFrame, varying: list[str], metric: str, best: pd
         x, y = usable[f"config.{param}"], usable[f"last_{metric}"]
         values = sorted(frame[f"config.{param}"].dropna().unique())
         if len(values) <= MAX_AXIS_VALUES:
-            # A grid or choice: one bar per value (mean), the trials as dots on it.
+            # A grid or choice: evenly spaced values, the mean per value as a line through the trials
+            # (a line, not bars: the y axis is zoomed in, so bar heights would mislead).
             where = x.map(lambda v: _position(values, v))
             means = y.groupby(where).mean().reindex(range(len(values)))
-            ax.bar(range(len(values)), means.to_numpy(), color="#a8dadc", edgecolor="#457b9d", label="mean")
-            ax.scatter(where, y, s=14, color="#1d3557", zorder=3, label="trial")
+            ax.scatter(where, y, s=14, color="#1d3557", alpha=0.7, zorder=3, label="trial")
+            ax.plot(range(len(values)), means.to_numpy(), color="#2a9d8f", marker="D", linewidth=2, label="mean per value")
             ax.set_xticks(range(len(values)), [_fmt(v) for v in values])
-            best_x = None if best is None else _position(values, best[f"config.{param}"])
+            best_x = _position(values, best[f"config.{param}"])
         else:
             # A continuous range: a scatter, on a log axis when it spans orders of magnitude.
             ax.scatter(x, y, s=14, color="#1d3557", label="trial")
             if min(values) > 0 and max(values) / min(values) >= 100:
                 ax.set_xscale("log")
-            best_x = None if best is None else best[f"config.{param}"]
-        if best_x is not None and not pd.isna(best[f"last_{metric}"]):
-            ax.scatter([best_x], [best[f"last_{metric}"]], s=90, marker="*", color="#e63946", zorder=4, label="best trial")
-        if len(y):
-            low, high = y.min(), y.max()
-            pad = max((high - low) * 0.15, 0.01)
-            ax.set_ylim(max(low - pad, 0), high + pad)
+            best_x = best[f"config.{param}"]
+        ax.scatter([best_x], [best[f"last_{metric}"]], s=90, marker="*", color="#e63946", zorder=4, label="best trial")
+        low, high = y.min(), y.max()
+        pad = max((high - low) * 0.15, 0.01)
+        ax.set_ylim(max(low - pad, 0), high + pad)
         ax.set_xlabel(param)
         ax.set_ylabel(f"final {metric}")
         ax.grid(axis="y", alpha=0.3)
     for ax in axes[len(varying):]:
         ax.set_visible(False)
-    axes[0].legend(fontsize=8, loc="lower right")
+    # One legend for all panels: each panel has only some of the entries (no means on a scatter).
+    entries = dict(pair for ax in axes for pair in zip(*reversed(ax.get_legend_handles_labels())))
+    figure.legend(entries.values(), entries.keys(), loc="outside lower center", ncol=len(entries), frameon=False, fontsize=8)
     figure.suptitle(f"final {metric} by parameter", fontsize=11)
-    caption = f"Final {metric} of every non-errored trial against each varying parameter (bars: mean per value)."
+    caption = f"Final {metric} of every non-errored trial against each varying parameter, with the mean per value."
     return _Plot("metric_by_parameter.png", "Metric by parameter", caption, _png(figure))
 
 
-def _curves(frame: pd.DataFrame, varying: list[str], metric: str, best: pd.Series | None, top: int) -> _Plot:
+def _curves(frame: pd.DataFrame, varying: list[str], metric: str, best: pd.Series, top: int) -> _Plot:
     ranked = _ranked(frame, metric)
     ranked = ranked[ranked["curve"].map(len) > 0].head(top)
     figure = Figure(figsize=(9.5, 4.6))
     ax = figure.subplots()
     colors = colormaps["tab10"]
     for n, (_, trial) in enumerate(ranked.iterrows()):
-        is_best = best is not None and trial["trial_id"] == best["trial_id"]
+        is_best = trial["trial_id"] == best["trial_id"]
         curve = trial["curve"]
         params = ", ".join(f"{p}={_fmt(trial[f'config.{p}'])}" for p in varying)
         label = f"{trial['trial_id']}" + (f" ({params})" if params else "") + (" ★ best" if is_best else "")
@@ -276,7 +280,7 @@ def _curves(frame: pd.DataFrame, varying: list[str], metric: str, best: pd.Serie
     ax.grid(alpha=0.3)
     ax.set_title(f"validation {metric} per epoch, top {len(ranked)} trials by final value", fontsize=11)
     ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    caption = f"Validation {metric} after each epoch for the {len(ranked)} best trials (dashed: stopped early or errored)."
+    caption = f"Validation {metric} after each epoch for the {len(ranked)} best trials (dashed: stopped early by ASHA)."
     return _Plot("curves.png", "Learning curves", caption, _png(figure))
 
 
@@ -295,8 +299,9 @@ def _epochs_run(frame: pd.DataFrame) -> _Plot:
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epochs run")
     ax.set_ylabel("trials")
+    ax.set_ylim(0, bottom.max() * 1.08)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=8, frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     ax.set_title("epochs run per trial (ASHA early stopping)", fontsize=11)
     caption = "How many epochs each trial ran before it completed, was stopped early by ASHA, or errored."
     return _Plot("epochs_run.png", "Early stopping", caption, _png(figure))
@@ -328,10 +333,16 @@ def _e(value: Any) -> str:
     return html.escape(_fmt(value))
 
 
+def _score(value: Any) -> str:
+    # Metrics with a fixed number of decimals, so that a table column lines up.
+    return "–" if value is None or pd.isna(value) else f"{float(value):.4f}"
+
+
 def _metric_pair(metrics: dict[str, Any] | None) -> str:
     if not metrics:
         return "–"
-    return f"recall@{_e(metrics.get('k'))} {_e(metrics.get('recall_at_k'))} · MRR@{_e(metrics.get('k'))} {_e(metrics.get('mrr_at_k'))}"
+    k = _e(metrics.get("k"))
+    return f"recall@{k} {_score(metrics.get('recall_at_k'))} · MRR@{k} {_score(metrics.get('mrr_at_k'))}"
 
 
 def _params(trial: pd.Series, names: list[str]) -> str:
@@ -356,7 +367,8 @@ def _html(
         ("Split", f"seed {_fmt(split.get('seed'))}, N {_fmt(split.get('n'))}"),
         ("K", _fmt(manifest.get("k"))),
         ("Metric", metric),
-        ("Best trial", "–" if best is None else f"{best['trial_id']} ({STATE_LABELS[best['state']]}, {_fmt(best['epochs_run'])} epochs)"),
+        ("Best trial", "–" if best is None
+         else f"{best['trial_id']} ({STATE_LABELS[best['state']]}, {_fmt(best['epochs_run'])} epochs)"),
         ("Best config", "–" if best is None else _params(best, varying)),
         ("Fixed parameters", "–" if best is None else _params(best, fixed)),
         ("Started / finished", f"{manifest.get('started', '–')} / {manifest.get('finished', '–')}"),
@@ -375,16 +387,24 @@ def _html(
     )
     figures += "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
 
-    metrics = list(dict.fromkeys([f"last_{metric}", "last_recall_at_k", "last_mrr_at_k", f"best_{metric}", "best_epoch"]))
-    metrics = [m for m in metrics if m in frame.columns]
-    extra = [c for c in ("epochs_run", "train_seconds") if c in frame.columns]
-    head = ["#", "trial", "state", *varying, *metrics, *extra]
+    # Column → (header, formatter); the optional columns of the trials table only when present.
+    columns = {
+        f"last_{metric}": (f"final {metric}", _score),
+        "last_recall_at_k": ("final recall_at_k", _score),
+        "last_mrr_at_k": ("final mrr_at_k", _score),
+        f"best_{metric}": (f"best {metric}", _score),
+        "best_epoch": ("at epoch", _e),
+        "epochs_run": ("epochs run", _e),
+        "train_seconds": ("train s", lambda v: "–" if pd.isna(v) else f"{float(v):.1f}"),
+    }
+    columns = {c: shown for c, shown in columns.items() if c in frame.columns}
+    head = ["#", "trial", "state", *varying, *(header for header, _ in columns.values())]
     top = _ranked(frame, metric).head(TOP_TRIALS)
     body = "".join(
         f'<tr{" class=best" if best is not None and t["trial_id"] == best["trial_id"] else ""}><td class=num>{n}</td>'
         f"<td>{html.escape(str(t['trial_id']))}</td><td>{html.escape(STATE_LABELS[t['state']])}</td>"
         + "".join(f"<td class=num>{_e(t[f'config.{p}'])}</td>" for p in varying)
-        + "".join(f"<td class=num>{_e(t[c])}</td>" for c in metrics + extra)
+        + "".join(f"<td class=num>{show(t[c])}</td>" for c, (_, show) in columns.items())
         + "</tr>"
         for n, (_, t) in enumerate(top.iterrows(), start=1)
     )

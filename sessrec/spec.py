@@ -266,6 +266,13 @@ class SweepSpec:
         epochs = self.space.get("epochs")
         if epochs is not None and epochs.bounds()[1] > self.max_t:
             raise SessrecError(f"space.epochs reaches {epochs.bounds()[1]}, beyond scheduler.max_t ({self.max_t})")
+        alpha, min_alpha = self.space.get("alpha"), self.space.get("min_alpha")
+        lowest_alpha = alpha.bounds()[0] if alpha else Word2VecConfig.alpha
+        highest_min_alpha = min_alpha.bounds()[1] if min_alpha else Word2VecConfig.min_alpha
+        if lowest_alpha < highest_min_alpha:
+            raise SessrecError(
+                f"space.alpha reaches {lowest_alpha}, below min_alpha {highest_min_alpha}: the learning rate would grow"
+            )
         Word2VecConfig.from_dict(self.example_config())
 
     def example_config(self) -> dict[str, Any]:

@@ -132,68 +132,74 @@ def _scheduler(spec: SweepSpec):
 # Progress
 
 
-def _progress_callback(total: int, metric: str, live: bool):
+def _progress_callback(metric: str, live: bool):
     from ray import tune
 
     class SweepProgress(tune.Callback):
         """One line of progress: trials finished/running/stopped early, best metric, time.
 
-        Tune pickles its callbacks with the experiment state, so this holds plain data only."""
+        Counts are read from Tune's trial list on every event, so they are right after a resume
+        too; Tune pickles callbacks with the experiment state, so this holds plain data only."""
 
         def __init__(self) -> None:
             self.started = time.time()
-            self.running: set[str] = set()
-            self.done: dict[str, str] = {}
             self.best = -math.inf
             self.last_print = 0.0
+            self.finished_before: int | None = None  # trials already done when this run began
 
-        def on_trial_start(self, iteration, trials, trial, **info):
-            self.running.add(trial.trial_id)
-            self._print()
+        def setup(self, **info):
+            self.started, self.last_print, self.finished_before = time.time(), 0.0, None
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             self.best = max(self.best, float(result.get(metric, -math.inf)))
-            self._print()
+            self._print(trials)
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self._print(trials)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            planned = trial.config.get("epochs", 0)
-            reached = trial.last_result.get("training_iteration", 0)
-            self._finish(trial, "stopped early" if reached < planned else "completed")
+            self._print(trials, force=True)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            self._finish(trial, "errored")
+            self._print(trials, force=True)
 
-        def _finish(self, trial, state: str) -> None:
-            self.running.discard(trial.trial_id)
-            self.done[trial.trial_id] = state
-            self._print(force=True)
+        def on_experiment_end(self, trials, **info):
+            self._print(trials, force=True)
+            if live:
+                sys.stderr.write("\n")
 
-        def _print(self, force: bool = False) -> None:
+        def _print(self, trials, force: bool = False) -> None:
             now_s = time.time()
             if not force and now_s - self.last_print < (0.5 if live else 30):
                 return
             self.last_print = now_s
+            states = [_trial_state(t.status, t.last_result or {}, t.config) for t in trials]
+            finished = sum(s in ("completed", "stopped_early", "errored") for s in states)
+            if self.finished_before is None:
+                self.finished_before = finished
             elapsed = now_s - self.started
-            finished = len(self.done)
-            left = elapsed / finished * (total - finished) if finished else math.nan
-            stopped = sum(1 for s in self.done.values() if s == "stopped early")
-            errored = sum(1 for s in self.done.values() if s == "errored")
+            done_here = finished - self.finished_before
+            left = elapsed / done_here * (len(trials) - finished) if done_here else math.nan
             best = f"{self.best:.4f}" if self.best > -math.inf else "-"
             line = (
-                f"trials {finished}/{total} done, {len(self.running)} running, {stopped} stopped early, "
-                f"{errored} errored | best {metric} {best} | {_clock(elapsed)} elapsed, ~{_clock(left)} left"
+                f"trials {finished}/{len(trials)} done, {states.count('running')} running, "
+                f"{states.count('stopped_early')} stopped early, {states.count('errored')} errored | "
+                f"best {metric} {best} | {_clock(elapsed)} elapsed, ~{_clock(left)} left"
             )
-            if live:
-                sys.stderr.write("\r\033[K" + line)
-            else:
-                sys.stderr.write(line + "\n")
+            sys.stderr.write(("\r\033[K" + line) if live else line + "\n")
             sys.stderr.flush()
 
-        def on_experiment_end(self, trials, **info):
-            if live:
-                sys.stderr.write("\n")
-
     return SweepProgress()
+
+
+def _trial_state(status: str, last: dict[str, Any], config: dict[str, Any]) -> str:
+    """completed | stopped_early | errored | running | pending, from Tune's trial status."""
+    if status == "ERROR":
+        return "errored"
+    if status == "TERMINATED":
+        planned = int(config.get("epochs", 0))
+        return "stopped_early" if int(last.get("training_iteration", 0) or 0) < planned else "completed"
+    return "running" if status == "RUNNING" else "pending"
 
 
 def _clock(seconds: float) -> str:
@@ -261,7 +267,7 @@ def _run_config(spec: SweepSpec, paths: SweepPaths, verbose: bool, live: bool):
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
         verbose=1 if verbose else 0,
-        callbacks=[_progress_callback(spec.num_trials, spec.metric, live)],
+        callbacks=[_progress_callback(spec.metric, live)],
     )
 
 
@@ -357,11 +363,7 @@ def _trial_rows(results, spec: SweepSpec) -> list[dict[str, Any]]:
         history = result.metrics_dataframe
         last = result.metrics or {}
         epochs_run = int(last.get("training_iteration", 0) or 0)
-        planned = int(result.config.get("epochs", spec.max_t))
-        if result.error is not None:
-            state = "errored"
-        else:
-            state = "completed" if epochs_run >= planned else "stopped_early"
+        state = _trial_state("ERROR" if result.error is not None else "TERMINATED", last, result.config)
         has_metric = history is not None and spec.metric in history
         best_row = history.loc[history[spec.metric].idxmax()] if has_metric and len(history) else None
         rows.append(

@@ -45,6 +45,7 @@ def test_random_search_counts_samples():
         ({"space": {"alpha": {"uniform": [0.5, 0.1]}}}, "low < high"),
         ({"scheduler": {"max_t": 5, "grace_period": 10}}, "exceeds the epoch budget"),
         ({"space": {"epochs": [10, 200]}, "scheduler": {"max_t": 100, "grace_period": 1}}, "beyond scheduler.max_t"),
+        ({"space": {"alpha": [0.05, 0.00001]}}, "below min_alpha"),
         ({"k": 0}, "k"),
         ({"metric": "accuracy"}, "metric"),
         ({"name": "Bad/Name"}, "name"),

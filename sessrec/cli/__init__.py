@@ -8,7 +8,6 @@ import sys
 
 from typing import Annotated, Optional
 
-import click
 import typer
 
 from sessrec.errors import SessrecError
@@ -52,14 +51,12 @@ _register()
 def main() -> None:
     try:
         result = app(standalone_mode=False)
-    except click.UsageError as exc:
-        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+    except typer.exceptions.TyperException as exc:  # usage errors: bad or missing options
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         typer.echo(f"error: {exc.format_message()}{hint}", err=True)
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        typer.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+        sys.exit(getattr(exc, "exit_code", 2))
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("error: interrupted", err=True)
         sys.exit(130)
     except SessrecError as exc:

@@ -1,0 +1,243 @@
+"""The sweep report on synthetic trials tables: no Ray, no storage."""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib import image as mpimg
+
+from sessrec.errors import SessrecError
+from sessrec.report import build_report, heatmap_table
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+HEATMAPS = {"heatmap_negative_x_ns_exponent.png", "heatmap_window_x_ns_exponent.png", "heatmap_window_x_negative.png"}
+NASTY_ERROR = 'ValueError: <script>alert("x")</script> & naïve → 失败'
+
+
+def _score(window: int, negative: int, ns_exponent: float) -> float:
+    # A smooth landscape with a unique top at window 5, negative 10, ns_exponent 0 (not gensim's default).
+    return round(0.7 - 0.01 * abs(window - 5) - 0.004 * abs(negative - 10) - 0.05 * abs(ns_exponent), 6)
+
+
+def _trial(n: int, config: dict, state: str, final: float | None, epochs: int, error: str | None = None) -> dict:
+    curve = [] if final is None else list(np.linspace(final / 2, final, epochs))
+    return {
+        "trial_id": f"abcde_{n:05d}",
+        "state": state,
+        **{f"config.{name}": value for name, value in sorted(config.items())},
+        "epochs_run": epochs,
+        "last_recall_at_k": final,
+        "last_mrr_at_k": None if final is None else final / 2,
+        "best_recall_at_k": final,
+        "best_epoch": None if final is None else epochs,
+        "train_seconds": 0.1 * epochs,
+        "eval_seconds": 0.01 * epochs,
+        "curve": curve,
+        "error": error,
+    }
+
+
+def _grid_trials() -> pd.DataFrame:
+    """36 trials over window × negative × ns_exponent (gensim's defaults on the grid); some stopped early, two errored."""
+    rows = []
+    grid = itertools.product([2, 5, 8], [1, 5, 10], [-0.5, 0.0, 0.75, 1.0])
+    for n, (window, negative, ns_exponent) in enumerate(grid):
+        config = {"vector_size": 32, "alpha": 0.05, "epochs": 6}
+        config.update(window=window, negative=negative, ns_exponent=ns_exponent)
+        if n in (3, 17):
+            rows.append(_trial(n, config, "errored", None, 1, NASTY_ERROR if n == 3 else "RuntimeError: out of memory"))
+        else:
+            state, epochs = ("stopped_early", 2) if n % 5 == 1 else ("completed", 6)
+            rows.append(_trial(n, config, state, _score(window, negative, ns_exponent), epochs))
+    return pd.DataFrame(rows)
+
+
+def _manifest(trials: pd.DataFrame, best: str | None = None, sweep_id: str = "grid-sweep") -> dict:
+    counts = trials["state"].value_counts()
+    return {
+        "sweep_id": sweep_id,
+        "name": "grid",
+        "status": "completed",
+        "metric": "recall_at_k",
+        "k": 10,
+        "planned_trials": len(trials),
+        "trials": {"total": len(trials), **{s: int(counts.get(s, 0)) for s in ("completed", "stopped_early", "errored")}},
+        "best": {"trial_id": best, "recall_at_k": 0.7} if best else {},
+        "started": "2026-01-01T00:00:00+00:00",
+        "finished": "2026-01-01T00:10:00+00:00",
+        "dataset": {"ref": "demo", "sha256": "7d834921cda99305b5ace41e025529778ba1af8701fc51c061a015fe609b8cc1"},
+        "split": {"seed": 0, "n": 200},
+        "versions": {"sessrec": "0.1.0", "ray": "2.60.0"},
+    }
+
+
+def _best_metrics(trial_id: str) -> dict:
+    return {
+        "trial_id": trial_id,
+        "epochs": 6,
+        "validation": {"recall_at_k": 0.7, "mrr_at_k": 0.35, "k": 10},
+        "test": {"recall_at_k": 0.6875, "mrr_at_k": 0.3125, "k": 10, "pairs": 200},
+    }
+
+
+def _best_id(trials: pd.DataFrame) -> str:
+    usable = trials[trials["state"] != "errored"]
+    return usable.loc[usable["last_recall_at_k"].idxmax(), "trial_id"]
+
+
+def _check_pngs(files: dict[str, bytes]) -> None:
+    for name, content in files.items():
+        if name.endswith(".png"):
+            assert content.startswith(PNG_SIGNATURE), name
+            pixels = mpimg.imread(io.BytesIO(content), format="png")
+            assert pixels.ndim == 3 and pixels.shape[0] > 100 and pixels.shape[1] > 100, name
+
+
+def _check_html(files: dict[str, bytes], sweep_id: str) -> str:
+    page = files["index.html"].decode("utf-8")
+    assert f"Sweep {sweep_id}" in page
+    for name, content in files.items():
+        if name.endswith(".png"):
+            assert f"data:image/png;base64,{base64.b64encode(content).decode('ascii')}" in page, name
+    # Self-contained: no resource fetched from anywhere.
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert "http://" not in page and "https://" not in page and "url(" not in page
+    return page
+
+
+@pytest.fixture(scope="module")
+def grid_report() -> tuple[pd.DataFrame, dict[str, bytes]]:
+    trials = _grid_trials()
+    best = _best_id(trials)
+    return trials, build_report(trials, _manifest(trials, best), _best_metrics(best))
+
+
+def test_grid_report_files(grid_report):
+    _, files = grid_report
+    assert set(files) == HEATMAPS | {"curves.png", "epochs_run.png", "index.html"}
+    _check_pngs(files)
+
+
+def test_grid_report_html(grid_report):
+    trials, files = grid_report
+    page = _check_html(files, "grid-sweep")
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; naïve → 失败" in page
+    assert "RuntimeError: out of memory" in page
+    assert "7d834921cda9" in page and "7d834921cda99" not in page
+    best = trials.loc[trials["trial_id"] == _best_id(trials)].iloc[0]
+    assert best["config.window"] == 5 and best["config.negative"] == 10 and best["config.ns_exponent"] == 0
+    assert "negative=10, ns_exponent=0, window=5" in page
+    assert "outside the grid" not in page
+    assert "recall@10 0.6875 · MRR@10 0.3125" in page and "on 200 pairs" in page
+    # The top table holds 20 trials, the best first.
+    top = page.split("Top 20 trials")[1].split("Errored trials")[0]
+    rows = re.findall(r"<tr.*?</tr>", top)
+    assert len(rows) == 21 and best["trial_id"] in rows[1] and 'class=best' in rows[1]
+
+
+def test_heatmap_table_is_the_mean_over_the_collapsed_parameter():
+    trials = pd.DataFrame(
+        [
+            _trial(0, {"window": 1, "negative": 5, "ns_exponent": 0.0}, "completed", 0.2, 3),
+            _trial(1, {"window": 2, "negative": 5, "ns_exponent": 0.0}, "stopped_early", 0.4, 1),
+            _trial(2, {"window": 1, "negative": 5, "ns_exponent": 0.75}, "completed", 0.5, 3),
+            _trial(3, {"window": 2, "negative": 5, "ns_exponent": 0.75}, "errored", 0.9, 1, "boom"),
+            _trial(4, {"window": 1, "negative": 10, "ns_exponent": 0.0}, "completed", 0.1, 3),
+            _trial(5, {"window": 2, "negative": 10, "ns_exponent": 0.0}, "completed", 0.3, 3),
+        ]
+    )
+    table = heatmap_table(trials, "negative", "ns_exponent", "recall_at_k")
+    assert list(table.index) == [5, 10] and list(table.columns) == [0.0, 0.75]
+    # Collapsing window; the errored trial (0.9) does not count; negative 10 × 0.75 was never run.
+    assert table.loc[5, 0.0] == pytest.approx((0.2 + 0.4) / 2)
+    assert table.loc[5, 0.75] == pytest.approx(0.5)
+    assert table.loc[10, 0.0] == pytest.approx((0.1 + 0.3) / 2)
+    assert np.isnan(table.loc[10, 0.75])
+
+
+def test_best_cell_of_the_grid_is_the_best_trials_config():
+    trials = _grid_trials()
+    best = trials.loc[trials["trial_id"] == _best_id(trials)].iloc[0]
+    for row, col in (("negative", "ns_exponent"), ("window", "ns_exponent"), ("window", "negative")):
+        table = heatmap_table(trials, row, col, "recall_at_k")
+        assert table.stack().idxmax() == (best[f"config.{row}"], best[f"config.{col}"])
+
+
+def test_one_dimensional_sweep_falls_back_to_metric_by_parameter():
+    rows = [
+        _trial(n, {"window": 5, "negative": negative, "ns_exponent": 0.75, "epochs": 4}, "completed", 0.5 + 0.01 * n, 4)
+        for n, negative in enumerate([1, 2, 5, 10, 20])
+    ]
+    trials = pd.DataFrame(rows)
+    files = build_report(trials, _manifest(trials, sweep_id="one-d"), None)
+    assert set(files) == {"metric_by_parameter.png", "curves.png", "epochs_run.png", "index.html"}
+    _check_pngs(files)
+    page = _check_html(files, "one-d")
+    assert "negative=20" in page  # the best config, picked from the table when the manifest has none
+
+
+def test_continuous_search_skips_wide_heatmaps():
+    rng = np.random.default_rng(0)
+    rows = [
+        _trial(n, {"window": int(rng.integers(1, 4)), "negative": int(rng.integers(1, 4)),
+                   "ns_exponent": float(rng.uniform(-1, 1)), "alpha": float(rng.uniform(0.001, 0.5))},
+               "completed", float(rng.uniform(0.3, 0.6)), 3)
+        for n in range(30)
+    ]
+    trials = pd.DataFrame(rows)
+    files = build_report(trials, _manifest(trials, sweep_id="random"), None)
+    expected = {"heatmap_window_x_negative.png", "metric_by_parameter.png", "curves.png", "epochs_run.png"}
+    assert set(files) == expected | {"index.html"}
+    _check_pngs(files)
+    assert "ns_exponent has more than 12 distinct values" in _check_html(files, "random")
+
+
+def test_defaults_outside_the_grid_are_noted():
+    trials = _grid_trials()
+    trials = trials[trials["config.ns_exponent"] != 0.75]
+    files = build_report(trials, _manifest(trials, sweep_id="no-default"), None)
+    page = files["index.html"].decode("utf-8")
+    # Both heatmaps with ns_exponent; window × negative still has its default cell.
+    assert page.count("ns_exponent=0.75) is outside the grid") == 2
+    assert page.count("dashed box: gensim&#x27;s default") == 1
+
+
+def test_every_trial_errored():
+    trials = pd.DataFrame(
+        [_trial(n, {"window": w, "negative": 5}, "errored", None, 0, f"error {n}") for n, w in enumerate([2, 5])]
+    )
+    manifest = dict(_manifest(trials, sweep_id="failed"), status="failed")
+    files = build_report(trials, manifest, None)
+    assert set(files) == {"epochs_run.png", "index.html"}
+    _check_pngs(files)
+    page = _check_html(files, "failed")
+    assert "error 0" in page and "error 1" in page and "No trial finished without error." in page
+
+
+def test_curves_from_parquet_arrays(tmp_path):
+    # Parquet hands curves back as numpy arrays, errored trials' as empty ones.
+    trials = _grid_trials()
+    path = tmp_path / "trials.parquet"
+    trials.to_parquet(path)
+    files = build_report(pd.read_parquet(path), _manifest(trials), None)
+    assert "curves.png" in files
+
+
+@pytest.mark.parametrize(
+    ("trials", "message"),
+    [
+        (_grid_trials().iloc[0:0], "trials table is empty"),
+        (_grid_trials().drop(columns=["curve", "state"]), "no column state, curve"),
+        (_grid_trials().drop(columns=["last_recall_at_k"]), "no column last_recall_at_k"),
+    ],
+)
+def test_bad_tables_are_refused(trials, message):
+    with pytest.raises(SessrecError, match=message):
+        build_report(trials, _manifest(_grid_trials()), None)
