@@ -82,6 +82,26 @@ def best(root: str, sweep_id: str) -> dict[str, Any]:
     return {"sweep_id": sweep_id, "status": manifest.get("status"), "config": config, **metrics}
 
 
+def write_report(root: str, sweep_id: str, to: str | None = None) -> list[str]:
+    """Build the sweep's plots and HTML page into ``<sweep>/report/`` (and ``to``, if given)."""
+    from sessrec.report import build_report
+
+    manifest = _manifest(root, sweep_id)
+    table = trials(root, sweep_id)
+    try:
+        best_metrics = {k: v for k, v in best(root, sweep_id).items() if k != "config"}
+    except NotFoundError:
+        best_metrics = None  # every trial errored: the report still shows what happened
+    files = build_report(table, manifest, best_metrics)
+    folders = [storage.join(layout.sweep_dir(root, sweep_id), layout.REPORT_DIR)] + ([to] if to else [])
+    written = []
+    for folder in folders:
+        for name, content in files.items():
+            storage.write_bytes(storage.join(folder, name), content)
+            written.append(storage.join(folder, name))
+    return written
+
+
 def fetch(root: str, sweep_id: str, to: str) -> list[str]:
     """Copy the best config, metrics and embeddings (Parquet and word2vec text) to ``to``."""
     summary = best(root, sweep_id)

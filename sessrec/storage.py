@@ -93,6 +93,14 @@ def _s3_call(uri: str, call, **kwargs):
         raise _s3_error(exc, uri) from None
 
 
+@functools.lru_cache(maxsize=1)
+def _file_mode() -> int:
+    """Mode for new files: what open() would give (0666 less the umask); mkstemp's is 0600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def read_bytes(uri: str) -> bytes:
     if is_s3(uri):
         loc = S3Location.parse(uri)
@@ -132,6 +140,7 @@ def write_bytes(uri: str, data: bytes) -> None:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
+            os.chmod(tmp, _file_mode())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

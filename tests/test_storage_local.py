@@ -61,3 +61,11 @@ def test_names_are_slugs_never_paths(name):
 
 def test_valid_names():
     assert layout.sweep_dir("/root", "tiny-20261123-1200-ab12") == "/root/sweeps/tiny-20261123-1200-ab12"
+
+
+def test_new_files_get_the_usual_permissions(tmp_path):
+    target = tmp_path / "f"
+    storage.write_bytes(str(target), b"x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -42,6 +42,7 @@ def _register() -> None:
     app.command()(model.recommend)
     app.add_typer(tune.app, name="tune")
     app.add_typer(results.app, name="results")
+    app.command()(results.report)
     app.add_typer(k8s.app, name="k8s")
 
 

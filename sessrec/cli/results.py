@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -74,4 +74,15 @@ def fetch(
 ) -> None:
     """Download the best embeddings (Parquet and word2vec text), config and metrics."""
     files = results.fetch(settings(ctx).storage, sweep_id, to)
+    emit(files, as_json, lambda f: "\n".join(f))
+
+
+def report(
+    ctx: typer.Context,
+    sweep_id: Annotated[str, SweepArgument],
+    to: Annotated[Optional[str], typer.Option(help="Also write the report to this local folder.")] = None,
+    as_json: Annotated[bool, JsonOption] = False,
+) -> None:
+    """Heatmaps, learning curves, ASHA's stopping picture and one self-contained HTML page."""
+    files = results.write_report(settings(ctx).storage, sweep_id, to)
     emit(files, as_json, lambda f: "\n".join(f))
