@@ -37,7 +37,8 @@ def test_vectorized_equals_gensim_most_similar(k, monkeypatch):
     targets = list(rng.choice(emb.keys, 400)) + ["item-1"]
     targets[:20] = queries[:20]  # repeats: the query itself is never recommended
     # Small batches, so batch boundaries are exercised too.
-    monkeypatch.setattr(metrics, "MAX_BATCH_CELLS", 300 * 7)
+    monkeypatch.setattr(metrics, "ROW_BLOCK", 7)
+    monkeypatch.setattr(metrics, "ITEM_BLOCK", 64)
     result = evaluate(emb, queries, targets, k)
     recall, mrr = _naive_gensim(emb, queries, targets, k)
     assert result["recall_at_k"] == pytest.approx(recall, abs=1e-12)
@@ -70,11 +71,17 @@ class _FixedScores:
     def n_items(self):
         return len(self.index)
 
-    def scores(self, query_idx):
-        return np.array([self.rows[int(q)] for q in query_idx], dtype=np.float64)
+    ties_possible = True
+
+    def scores(self, query_idx, items=slice(None)):
+        return np.array([self.rows[int(q)] for q in query_idx], dtype=np.float64)[:, items]
+
+    def pair_scores(self, query_idx, item_idx):
+        return np.array([self.rows[int(q)][int(i)] for q, i in zip(query_idx, item_idx)])
 
 
-def test_ties_break_by_item_index_and_query_is_excluded():
+def test_ties_break_by_item_index_and_query_is_excluded(monkeypatch):
+    monkeypatch.setattr(metrics, "ITEM_BLOCK", 4)  # ties that straddle a block boundary
     scorer = _FixedScores({0: [9.0, 1.0, 5.0, 5.0, 5.0, 0.0]})
     best, _ = top_k(scorer, np.array([0]), 3)
     assert list(best[0]) == [2, 3, 4]

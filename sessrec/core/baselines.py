@@ -31,13 +31,18 @@ def _session_of_event(sessions: Sessions) -> np.ndarray:
 class PopularityScorer:
     counts: np.ndarray
     index: dict[str, int] = field(repr=False)
+    ties_possible = True
 
     @property
     def n_items(self) -> int:
         return len(self.counts)
 
-    def scores(self, query_idx: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.counts.astype(np.float64), (len(query_idx), self.n_items)).copy()
+    def scores(self, query_idx: np.ndarray, items: slice = slice(None)) -> np.ndarray:
+        counts = self.counts[items].astype(np.float64)
+        return np.broadcast_to(counts, (len(query_idx), len(counts))).copy()
+
+    def pair_scores(self, query_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        return self.counts[item_idx].astype(np.float64)
 
 
 @dataclass
@@ -48,16 +53,21 @@ class SparseRowScorer:
     matrix: sp.csr_matrix
     index: dict[str, int] = field(repr=False)
     fill_in: np.ndarray | None = None
+    ties_possible = True
 
     @property
     def n_items(self) -> int:
         return self.matrix.shape[1]
 
-    def scores(self, query_idx: np.ndarray) -> np.ndarray:
-        scores = self.matrix[query_idx].toarray().astype(np.float64)
+    def scores(self, query_idx: np.ndarray, items: slice = slice(None)) -> np.ndarray:
+        scores = self.matrix[query_idx][:, items].toarray().astype(np.float64)
         if self.fill_in is not None:
-            scores += self.fill_in
+            scores += self.fill_in[items]
         return scores
+
+    def pair_scores(self, query_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        scores = np.asarray(self.matrix[query_idx, item_idx], dtype=np.float64).ravel()
+        return scores + self.fill_in[item_idx] if self.fill_in is not None else scores
 
 
 @dataclass
@@ -67,16 +77,22 @@ class CooccurrenceScorer:
 
     by_session: sp.csc_matrix  # sessions x items, event counts
     index: dict[str, int] = field(repr=False)
+    ties_possible = True
 
     @property
     def n_items(self) -> int:
         return self.by_session.shape[1]
 
-    def scores(self, query_idx: np.ndarray) -> np.ndarray:
+    def scores(self, query_idx: np.ndarray, items: slice = slice(None)) -> np.ndarray:
         queries = self.by_session[:, query_idx]
         # Pairs of distinct positions: for y != x that is count(x) * count(y) per session; the
         # diagonal (x with itself) is never recommended, so it needs no correction.
-        return (queries.T @ self.by_session).toarray().astype(np.float64)
+        return (queries.T @ self.by_session[:, items]).toarray().astype(np.float64)
+
+    def pair_scores(self, query_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        queries = self.by_session[:, query_idx]
+        targets = self.by_session[:, item_idx]
+        return np.asarray(queries.multiply(targets).sum(axis=0), dtype=np.float64).ravel()
 
 
 def popularity(train: Sessions) -> PopularityScorer:

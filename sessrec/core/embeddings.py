@@ -36,8 +36,14 @@ class Embeddings:
     def dims(self) -> int:
         return self.vectors.shape[1]
 
-    def scores(self, query_idx: np.ndarray) -> np.ndarray:
-        return self._unit[query_idx] @ self._unit.T
+    #: Cosines of float vectors: exact ties between distinct items are left to chance.
+    ties_possible = False
+
+    def scores(self, query_idx: np.ndarray, items: slice = slice(None)) -> np.ndarray:
+        return self._unit[query_idx] @ self._unit[items].T
+
+    def pair_scores(self, query_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        return np.einsum("ij,ij->i", self._unit[query_idx], self._unit[item_idx])
 
     def recommend(self, items: list[str], k: int = 10) -> list[list[tuple[str, float]]]:
         idx = to_indices(self.index, items)

@@ -1,9 +1,10 @@
 """Recall@K and MRR@K for many queries at once.
 
-A scorer maps a batch of query item indices to a dense (batch x items) score matrix. The
-ground truth's rank is counted directly (how many items beat it, ties broken by item index),
-which is one vectorized pass over the scores and gives the same answer as sorting a top K + 1
-list with the query removed. Queries run in batches so memory stays bounded for large catalogues.
+A scorer gives a dense block of scores for a batch of query items over a range of items. The
+ground truth's rank is counted directly (how many items beat it, ties broken by item index):
+that needs no sort and gives the same answer as a top K + 1 list with the query removed.
+Scores are made and compared block by block (rows x items small enough to stay in the CPU
+cache), so memory stays bounded and the compare pass does not go back to main memory.
 """
 
 from __future__ import annotations
@@ -14,19 +15,27 @@ import numpy as np
 
 from sessrec.errors import SessrecError
 
-#: Upper bound on one batch's score matrix, in float32 cells (64 MiB).
+#: Queries and items per block: 256 x 4096 float32 scores (4 MiB) fit in cache while compared.
+ROW_BLOCK = 256
+ITEM_BLOCK = 4096
+#: Upper bound on a full score matrix made at once (top_k), in cells (64 MiB of float32).
 MAX_BATCH_CELLS = 16 * 1024 * 1024
 
 
 class Scorer(Protocol):
-    """Anything that scores every item for a batch of query items."""
+    """Anything that scores items for a batch of query items."""
 
     index: Mapping[str, int]
+    #: False when scores are continuous (cosine): exact ties between items are then left to
+    #: chance, as in gensim, and the tie pass is skipped.
+    ties_possible: bool
 
     @property
     def n_items(self) -> int: ...
 
-    def scores(self, query_idx: np.ndarray) -> np.ndarray: ...
+    def scores(self, query_idx: np.ndarray, items: slice = slice(None)) -> np.ndarray: ...
+
+    def pair_scores(self, query_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray: ...
 
 
 def batch_size_for(n_items: int) -> int:
@@ -43,17 +52,23 @@ def target_ranks(scorer: Scorer, query_idx: np.ndarray, target_idx: np.ndarray) 
     (query or target unknown, or target equal to the query, which is never recommended)."""
     ranks = np.zeros(len(query_idx), dtype=np.int64)
     rankable = np.flatnonzero((query_idx >= 0) & (target_idx >= 0) & (query_idx != target_idx))
-    step = batch_size_for(scorer.n_items)
-    item_ids = np.arange(scorer.n_items)
-    for start in range(0, len(rankable), step):
-        rows = rankable[start : start + step]
-        scores = np.asarray(scorer.scores(query_idx[rows]))
-        local = np.arange(len(rows))
-        scores[local, query_idx[rows]] = -np.inf
-        truth = scores[local, target_idx[rows]][:, None]
-        better = np.count_nonzero(scores > truth, axis=1)
-        tied_before = np.count_nonzero((scores == truth) & (item_ids < target_idx[rows][:, None]), axis=1)
-        ranks[rows] = better + tied_before + 1
+    for start in range(0, len(rankable), ROW_BLOCK):
+        rows = rankable[start : start + ROW_BLOCK]
+        queries, targets = query_idx[rows], target_idx[rows]
+        truth = np.asarray(scorer.pair_scores(queries, targets))[:, None]
+        better = np.zeros(len(rows), dtype=np.int64)
+        for low in range(0, scorer.n_items, ITEM_BLOCK):
+            high = min(low + ITEM_BLOCK, scorer.n_items)
+            block = np.asarray(scorer.scores(queries, slice(low, high)))
+            # The query and the target themselves never count as beating the target.
+            for own in (queries, targets):
+                inside = np.flatnonzero((own >= low) & (own < high))
+                block[inside, own[inside] - low] = -np.inf
+            better += np.count_nonzero(block > truth, axis=1)
+            if scorer.ties_possible:
+                earlier = np.arange(low, high) < targets[:, None]
+                better += np.count_nonzero((block == truth) & earlier, axis=1)
+        ranks[rows] = better + 1
     return ranks
 
 
@@ -77,6 +92,8 @@ def top_k(scorer: Scorer, query_idx: np.ndarray, k: int) -> tuple[np.ndarray, np
     if k < 1:
         raise SessrecError(f"K must be at least 1, got {k}")
     k = min(k, scorer.n_items - 1)
+    if len(query_idx) > batch_size_for(scorer.n_items):
+        raise SessrecError(f"too many queries at once for {scorer.n_items} items; ask in batches")
     if k < 1:
         raise SessrecError("need at least two items to recommend anything")
     scores = np.asarray(scorer.scores(query_idx), dtype=np.float64)

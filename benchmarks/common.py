@@ -1,0 +1,54 @@
+"""Shared by the benchmarks: the reference sessions, timing, and writing a report."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from sessrec.core.sessions import Sessions
+from sessrec.formats import sessions_from_jsonl
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "online_retail_sessions.jsonl"
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def reference_sessions() -> Sessions:
+    if not REFERENCE.exists():
+        sys.exit(f"the reference sessions are not at {REFERENCE}; this benchmark needs them")
+    return sessions_from_jsonl(REFERENCE.read_bytes(), str(REFERENCE))
+
+
+def best_of(repeats: int, call: Callable[[], Any]) -> tuple[float, Any]:
+    """Fastest of several runs (seconds) and the last result: the least noisy single figure."""
+    times, result = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = call()
+        times.append(time.perf_counter() - started)
+    return min(times), result
+
+
+def mean_std(values: list[float]) -> str:
+    array = np.asarray(values) * 100
+    return f"{array.mean():.2f} ± {array.std(ddof=1):.2f}" if len(array) > 1 else f"{array.mean():.2f}"
+
+
+def machine() -> str:
+    import os
+
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+def write_report(name: str, title: str, lines: list[str], data: dict[str, Any]) -> Path:
+    OUT.mkdir(exist_ok=True)
+    (OUT / f"{name}.json").write_text(json.dumps({"machine": machine(), **data}, indent=2, default=float) + "\n")
+    markdown = OUT / f"{name}.md"
+    markdown.write_text(f"# {title}\n\nMachine: {machine()}\n\n" + "\n".join(lines) + "\n")
+    print(markdown.read_text())
+    return markdown
