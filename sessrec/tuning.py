@@ -155,7 +155,7 @@ def _progress_callback(metric: str, live: bool):
             self._print(trials)
 
         def on_trial_start(self, iteration, trials, trial, **info):
-            self._print(trials)
+            self._print(trials, force=True)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self._print(trials, force=True)
@@ -372,6 +372,8 @@ def _trial_rows(results, spec: SweepSpec) -> list[dict[str, Any]]:
                 "state": state,
                 **{f"config.{name}": value for name, value in sorted(result.config.items())},
                 "epochs_run": epochs_run,
+                # Fewer epochs since the last restore than in all: it went on from a checkpoint.
+                "restored": int(last.get("iterations_since_restore", epochs_run) or 0) < epochs_run,
                 f"last_{spec.metric}": last.get(spec.metric),
                 "last_recall_at_k": last.get("recall_at_k"),
                 "last_mrr_at_k": last.get("mrr_at_k"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -75,9 +76,11 @@ def run(
         estimate = tuning.dry_run(spec, data, num_cpus or os.cpu_count() or 1)
         emit(estimate, as_json, _estimate_text)
         return
-    manifest = tuning.run_sweep(
-        spec, config.storage, sweep_id, dataset, address, num_cpus, verbose, live=sys.stderr.isatty() and not verbose
-    )
+    # Ray prints cluster events (e.g. a node that died) to stdout; keep stdout for our result.
+    with contextlib.redirect_stdout(sys.stderr):
+        manifest = tuning.run_sweep(
+            spec, config.storage, sweep_id, dataset, address, num_cpus, verbose, live=sys.stderr.isatty() and not verbose
+        )
     emit(manifest, as_json, _summary)
 
 
@@ -108,7 +111,8 @@ def resume(
 ) -> None:
     """Continue an interrupted sweep from storage; finished trials are not run again."""
     config = settings(ctx)
-    manifest = tuning.resume_sweep(
-        config.storage, sweep_id, address or config.ray_address, num_cpus, verbose, live=sys.stderr.isatty() and not verbose
-    )
+    with contextlib.redirect_stdout(sys.stderr):
+        manifest = tuning.resume_sweep(
+            config.storage, sweep_id, address or config.ray_address, num_cpus, verbose, live=sys.stderr.isatty() and not verbose
+        )
     emit(manifest, as_json, _summary)

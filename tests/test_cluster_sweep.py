@@ -1,0 +1,95 @@
+"""A sweep on a real multi-node Ray cluster (token auth on) with its storage in S3, and the
+loss of a worker node in the middle of it."""
+
+import json
+import os
+import subprocess
+import time
+import uuid
+
+import pandas as pd
+import pytest
+import yaml
+
+from servers import RayLocalCluster
+from sessrec import storage
+from tests.helpers import SESSREC, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster(s3):
+    # The nodes get the S3 settings in their own environment, as a Kubernetes Secret would.
+    with RayLocalCluster(num_workers=2, head_cpus=1, worker_cpus=1, env=s3.env()) as running:
+        yield running
+
+
+@pytest.fixture
+def user_env(cluster, s3_env, tmp_path):
+    root = f"s3://{s3_env.bucket}/{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, **cluster.client_env(), "SESSREC_STORAGE": root}
+    synth = run_cli("data", "synth", "--name", "demo", "--sessions", "3000", "--items", "400", "--clusters", "15", cwd=tmp_path, env=env)
+    assert synth.returncode == 0, synth.stderr
+    return env, root
+
+
+def _spec(path, max_t: int, vector_size: int = 16) -> str:
+    spec = {
+        "name": "cl",
+        "dataset": "demo",
+        "split": {"seed": 0, "n": 200},
+        "space": {"vector_size": vector_size, "window": [2, 5], "negative": [5, 10]},
+        "scheduler": {"type": "fifo", "max_t": max_t},
+        "resources": {"cpus_per_trial": 1, "max_failures": 3},
+    }
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def test_sweep_on_cluster_with_s3_storage(cluster, user_env, tmp_path):
+    env, root = user_env
+    result = run_cli("tune", "run", _spec(tmp_path / "spec.yaml", 3), "--address", cluster.gcs_address, "--sweep-id", "c1", "--json", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["trials"] == {"total": 4, "completed": 4, "stopped_early": 0, "errored": 0}
+    for name in ("spec.yaml", "manifest.json", "trials.parquet", "best/config.json", "best/metrics.json", "best/embeddings.parquet"):
+        assert storage.exists(f"{root}/sweeps/c1/{name}"), name
+    assert any(path.startswith("tune/") for path in storage.walk_files(f"{root}/sweeps/c1"))
+    best = json.loads(run_cli("results", "best", "c1", "--json", cwd=tmp_path, env=env).stdout)
+    assert best["test"]["pairs"] == 200
+
+
+def test_losing_a_worker_node_loses_no_trial(cluster, user_env, tmp_path):
+    env, root = user_env
+    log_path = tmp_path / "driver.log"
+    with open(log_path, "w") as log:
+        driver = subprocess.Popen(
+            [*SESSREC, "tune", "run", _spec(tmp_path / "spec.yaml", 30, vector_size=48), "--address", cluster.gcs_address, "--sweep-id", "c2", "--json"],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+        )
+        deadline = time.time() + 240
+        # Every node is busy with a trial once three are running; then one node goes away.
+        while "3 running" not in log_path.read_text():
+            assert driver.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.3)
+        time.sleep(1)  # a few epochs in, so there are checkpoints to go on from
+        cluster.kill_worker(0)
+        out, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 0, log_path.read_text()[-3000:]
+    manifest = json.loads(out)
+    assert manifest["trials"] == {"total": 4, "completed": 4, "stopped_early": 0, "errored": 0}
+    trials = pd.read_parquet(f"{root}/sweeps/c2/trials.parquet".replace(f"s3://", ""), filesystem=_fs())
+    assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["epochs_run"] == 30).all()
+    # The trial that lost its node went on from a checkpoint instead of starting over.
+    assert trials["restored"].any(), trials[["trial_id", "restored"]]
+    assert all(len(curve) == 30 for curve in trials["curve"])
+
+
+def _fs():
+    from pyarrow import fs
+
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    return fs.S3FileSystem(
+        endpoint_override=endpoint.split("://")[1], scheme="http", access_key=os.environ["AWS_ACCESS_KEY_ID"],
+        secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], region=os.environ["AWS_DEFAULT_REGION"],
+    )
