@@ -12,6 +12,7 @@ import copy
 import math
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any, Mapping
 
 import jsonschema
@@ -345,3 +346,18 @@ BUILTIN_SPECS = ("tiny", "seed3d", "reference")
 
 def builtin_spec_text(name: str) -> str:
     return resources.files("sessrec.specs").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+
+
+def read_spec(ref: str) -> tuple[str, SweepSpec]:
+    """A spec file, or the name of a built-in spec: its text (verbatim) and the parsed spec."""
+    path = Path(ref)
+    if ref in BUILTIN_SPECS and not path.exists():
+        text = builtin_spec_text(ref)
+        return text, parse_spec(text, f"built-in spec {ref}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SessrecError(f"no spec file {ref!r} (built-in specs: {', '.join(BUILTIN_SPECS)})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SessrecError(f"cannot read spec {ref}: {exc}") from None
+    return text, parse_spec(text, ref)

@@ -234,6 +234,14 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
         raise SessrecError(f"cannot connect to Ray at {address}: {str(exc).splitlines()[0]}") from None
 
 
+def disconnect() -> None:
+    """Leave the cluster (stopping an embedded one), so nothing Ray prints arrives later."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 @dataclass(frozen=True)
 class SweepPaths:
     root: str

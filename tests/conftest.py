@@ -7,7 +7,6 @@ marked `@pytest.mark.slow` (marker declared in pyproject.toml), so that
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Iterator

@@ -1,6 +1,5 @@
 from collections import Counter, defaultdict
 
-import numpy as np
 import pytest
 
 from sessrec.core import baselines

@@ -6,7 +6,7 @@ from sessrec.core import baselines
 from sessrec.core.metrics import evaluate
 from sessrec.core.split import next_item_split
 from sessrec.core.synth import synth_sessions
-from sessrec.core.word2vec import TrainingState, Word2VecConfig, embeddings_of, fit, new_model, train_epoch
+from sessrec.core.word2vec import TrainingState, Word2VecConfig, embeddings_of, fit, new_model
 from sessrec.errors import SessrecError
 
 

@@ -1,5 +1,114 @@
-"""`sessrec k8s`: render and validate Kubernetes manifests (filled in by the Kubernetes work)."""
+"""`sessrec k8s`: render KubeRay manifests for a sweep and validate manifests offline."""
+
+from __future__ import annotations
+
+import shlex
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
+from sessrec import k8s
+from sessrec.errors import SessrecError
+from sessrec.spec import BUILTIN_SPECS
+
 app = typer.Typer(help="Render and validate KubeRay manifests for sweeps.", no_args_is_help=True)
+Kind = Enum("Kind", {kind: kind for kind in k8s.KINDS}, type=str)  # type: ignore[misc]
+
+
+def _selector(pairs: list[str]) -> dict[str, str]:
+    selector = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not value:
+            raise SessrecError(f"--cluster-selector {pair!r}: expected KEY=VALUE, e.g. ray.io/cluster=sessrec")
+        selector[key] = value
+    return selector
+
+
+@app.command()
+def render(
+    spec: Annotated[
+        Optional[str],
+        typer.Argument(metavar="SPEC", help=f"Sweep spec file or built-in ({', '.join(BUILTIN_SPECS)}); not for raycluster."),
+    ] = None,
+    kind: Annotated[Kind, typer.Option(help="What to render.")] = Kind.rayjob,
+    image: Annotated[str, typer.Option(help="The sessrec image.")] = k8s.DEFAULT_IMAGE,
+    name: Annotated[
+        Optional[str], typer.Option(help="Object name (default: sessrec-<spec name>; 'sessrec' for raycluster).")
+    ] = None,
+    schedule: Annotated[
+        Optional[str], typer.Option(help=f"Cron schedule of raycronjob/cronjob (default '{k8s.DEFAULT_SCHEDULE}').")
+    ] = None,
+    time_zone: Annotated[Optional[str], typer.Option(help="IANA time zone of the schedule (default: the controller's).")] = None,
+    cluster_selector: Annotated[
+        Optional[list[str]],
+        typer.Option(metavar="KEY=VAL", help="Run on an existing RayCluster: ray.io/cluster=NAME (repeatable)."),
+    ] = None,
+    sweep_id: Annotated[
+        Optional[str], typer.Option(help="Fixed sweep id of a one-off rayjob (default: generated at run time).")
+    ] = None,
+    s3_config: Annotated[
+        str, typer.Option(help="ConfigMap with SESSREC_STORAGE and AWS_* settings.")
+    ] = k8s.DEFAULT_S3_CONFIG,
+    s3_secret: Annotated[
+        str, typer.Option(help="Secret with AWS credentials ('' for none, e.g. with IRSA).")
+    ] = k8s.DEFAULT_S3_SECRET,
+) -> None:
+    """Print the manifests that run SPEC on KubeRay (pipe them to `kubectl apply -f -`)."""
+    options = k8s.RenderOptions(
+        kind=kind.value,
+        name=name,
+        image=image,
+        sweep_id=sweep_id,
+        cluster_selector=_selector(cluster_selector or []),
+        schedule=schedule,
+        time_zone=time_zone,
+        s3_config=s3_config,
+        s3_secret=s3_secret or None,
+    )
+    text = k8s.render(spec, options)
+    # Provenance: the files in jobs/ and cluster/ are this output; a test re-runs the line.
+    argv = ["sessrec", "k8s", "render", *([spec] if spec else []), "--kind", kind.value]
+    for flag, value, default in (
+        ("--name", name, None),
+        ("--image", image, k8s.DEFAULT_IMAGE),
+        ("--schedule", schedule, None),
+        ("--time-zone", time_zone, None),
+        ("--sweep-id", sweep_id, None),
+        ("--s3-config", s3_config, k8s.DEFAULT_S3_CONFIG),
+        ("--s3-secret", s3_secret, k8s.DEFAULT_S3_SECRET),
+    ):
+        if value != default:
+            argv += [flag, value]
+    for pair in cluster_selector or []:
+        argv += ["--cluster-selector", pair]
+    typer.echo(f"# Rendered by: {shlex.join(argv)}\n{text}", nl=False)
+
+
+@app.command()
+def validate(
+    files: Annotated[list[str], typer.Argument(help="Manifest files ('-' reads standard input).")],
+    kube_version: Annotated[str, typer.Option(help="Kubernetes version of the built-in schemas.")] = k8s.KUBE_VERSION,
+) -> None:
+    """Check manifests offline: ray.io objects against KubeRay's CRDs (strict) and operator rules,
+    built-in kinds against Kubernetes' schemas, and every pod against the restricted pod security rules."""
+    count, problems = k8s.validate_files(files, kube_version)
+    for problem in problems:
+        typer.echo(str(problem), err=True)
+    if problems:
+        raise SessrecError(f"{len(problems)} problem(s) in {count} object(s)")
+    typer.echo(f"ok: {count} object(s) in {len(files)} file(s)")
+
+
+@app.command("chart-schema")
+def chart_schema(
+    chart: Annotated[Path, typer.Option(help="The Helm chart folder.")] = Path("helm/sessrec"),
+    check: Annotated[bool, typer.Option(help="Only report whether it is current; exit 1 if not.")] = False,
+) -> None:
+    """Copy the sweep spec schema into the chart's values.schema.json (the `sweep` key)."""
+    current = k8s.sync_chart_schema(chart, check)
+    if check and not current:
+        raise SessrecError(f"{chart}/values.schema.json is out of date: run `sessrec k8s chart-schema --chart {chart}`")
+    typer.echo(f"{chart}/values.schema.json: " + ("up to date" if current else "updated"))

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from sessrec import formats, layout, pipeline, storage
+from sessrec import layout, pipeline, storage
 from sessrec.cli.common import JsonOption, emit, percent, progress, settings
 from sessrec.core.baselines import METHODS
 from sessrec.core.word2vec import Word2VecConfig

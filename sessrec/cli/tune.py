@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -14,7 +13,7 @@ from sessrec import tuning
 from sessrec.cli.common import JsonOption, emit, settings
 from sessrec.errors import SessrecError
 from sessrec.pipeline import load_dataset
-from sessrec.spec import BUILTIN_SPECS, SweepSpec, builtin_spec_text, parse_spec
+from sessrec.spec import BUILTIN_SPECS, SweepSpec, read_spec
 
 app = typer.Typer(help="Hyperparameter sweeps with Ray Tune and ASHA.", no_args_is_help=True)
 
@@ -24,20 +23,10 @@ AddressOption = typer.Option(
 
 
 def load_spec(ref: str, num_samples: int | None = None) -> SweepSpec:
-    """A spec file, or the name of a built-in spec (tiny, seed3d, reference)."""
-    if ref in BUILTIN_SPECS and not Path(ref).exists():
-        text, source = builtin_spec_text(ref), f"built-in spec {ref}"
-    else:
-        try:
-            text, source = Path(ref).read_text(encoding="utf-8"), ref
-        except FileNotFoundError:
-            raise SessrecError(f"no spec file {ref!r} (built-in specs: {', '.join(BUILTIN_SPECS)})") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SessrecError(f"cannot read spec {ref}: {exc}") from None
-    spec = parse_spec(text, source)
+    """A spec file or built-in spec, with the command line's overrides."""
+    spec = read_spec(ref)[1]
     if num_samples is not None:
-        raw = dict(spec.raw, search={**spec.raw["search"], "num_samples": num_samples})
-        spec = SweepSpec.from_dict(raw)
+        spec = SweepSpec.from_dict(dict(spec.raw, search={**spec.raw["search"], "num_samples": num_samples}))
     return spec
 
 
@@ -78,9 +67,12 @@ def run(
         return
     # Ray prints cluster events (e.g. a node that died) to stdout; keep stdout for our result.
     with contextlib.redirect_stdout(sys.stderr):
-        manifest = tuning.run_sweep(
-            spec, config.storage, sweep_id, dataset, address, num_cpus, verbose, live=sys.stderr.isatty() and not verbose
-        )
+        try:
+            manifest = tuning.run_sweep(
+                spec, config.storage, sweep_id, dataset, address, num_cpus, verbose, live=sys.stderr.isatty() and not verbose
+            )
+        finally:
+            tuning.disconnect()
     emit(manifest, as_json, _summary)
 
 
@@ -112,7 +104,10 @@ def resume(
     """Continue an interrupted sweep from storage; finished trials are not run again."""
     config = settings(ctx)
     with contextlib.redirect_stdout(sys.stderr):
-        manifest = tuning.resume_sweep(
-            config.storage, sweep_id, address or config.ray_address, num_cpus, verbose, live=sys.stderr.isatty() and not verbose
-        )
+        try:
+            manifest = tuning.resume_sweep(
+                config.storage, sweep_id, address or config.ray_address, num_cpus, verbose, live=sys.stderr.isatty() and not verbose
+            )
+        finally:
+            tuning.disconnect()
     emit(manifest, as_json, _summary)

@@ -1,0 +1,279 @@
+{{/*
+Names, labels and the shared building blocks of the chart's KubeRay objects. The pod and job
+specs mirror sessrec/k8s.py (`sessrec k8s render`); tests/test_k8s_chart.py renders both and
+compares them, so change the two together.
+*/}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "sessrec.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The name of every object: fullnameOverride, else <release>-<name>, or the release name alone when
+it already contains the chart name. Not truncated to fit KubeRay's limits: "sessrec.checks"
+fails with a clear message instead, because a silently cut name could collide.
+*/}}
+{{- define "sessrec.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride }}
+{{- else }}
+{{- $name := include "sessrec.name" . }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "sessrec.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels that identify this release's pods; they never change over upgrades. */}}
+{{- define "sessrec.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sessrec.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of every top-level object. */}}
+{{- define "sessrec.labels" -}}
+helm.sh/chart: {{ include "sessrec.chart" . }}
+{{ include "sessrec.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* The sweep's name (spec `name`, default "sweep"), used in labels and sweep ids. */}}
+{{- define "sessrec.sweepName" -}}
+{{- .Values.sweep.name | default "sweep" }}
+{{- end }}
+
+{{- define "sessrec.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/* The RayCluster that `job.target: cluster` selects. */}}
+{{- define "sessrec.targetCluster" -}}
+{{- .Values.job.clusterName | default (include "sessrec.fullname" .) }}
+{{- end }}
+
+{{/* Pod security: the image's non-root `ray` user (uid 1000, gid 100) and the runtime's seccomp profile. */}}
+{{- define "sessrec.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 100
+fsGroup: 100
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "sessrec.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+capabilities:
+  drop:
+    - ALL
+{{- end }}
+
+{{/* S3 settings from the chart's ConfigMap, credentials from s3.existingSecret. */}}
+{{- define "sessrec.envFrom" -}}
+- configMapRef:
+    name: {{ include "sessrec.fullname" . }}-s3
+{{- with .Values.s3.existingSecret }}
+- secretRef:
+    name: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/*
+A Ray pod template. Arguments: root (the chart context), group (.Values.head or .Values.worker),
+component (container name and label), apiAccess (keep the service account token: only the head
+needs it, for the autoscaler sidecar).
+*/}}
+{{- define "sessrec.rayPod" -}}
+{{- $root := .root -}}
+metadata:
+  labels:
+    {{- include "sessrec.selectorLabels" $root | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}
+spec:
+  {{- with $root.Values.serviceAccountName }}
+  serviceAccountName: {{ . }}
+  {{- end }}
+  {{- if not .apiAccess }}
+  automountServiceAccountToken: false
+  {{- end }}
+  securityContext:
+    {{- include "sessrec.podSecurityContext" $root | nindent 4 }}
+  {{- with $root.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  containers:
+    - name: {{ .component }}
+      image: {{ include "sessrec.image" $root }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      envFrom:
+        {{- include "sessrec.envFrom" $root | nindent 8 }}
+      resources:
+        {{- toYaml .group.resources | nindent 8 }}
+      securityContext:
+        {{- include "sessrec.containerSecurityContext" $root | nindent 8 }}
+      volumeMounts:
+        # Ray's object store lives in /dev/shm, which is 64 MiB in a container by default.
+        - name: dshm
+          mountPath: /dev/shm
+  volumes:
+    - name: dshm
+      emptyDir:
+        medium: Memory
+        sizeLimit: {{ .group.shmSize }}
+  {{- with .group.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .group.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .group.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{/* The RayCluster spec of the long-lived cluster and of every ephemeral one. */}}
+{{- define "sessrec.rayClusterSpec" -}}
+rayVersion: {{ .Values.rayVersion | quote }}
+enableInTreeAutoscaling: true
+autoscalerOptions:
+  upscalingMode: {{ .Values.autoscaler.upscalingMode }}
+  idleTimeoutSeconds: {{ .Values.autoscaler.idleTimeoutSeconds | int }}
+  resources:
+    {{- toYaml .Values.autoscaler.resources | nindent 4 }}
+  securityContext:
+    {{- include "sessrec.containerSecurityContext" . | nindent 4 }}
+# KubeRay creates a Secret with a random token and injects RAY_AUTH_TOKEN into every Ray container.
+authOptions:
+  mode: token
+headGroupSpec:
+  # No trials on the head: it runs GCS, the dashboard and the Tune driver.
+  rayStartParams:
+    num-cpus: "0"
+  template:
+    {{- include "sessrec.rayPod" (dict "root" . "group" .Values.head "component" "ray-head" "apiAccess" true) | nindent 4 }}
+workerGroupSpecs:
+  - groupName: {{ .Values.worker.groupName }}
+    replicas: {{ .Values.worker.minReplicas | int }}
+    minReplicas: {{ .Values.worker.minReplicas | int }}
+    maxReplicas: {{ .Values.worker.maxReplicas | int }}
+    rayStartParams: {}
+    template:
+      {{- include "sessrec.rayPod" (dict "root" . "group" .Values.worker "component" "ray-worker" "apiAccess" false) | nindent 6 }}
+{{- end }}
+
+{{/*
+One sweep as a RayJob spec. Arguments: root, sweepId ("" = generated at run time). The spec
+ConfigMap is mounted into the submitter pod and uploaded as the job's working_dir, so the same
+entrypoint works on an ephemeral cluster and on a shared one.
+*/}}
+{{- define "sessrec.rayJobSpec" -}}
+{{- $root := .root -}}
+{{- $fullname := include "sessrec.fullname" $root -}}
+entrypoint: {{ printf "sessrec tune run sweep.yaml --address auto%s" (ternary (printf " --sweep-id %s" .sweepId) "" (ne .sweepId "")) | quote }}
+# ConfigMap volumes hold `..data` and timestamped folders besides the keys; upload only the keys.
+runtimeEnvYAML: |
+  working_dir: /etc/sessrec
+  excludes: ["..*"]
+submissionMode: K8sJobMode
+activeDeadlineSeconds: {{ $root.Values.job.activeDeadlineSeconds | int }}
+# Set explicitly because KubeRay's default submitter pod has no security context. No command:
+# KubeRay fills in `ray job submit ... -- <entrypoint>`, which uploads the mounted spec.
+submitterPodTemplate:
+  metadata:
+    labels:
+      {{- include "sessrec.selectorLabels" $root | nindent 6 }}
+      app.kubernetes.io/component: rayjob-submitter
+  spec:
+    restartPolicy: Never
+    automountServiceAccountToken: false
+    securityContext:
+      {{- include "sessrec.podSecurityContext" $root | nindent 6 }}
+    {{- with $root.Values.imagePullSecrets }}
+    imagePullSecrets:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    containers:
+      - name: submitter
+        image: {{ include "sessrec.image" $root }}
+        imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+        resources:
+          {{- toYaml $root.Values.job.submitter.resources | nindent 10 }}
+        securityContext:
+          {{- include "sessrec.containerSecurityContext" $root | nindent 10 }}
+        volumeMounts:
+          - name: sweep
+            mountPath: /etc/sessrec
+            readOnly: true
+    volumes:
+      - name: sweep
+        configMap:
+          name: {{ $fullname }}-sweep
+{{- if eq $root.Values.job.target "cluster" }}
+# A shared cluster is never shut down by a job, and KubeRay refuses retries on it.
+clusterSelector:
+  ray.io/cluster: {{ include "sessrec.targetCluster" $root }}
+{{- else }}
+shutdownAfterJobFinishes: {{ $root.Values.job.shutdownAfterJobFinishes }}
+ttlSecondsAfterFinished: {{ $root.Values.job.ttlSecondsAfterFinished | int }}
+backoffLimit: {{ $root.Values.job.backoffLimit | int }}
+rayClusterSpec:
+  {{- include "sessrec.rayClusterSpec" $root | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Fails when `name` (a `kind`) is longer than `limit` characters. Arguments: list kind name limit. */}}
+{{- define "sessrec.checkNameLength" -}}
+{{- $kind := index . 0 }}{{ $name := index . 1 }}{{ $limit := index . 2 }}
+{{- if gt (len $name) $limit }}
+{{- fail (printf "%s name %q is %d characters; KubeRay allows at most %d: set fullnameOverride or use a shorter release name" $kind $name (len $name) $limit) }}
+{{- end }}
+{{- end }}
+
+{{/* Rules that span several values, which values.schema.json cannot express. */}}
+{{- define "sessrec.checks" -}}
+{{- $fullname := include "sessrec.fullname" . }}
+{{- if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $fullname) }}
+{{- fail (printf "name %q must be a DNS-1035 label (lower-case letters, digits, '-', starting with a letter): set fullnameOverride" $fullname) }}
+{{- end }}
+{{- if not (or .Values.cluster.enabled .Values.oneOff.enabled .Values.schedule.enabled) }}
+{{- fail "nothing to deploy: enable at least one of cluster, oneOff and schedule" }}
+{{- end }}
+{{- if gt (int .Values.worker.minReplicas) (int .Values.worker.maxReplicas) }}
+{{- fail (printf "worker.minReplicas (%d) must not exceed worker.maxReplicas (%d)" (int .Values.worker.minReplicas) (int .Values.worker.maxReplicas)) }}
+{{- end }}
+{{- if and (gt (int .Values.job.ttlSecondsAfterFinished) 0) (not .Values.job.shutdownAfterJobFinishes) }}
+{{- fail "job.ttlSecondsAfterFinished > 0 needs job.shutdownAfterJobFinishes: true (KubeRay refuses the RayJob otherwise); set it to 0 to keep clusters" }}
+{{- end }}
+{{- if not (semverCompare ">=2.52.0" .Values.rayVersion) }}
+{{- fail (printf "rayVersion %s: Ray token authentication needs Ray >= 2.52.0" .Values.rayVersion) }}
+{{- end }}
+{{- if and (eq .Values.job.target "cluster") (not .Values.job.clusterName) (not .Values.cluster.enabled) }}
+{{- fail "job.target \"cluster\" needs job.clusterName or cluster.enabled: true" }}
+{{- end }}
+{{- if .Values.cluster.enabled }}
+{{- include "sessrec.checkNameLength" (list "RayCluster" $fullname 53) }}
+{{- end }}
+{{- if .Values.oneOff.enabled }}
+{{- include "sessrec.checkNameLength" (list "RayJob" $fullname 47) }}
+{{- end }}
+{{- if and .Values.schedule.enabled (eq .Values.schedule.mode "raycronjob") }}
+{{- include "sessrec.checkNameLength" (list "RayCronJob" $fullname 36) }}
+{{- end }}
+{{- if and .Values.schedule.enabled (eq .Values.schedule.mode "cronjob") }}
+{{- include "sessrec.checkNameLength" (list "CronJob" $fullname 52) }}
+{{- /* Its RayJobs are named <fullname>-<5 random characters>. */}}
+{{- include "sessrec.checkNameLength" (list "RayJob" (printf "%s-xxxxx" $fullname) 47) }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,202 @@
+"""The Helm chart: lint, every CI values file renders valid objects, bad values are refused with a
+clear message, and the chart renders the same jobs and cluster as `sessrec k8s render`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from k8s_tools import CHART, Helm, find, helm_fixture  # noqa: F401  (the `helm` fixture)
+from sessrec import __version__, k8s
+from sessrec.spec import BUILTIN_SPECS, builtin_spec_text, parse_spec
+
+CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
+TINY = yaml.safe_load(builtin_spec_text("tiny"))
+SECRET = "sessrec-s3-credentials"
+
+
+def test_ci_values_cover_the_variants() -> None:
+    variants = [yaml.safe_load(path.read_text()) for path in CI_VALUES]
+    assert any(v.get("cluster", {}).get("enabled") for v in variants)
+    assert any(not v.get("cluster", {}).get("enabled") for v in variants)
+    assert {v.get("schedule", {}).get("mode") for v in variants} >= {"raycronjob", "cronjob"}
+    assert any(v.get("s3", {}).get("existingSecret") for v in variants)
+    assert any(v.get("job", {}).get("target") == "cluster" for v in variants)
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_lint_strict(helm: Helm, values: Path) -> None:
+    result = helm.run("lint", "--strict", str(CHART), "--values", str(values))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_ci_values_render_valid_objects(helm: Helm, values: Path) -> None:
+    result = helm.template(None, values, release="ci")
+    assert result.returncode == 0, result.stderr
+    count, found = k8s.validate_text(result.stdout, f"helm template -f {values.name}")
+    assert found == [], "\n".join(map(str, found))
+    kinds = {doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc}
+    assert {"ConfigMap", "Pod"} <= kinds  # the settings, the spec and the `helm test` pod
+    settings = yaml.safe_load(values.read_text())
+    assert ("RayCluster" in kinds) == settings.get("cluster", {}).get("enabled", False)
+    assert ("RayJob" in kinds) == settings.get("oneOff", {}).get("enabled", True)
+    mode = settings.get("schedule", {}).get("mode") if settings.get("schedule", {}).get("enabled") else None
+    assert ("RayCronJob" in kinds) == (mode == "raycronjob")
+    assert ({"CronJob", "Role", "RoleBinding", "ServiceAccount"} <= kinds) == (mode == "cronjob")
+
+
+def test_install_dry_run_renders_notes(helm: Helm) -> None:
+    result = helm.run("install", "nightly", str(CHART), "--dry-run=client", "--values", str(CHART / "ci" / "cronjob-values.yaml"))
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:", 1)[1]
+    for line in ("kubectl -n default get cronjob nightly-sessrec", "sessrec jobs logs", "sessrec results best <sweep-id>",
+                 "get rayjobs -l app.kubernetes.io/instance=nightly"):
+        assert line in notes
+
+
+def test_test_hook_pod_checks_the_spec_with_the_image(helm: Helm) -> None:
+    pod = find(helm.objects({"sweep": TINY}), "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    container = pod["spec"]["containers"][0]
+    assert container["command"][:4] == ["sessrec", "k8s", "render", "/etc/sessrec/sweep.yaml"]
+    assert container["image"] == k8s.DEFAULT_IMAGE
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def tiny(**values: Any) -> dict[str, Any]:
+    return {"sweep": TINY, **values}
+
+
+BAD_VALUES = [
+    (tiny(worker={"minReplicas": 5, "maxReplicas": 2}), "worker.minReplicas (5) must not exceed worker.maxReplicas (2)"),
+    (tiny(fullnameOverride="a" * 48), f'RayJob name "{"a" * 48}" is 48 characters; KubeRay allows at most 47'),
+    (tiny(oneOff={"enabled": False}, schedule={"enabled": True}, fullnameOverride="nightly-" + "b" * 29),
+     'RayCronJob name "nightly-' + "b" * 29 + '" is 37 characters; KubeRay allows at most 36'),
+    (tiny(oneOff={"enabled": False}, schedule={"enabled": True, "mode": "cronjob"}, fullnameOverride="d" * 42),
+     f'RayJob name "{"d" * 42}-xxxxx" is 48 characters'),
+    (tiny(fullnameOverride="c" * 54), "'/fullnameOverride': maxLength"),
+    (tiny(job={"shutdownAfterJobFinishes": False}), "job.ttlSecondsAfterFinished > 0 needs job.shutdownAfterJobFinishes: true"),
+    (tiny(job={"target": "cluster"}), 'job.target "cluster" needs job.clusterName or cluster.enabled: true'),
+    (tiny(oneOff={"enabled": False}), "nothing to deploy"),
+    (tiny(rayVersion="2.40.0"), "needs Ray >= 2.52.0"),
+    (tiny(workers={"maxReplicas": 4}), "additional properties 'workers' not allowed"),
+    (tiny(head={"cpu": 4}), "additional properties 'cpu' not allowed"),
+    (tiny(oneOff={"sweepId": "Nightly_Run"}), "'/oneOff/sweepId'"),
+    (tiny(s3={"storage": "/data/sessrec"}), "'/s3/storage'"),
+    (tiny(schedule={"enabled": True, "cron": "0 2 * *"}), "'/schedule/cron'"),
+    (tiny(schedule={"enabled": True, "mode": "cron"}), "'/schedule/mode'"),
+    ({"sweep": {**TINY, "metric": "precision_at_k"}}, "'/sweep/metric'"),
+    ({"sweep": {**TINY, "space": {"window": 2, "hidden_size": 8}}}, "additional properties 'hidden_size' not allowed"),
+    ({"sweep": {"name": "no-space"}}, "'/sweep': missing property 'space'"),
+    ({}, "missing property 'sweep'"),
+]
+
+
+@pytest.mark.parametrize(("values", "message"), BAD_VALUES, ids=[m for _, m in BAD_VALUES])
+def test_bad_values_are_refused(helm: Helm, values: dict[str, Any], message: str) -> None:
+    result = helm.template(values)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+def test_unquoted_n_in_a_sweep_is_refused_not_misread(helm: Helm, tmp_path: Path) -> None:
+    # Helm reads values as YAML 1.1, where a bare `n` key is the boolean false.
+    values = tmp_path / "values.yaml"
+    values.write_text("sweep:\n" + textwrap.indent(builtin_spec_text("tiny"), "  "))
+    result = helm.template(None, values)
+    assert result.returncode != 0 and "'/sweep/split': additional properties 'false' not allowed" in result.stderr
+
+
+@pytest.mark.parametrize("name", BUILTIN_SPECS)
+def test_sweep_configmap_round_trips_the_spec(helm: Helm, name: str) -> None:
+    spec = yaml.safe_load(builtin_spec_text(name))
+    text = find(helm.objects({"sweep": spec}), "ConfigMap", "sessrec-tiny-sweep")["data"]["sweep.yaml"]
+    assert yaml.safe_load(text) == spec
+    assert parse_spec(text).raw == parse_spec(builtin_spec_text(name)).raw
+
+
+def test_values_schema_embeds_the_spec_schema(tmp_path: Path) -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["properties"]["sweep"] == k8s.chart_sweep_schema()
+    assert k8s.sync_chart_schema(CHART, check=True)
+    # The helper repairs a stale copy.
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    schema["properties"]["sweep"]["properties"].pop("metric")
+    (chart / "values.schema.json").write_text(json.dumps(schema))
+    assert not k8s.sync_chart_schema(chart, check=True)
+    assert not k8s.sync_chart_schema(chart, check=False)
+    assert json.loads((chart / "values.schema.json").read_text())["properties"]["sweep"] == k8s.chart_sweep_schema()
+
+
+def test_chart_versions_follow_the_package() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["appVersion"] == __version__  # the default image tag
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["rayVersion"] == k8s.RAY_VERSION
+    assert values["schedule"]["kubectl"]["image"] == k8s.KUBECTL_IMAGE
+    assert chart["kubeVersion"] == f">={k8s.KUBE_VERSION}.0-0"
+
+
+# ---- one definition: the chart renders what `sessrec k8s render` renders -----------------------
+
+
+def cli(kind: str, spec: str | None = "tiny", **options: Any) -> list[dict[str, Any]]:
+    return k8s.render_objects(spec, k8s.RenderOptions(kind=kind, **options))
+
+
+def chart(helm: Helm, values: dict[str, Any], release: str = "sessrec-tiny") -> list[dict[str, Any]]:
+    return helm.objects({"sweep": TINY, "s3": {"existingSecret": SECRET}, **values}, release=release)
+
+
+def test_one_off_rayjob_matches_the_cli(helm: Helm) -> None:
+    ours = cli("rayjob", name="sessrec-tiny", s3_config="sessrec-tiny-s3", s3_secret=SECRET, sweep_id="tiny-1")
+    theirs = chart(helm, {"oneOff": {"enabled": True, "sweepId": "tiny-1"}})
+    assert find(theirs, "RayJob", "sessrec-tiny")["spec"] == find(ours, "RayJob", "sessrec-tiny")["spec"]
+    assert yaml.safe_load(find(theirs, "ConfigMap", "sessrec-tiny-sweep")["data"]["sweep.yaml"]) == TINY
+
+
+def test_rayjob_on_the_release_cluster_matches_the_cli(helm: Helm) -> None:
+    ours = cli("rayjob", name="sessrec-tiny", s3_config="sessrec-tiny-s3", s3_secret=SECRET,
+               cluster_selector={"ray.io/cluster": "sessrec-tiny"})
+    theirs = chart(helm, {"cluster": {"enabled": True}, "job": {"target": "cluster"}})
+    assert find(theirs, "RayJob")["spec"] == find(ours, "RayJob")["spec"]
+    # ... and the cluster it selects is the release's.
+    assert find(theirs, "RayCluster")["metadata"]["name"] == "sessrec-tiny"
+
+
+def test_raycronjob_matches_the_cli(helm: Helm) -> None:
+    ours = cli("raycronjob", name="sessrec-tiny", s3_config="sessrec-tiny-s3", s3_secret=SECRET, time_zone="Etc/UTC")
+    theirs = chart(helm, {"oneOff": {"enabled": False}, "schedule": {"enabled": True, "timeZone": "Etc/UTC"}})
+    assert find(theirs, "RayCronJob")["spec"] == find(ours, "RayCronJob")["spec"]
+
+
+def test_cronjob_fallback_matches_the_cli(helm: Helm) -> None:
+    ours = cli("cronjob", name="sessrec-tiny", s3_config="sessrec-tiny-s3", s3_secret=SECRET, schedule="15 4 * * *")
+    theirs = chart(helm, {"oneOff": {"enabled": False}, "schedule": {"enabled": True, "mode": "cronjob", "cron": "15 4 * * *"}})
+    assert find(theirs, "CronJob")["spec"] == find(ours, "CronJob")["spec"]
+    assert find(theirs, "Role")["rules"] == find(ours, "Role")["rules"]
+    for kind in ("RoleBinding", "ServiceAccount"):
+        assert find(theirs, kind)["metadata"]["name"] == find(ours, kind)["metadata"]["name"]
+    assert find(theirs, "RoleBinding")["subjects"] == find(ours, "RoleBinding")["subjects"]
+
+    def carried(objects: list[dict[str, Any]]) -> dict[str, Any]:
+        return yaml.safe_load(find(objects, "ConfigMap", "sessrec-tiny-rayjob")["data"]["rayjob.yaml"])
+
+    assert carried(theirs)["spec"] == carried(ours)["spec"]
+    assert carried(theirs)["metadata"]["generateName"] == carried(ours)["metadata"]["generateName"]
+
+
+def test_raycluster_matches_the_cli(helm: Helm) -> None:
+    ours = cli("raycluster", None)
+    theirs = chart(helm, {"cluster": {"enabled": True}, "oneOff": {"enabled": False}}, release="sessrec")
+    assert find(theirs, "RayCluster", "sessrec")["spec"] == find(ours, "RayCluster", "sessrec")["spec"]
+    settings = find(theirs, "ConfigMap", k8s.DEFAULT_S3_CONFIG)["data"]
+    assert set(settings) == {"SESSREC_STORAGE", "AWS_DEFAULT_REGION"}
