@@ -341,7 +341,7 @@ def parse_spec(text: str, source: str = "spec") -> SweepSpec:
     return SweepSpec.from_dict(raw)
 
 
-BUILTIN_SPECS = ("tiny", "seed3d", "reference")
+BUILTIN_SPECS = ("tiny", "seed3d", "reference", "retail")
 
 
 def builtin_spec_text(name: str) -> str:
