@@ -79,6 +79,11 @@ def test_sweep_writes_results_and_asha_stops_weak_trials(workdir):
     recs = run_cli("recommend", "I000001", "--embeddings", str(folder / "got" / "embeddings.txt"), "--json", cwd=folder, env=env)
     assert len(json.loads(recs.stdout)["I000001"]) == 10
 
+    report = run_cli("report", "s1", "--to", str(folder / "report"), "--json", cwd=folder, env=env)
+    assert report.returncode == 0, report.stderr
+    assert (sweep / "report" / "index.html").exists() and (folder / "report" / "epochs_run.png").exists()
+    assert "s1" in (folder / "report" / "index.html").read_text()
+
     again = run_cli("tune", "run", spec, "--sweep-id", "s1", cwd=folder, env=env)
     assert_one_line_error(again, "already exists")
     assert pd.read_parquet(sweep / "trials.parquet").equals(trials)
@@ -125,3 +130,20 @@ def test_resume_after_the_driver_is_killed(workdir):
 def test_resume_of_unknown_sweep(workdir):
     folder, env = workdir
     assert_one_line_error(run_cli("tune", "resume", "nothing-here", cwd=folder, env=env), "no sweep")
+
+
+def test_random_search_with_optuna(workdir):
+    pytest.importorskip("optuna")
+    folder, env = workdir
+    spec = _write_spec(
+        folder,
+        search={"method": "optuna", "num_samples": 4, "seed": 1},
+        space={"vector_size": 16, "window": {"randint": [1, 8]}, "alpha": {"loguniform": [0.01, 0.1]}, "negative": [5, 10]},
+        scheduler={"type": "fifo", "max_t": 2},
+    )
+    result = run_cli("tune", "run", spec, "--sweep-id", "o1", "--num-cpus", "2", "--json", cwd=folder, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = pd.read_parquet(folder / "store" / "sweeps" / "o1" / "trials.parquet")
+    assert len(trials) == 4 and (trials["state"] == "completed").all()
+    assert trials["config.window"].between(1, 7).all() and trials["config.alpha"].between(0.01, 0.1).all()
+    assert set(trials["config.negative"]) <= {5, 10}
