@@ -12,7 +12,9 @@ import logging
 import math
 import os
 import platform
+import resource
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -60,9 +62,11 @@ def train_trial(config: dict[str, Any], train: Sessions, validation: Pairs, k: i
             start = TrainingState.from_npz(Path(folder, STATE_FILE).read_bytes())
 
     def report(epoch: int, metrics: dict[str, float], model) -> None:
+        # The worker's peak memory so far (Linux reports KiB), for the trials table.
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         with tempfile.TemporaryDirectory(prefix="sessrec-ckpt-") as folder:
             Path(folder, STATE_FILE).write_bytes(TrainingState.capture(model, epoch).to_npz())
-            tune.report({**metrics, "epoch": epoch}, checkpoint=tune.Checkpoint.from_directory(folder))
+            tune.report({**metrics, "epoch": epoch, "peak_rss_mb": peak_rss_mb}, checkpoint=tune.Checkpoint.from_directory(folder))
 
     fit(w2v, train.to_lists(), validation, k, on_epoch=report, start=start)
 
@@ -112,7 +116,8 @@ def _search_alg(spec: SweepSpec):
         except ImportError:
             raise SessrecError("search.method optuna needs the optuna extra: pip install 'sessrec[optuna]'") from None
         return OptunaSearch(seed=spec.search_seed)
-    return BasicVariantGenerator(random_state=spec.search_seed)
+    # A search generator takes the concurrency limit itself (TuneConfig's applies to searchers).
+    return BasicVariantGenerator(random_state=spec.search_seed, max_concurrent=spec.max_concurrent_trials)
 
 
 def _scheduler(spec: SweepSpec):
@@ -132,7 +137,7 @@ def _scheduler(spec: SweepSpec):
 # Progress
 
 
-def _progress_callback(metric: str, live: bool):
+def _progress_callback(metric: str, total: int, live: bool):
     from ray import tune
 
     class SweepProgress(tune.Callback):
@@ -179,10 +184,12 @@ def _progress_callback(metric: str, live: bool):
                 self.finished_before = finished
             elapsed = now_s - self.started
             done_here = finished - self.finished_before
-            left = elapsed / done_here * (len(trials) - finished) if done_here else math.nan
+            # Trials are created lazily under a concurrency limit: the plan gives the total.
+            planned = max(total, len(trials))
+            left = elapsed / done_here * (planned - finished) if done_here else math.nan
             best = f"{self.best:.4f}" if self.best > -math.inf else "-"
             line = (
-                f"trials {finished}/{len(trials)} done, {states.count('running')} running, "
+                f"trials {finished}/{planned} done, {states.count('running')} running, "
                 f"{states.count('stopped_early')} stopped early, {states.count('errored')} errored | "
                 f"best {metric} {best} | {_clock(elapsed)} elapsed, ~{_clock(left)} left"
             )
@@ -225,6 +232,9 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
     # sessrec prints its own progress line; Ray's tables and snapshot warnings only with --verbose.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1" if verbose else "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "5" if verbose else "0")
+    # Ray core installs a fatal-signal handler that kills the driver on SIGTERM; keep the
+    # caller's handler (the CLI turns SIGTERM into Tune's graceful Ctrl-C stop).
+    sigterm_handler = signal.getsignal(signal.SIGTERM)
     try:
         if address:
             ray.init(address=address, **quiet)
@@ -232,6 +242,8 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
             ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
     except ConnectionError as exc:
         raise SessrecError(f"cannot connect to Ray at {address}: {str(exc).splitlines()[0]}") from None
+    if callable(sigterm_handler):
+        signal.signal(signal.SIGTERM, sigterm_handler)
 
 
 def disconnect() -> None:
@@ -275,7 +287,7 @@ def _run_config(spec: SweepSpec, paths: SweepPaths, verbose: bool, live: bool):
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
         verbose=1 if verbose else 0,
-        callbacks=[_progress_callback(spec.metric, live)],
+        callbacks=[_progress_callback(spec.metric, spec.num_trials, live)],
     )
 
 
@@ -325,7 +337,7 @@ def run_sweep(
             scheduler=_scheduler(spec),
             search_alg=_search_alg(spec),
             num_samples=spec.num_samples,
-            max_concurrent_trials=spec.max_concurrent_trials or None,
+            max_concurrent_trials=(spec.max_concurrent_trials or None) if spec.method == "optuna" else None,
         ),
         run_config=_run_config(spec, paths, verbose, live),
     )
@@ -389,6 +401,7 @@ def _trial_rows(results, spec: SweepSpec) -> list[dict[str, Any]]:
                 "best_epoch": None if best_row is None else int(best_row["training_iteration"]),
                 "train_seconds": float(history["epoch_train_s"].sum()) if has_metric else 0.0,
                 "eval_seconds": float(history["epoch_eval_s"].sum()) if has_metric else 0.0,
+                "peak_rss_mb": float(history["peak_rss_mb"].max()) if has_metric else None,
                 "curve": [] if not has_metric else [float(v) for v in history[spec.metric]],
                 "error": None if result.error is None else (str(result.error).strip().splitlines() or [""])[-1][:500],
                 "_result": result,
@@ -413,6 +426,14 @@ def _best_embeddings(result) -> Embeddings:
 def _finish(tuner, spec: SweepSpec, split: Split, paths: SweepPaths, manifest: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     results = tuner.fit()
+    # A trial that ended by itself or by the scheduler is marked done; one that Tune stopped
+    # on SIGINT/SIGTERM is not, and trials not yet created are missing altogether.
+    unfinished = [r for r in results if r.error is None and not (r.metrics or {}).get("done")]
+    if unfinished or len(results) < spec.num_trials:
+        # Tune saved its state before stopping: record the interruption, write no results.
+        manifest.update(status="interrupted", interrupted=now())
+        storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
+        raise SessrecError(f"sweep {paths.sweep_id} interrupted; continue it with: sessrec tune resume {paths.sweep_id}")
     rows = _trial_rows(results, spec)
     counts = {state: sum(1 for r in rows if r["state"] == state) for state in ("completed", "stopped_early", "errored")}
     manifest.update(trials={"total": len(rows), **counts}, finished=now(), wall_seconds=round(time.perf_counter() - started, 3))

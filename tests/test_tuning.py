@@ -99,32 +99,53 @@ def test_dry_run_counts(workdir):
     assert not (folder / "store" / "sweeps").exists()
 
 
-def test_resume_after_the_driver_is_killed(workdir):
-    folder, env = workdir
+def _start_slow_sweep(folder, env, sweep_id: str) -> tuple[subprocess.Popen, "os.PathLike"]:
+    """A sweep of 6 trials x 5 epochs on 1 CPU, long enough to be interrupted half-way."""
     run_cli("data", "synth", "--name", "big", "--sessions", "6000", "--items", "600", "--clusters", "20", cwd=folder, env=env)
     spec = _write_spec(folder, dataset="big", scheduler={"type": "fifo", "max_t": 5}, space={"vector_size": 16, "window": [2, 4, 6], "negative": [5, 10]})
-    log = open(folder / "first.log", "w")
+    log_path = folder / f"{sweep_id}.log"
     driver = subprocess.Popen(
-        [*SESSREC, "tune", "run", spec, "--sweep-id", "r1", "--num-cpus", "1"],
-        cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [*SESSREC, "tune", "run", spec, "--sweep-id", sweep_id, "--num-cpus", "1"],
+        cwd=folder, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     deadline = time.time() + 180
-    while "trials 2/6 done" not in (folder / "first.log").read_text():
-        assert driver.poll() is None and time.time() < deadline, (folder / "first.log").read_text()[-2000:]
+    while "trials 2/6 done" not in log_path.read_text():
+        assert driver.poll() is None and time.time() < deadline, log_path.read_text()[-2000:]
         time.sleep(0.5)
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and its embedded Ray die at once
-    driver.wait()
-    assert not (folder / "store" / "sweeps" / "r1" / "trials.parquet").exists()
+    return driver, log_path
 
-    resumed = run_cli("tune", "resume", "r1", "--num-cpus", "1", "--json", cwd=folder, env=env)
+
+def _resume_to_the_end(folder, env, sweep_id: str) -> None:
+    assert not (folder / "store" / "sweeps" / sweep_id / "trials.parquet").exists()
+    resumed = run_cli("tune", "resume", sweep_id, "--num-cpus", "1", "--json", cwd=folder, env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     manifest = json.loads(resumed.stdout)
     assert manifest["status"] == "completed" and "resumed" in manifest
-    trials = pd.read_parquet(folder / "store" / "sweeps" / "r1" / "trials.parquet")
+    trials = pd.read_parquet(folder / "store" / "sweeps" / sweep_id / "trials.parquet")
     assert len(trials) == 6 and trials["trial_id"].is_unique
     assert (trials["state"] == "completed").all() and (trials["epochs_run"] == 5).all()
     assert sorted(zip(trials["config.window"], trials["config.negative"])) == sorted((w, n) for w in (2, 4, 6) for n in (5, 10))
-    assert_one_line_error(run_cli("tune", "resume", "r1", cwd=folder, env=env), "already completed")
+    assert_one_line_error(run_cli("tune", "resume", sweep_id, cwd=folder, env=env), "already completed")
+
+
+def test_resume_after_the_driver_is_killed(workdir):
+    folder, env = workdir
+    driver, _ = _start_slow_sweep(folder, env, "r1")
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and its embedded Ray die at once
+    driver.wait()
+    _resume_to_the_end(folder, env, "r1")
+
+
+def test_sigterm_stops_the_sweep_resumably(workdir):
+    folder, env = workdir
+    driver, log_path = _start_slow_sweep(folder, env, "r2")
+    driver.send_signal(signal.SIGTERM)
+    assert driver.wait(timeout=120) != 0
+    assert log_path.read_text().strip().splitlines()[-1] == "error: sweep r2 interrupted; continue it with: sessrec tune resume r2"
+    manifest = json.loads((folder / "store" / "sweeps" / "r2" / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert not (folder / "store" / "sweeps" / "r2" / "best").exists()
+    _resume_to_the_end(folder, env, "r2")
 
 
 def test_resume_of_unknown_sweep(workdir):
