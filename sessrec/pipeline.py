@@ -154,8 +154,10 @@ def train(
     k: int,
     overwrite: bool = False,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    export_word2vec: bool = False,
 ) -> dict[str, Any]:
-    """Train one model, evaluating on validation after every epoch and on test once at the end."""
+    """Train one model, evaluating on validation after every epoch and on test once at the end.
+    Every output is made before the first is written, so a failure writes nothing."""
     folder = layout.model_dir(root, name)
     metrics_uri = storage.join(folder, layout.METRICS_FILE)
     if not overwrite and storage.exists(metrics_uri):
@@ -183,10 +185,16 @@ def train(
         "train_seconds": round(time.perf_counter() - started, 3),
         "created": now(),
     }
-    storage.write_bytes(storage.join(folder, layout.EMBEDDINGS_FILE), formats.embeddings_to_parquet(embeddings))
-    storage.write_bytes(storage.join(folder, layout.CONFIG_FILE), formats.to_json({"config": config.to_dict(), "dataset": dataset.uri, "split": result["split"], "k": k}))
-    storage.write_bytes(storage.join(folder, layout.CURVE_FILE), formats.to_json(curve))
-    storage.write_bytes(metrics_uri, formats.to_json(result))
+    outputs = {
+        layout.EMBEDDINGS_FILE: formats.embeddings_to_parquet(embeddings),
+        layout.CONFIG_FILE: formats.to_json({"config": config.to_dict(), "dataset": dataset.uri, "split": result["split"], "k": k}),
+        layout.CURVE_FILE: formats.to_json(curve),
+    }
+    if export_word2vec:
+        outputs[layout.EMBEDDINGS_TEXT_FILE] = embeddings.to_word2vec_text().encode("utf-8")
+    for name, content in outputs.items():
+        storage.write_bytes(storage.join(folder, name), content)
+    storage.write_bytes(metrics_uri, formats.to_json(result))  # last: marks the model complete
     return result
 
 

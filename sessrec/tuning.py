@@ -15,6 +15,7 @@ import platform
 import resource
 import secrets
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -232,6 +233,10 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
     # sessrec prints its own progress line; Ray's tables and snapshot warnings only with --verbose.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1" if verbose else "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "5" if verbose else "0")
+    if address and address != "auto" and not address.startswith("ray://"):
+        _probe(address)
+    # A driver refused (say, for a wrong token) retries for a long time by default.
+    os.environ.setdefault("RAY_NUM_REDIS_GET_RETRIES", "5")
     # Ray core installs a fatal-signal handler that kills the driver on SIGTERM; keep the
     # caller's handler (the CLI turns SIGTERM into Tune's graceful Ctrl-C stop).
     sigterm_handler = signal.getsignal(signal.SIGTERM)
@@ -244,6 +249,18 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
         raise SessrecError(f"cannot connect to Ray at {address}: {str(exc).splitlines()[0]}") from None
     if callable(sigterm_handler):
         signal.signal(signal.SIGTERM, sigterm_handler)
+
+
+def _probe(address: str) -> None:
+    """Fail in seconds, with one line, where ray.init would retry an unreachable GCS for minutes."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            pass
+    except ValueError:
+        raise SessrecError(f"not a Ray address: {address!r} (use HOST:PORT of the head's GCS, or 'auto')") from None
+    except OSError as exc:
+        raise SessrecError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
 def disconnect() -> None:
@@ -323,11 +340,13 @@ def run_sweep(
         "versions": _versions(),
         "started": now(),
     }
+    if storage.exists(paths.file(layout.SPEC_FILE)):
+        raise _sweep_exists(sweep_id, root)
+    connect(address, num_cpus, verbose)  # before the claim: an unreachable cluster leaves the id free
     # The spec claims the sweep id: a second sweep with the same id is refused, never merged.
     if not storage.create_exclusive(paths.file(layout.SPEC_FILE), spec.to_yaml().encode()):
-        raise SessrecError(f"sweep {sweep_id!r} already exists in {root}; choose another --sweep-id or 'tune resume' it")
+        raise _sweep_exists(sweep_id, root)
     storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
-    connect(address, num_cpus, verbose)
     tuner = tune.Tuner(
         _trainable(spec, split),
         param_space=param_space(spec),
@@ -342,6 +361,10 @@ def run_sweep(
         run_config=_run_config(spec, paths, verbose, live),
     )
     return _finish(tuner, spec, split, paths, manifest)
+
+
+def _sweep_exists(sweep_id: str, root: str) -> SessrecError:
+    return SessrecError(f"sweep {sweep_id!r} already exists in {root}; choose another --sweep-id or 'tune resume' it")
 
 
 def load_sweep(root: str, sweep_id: str) -> tuple[SweepSpec, dict[str, Any]]:

@@ -77,38 +77,106 @@ def test_corrupt_dataset_is_refused(cli, tmp_path):
     assert_one_line_error(cli("baseline", "demo"), "corrupt")
 
 
+def _snapshot(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+BAD_SPECS = {
+    "unknown-param.yaml": {"space": {"colour": [1, 2]}},
+    "out-of-range.yaml": {"space": {"window": [0, 3]}},
+    "empty-grid.yaml": {"space": {"window": []}},
+    "asha-budget.yaml": {"space": {"window": 3}, "scheduler": {"max_t": 5, "grace_period": 10}},
+    "epochs-budget.yaml": {"space": {"epochs": [5, 50]}, "scheduler": {"max_t": 20, "grace_period": 1}},
+    "bad-k.yaml": {"space": {"window": 3}, "k": 0},
+}
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [
         (["data", "prepare", "missing.csv", "--name", "x"], "not found: missing.csv"),
         (["data", "prepare", "tx.csv", "--name", "x", "--item-col", "Sku"], "Sku"),
         (["data", "prepare", "empty.csv", "--name", "x"], "empty"),
+        (["data", "prepare", "header-only.csv", "--name", "x"], "no rows left"),
+        (["data", "prepare", "utf16.csv", "--name", "x"], "not in the table"),
+        (["data", "prepare", "utf16.csv", "--name", "x", "--encoding", "utf-8"], "not valid utf-8"),
+        (["data", "prepare", "tx.csv", "--name", "x", "--time-col", "Country"], "cannot parse time"),
         (["data", "prepare", "bad.jsonl", "--name", "x"], "line 2"),
+        (["data", "prepare", "numbers.jsonl", "--name", "x"], "array of strings"),
         (["data", "prepare", "tx.csv", "--name", "Bad/Name"], "invalid dataset name"),
+        (["data", "prepare", "tx.csv", "--name", "small"], "already exists"),
         (["data", "prepare", "tx.txt", "--name", "x"], "cannot tell the format"),
         (["data", "prepare", "tx.csv", "--name", "x", "--encoding", "nope"], "unknown encoding"),
+        (["data", "prepare", "tx.csv", "--name", "x", "--min-length", "500"], "no session has at least 500"),
+        (["data", "synth", "--name", "y", "--clusters", "0"], "synth needs"),
         (["data", "stats", "nothing"], "no dataset 'nothing'"),
+        (["data", "stats", "truncated.parquet"], "not a readable Parquet"),
         (["baseline", "small", "--n", "1000"], "too few sessions"),
         (["baseline", "small", "--n", "0"], "at least 1"),
         (["baseline", "small", "--n", "10", "-k", "0"], "K must be at least 1"),
         (["baseline", "small", "--n", "10", "--method", "magic"], "unknown baseline"),
         (["train", "small", "--name", "m", "--n", "10", "--vector-size", "0"], "vector_size"),
+        (["train", "small", "--name", "m", "--n", "10", "--alpha", "2"], "alpha"),
+        (["train", "small", "--name", "m", "--n", "10", "--export", "glove"], "only 'word2vec'"),
         (["recommend", "nope", "--embeddings", "missing-model"], "not found"),
+        (["recommend", "nope", "--embeddings", "bad-vectors.txt"], "not a word2vec text file"),
         (["tune", "run", "nope.yaml"], "no spec file"),
+        (["tune", "run", "not-yaml.yaml"], "not valid YAML"),
+        *[(["tune", "run", name, "--dataset", "small"], fragment) for name, fragment in zip(
+            BAD_SPECS, ["space", "must lie in", "space.window", "exceeds the epoch budget", "beyond scheduler.max_t", "at k"]
+        )],
+        (["tune", "run", "tiny", "--dataset", "nothing"], "no dataset 'nothing'"),
+        (["tune", "run", "tiny", "--dataset", "small", "--sweep-id", "a/b"], "invalid sweep id"),
+        (["tune", "run", "tiny", "--dataset", "small", "--sweep-id", ".."], "invalid sweep id"),
+        (["tune", "run", "ok.yaml", "--address", "127.0.0.1:1"], "cannot reach the Ray cluster"),
+        (["tune", "resume", "no-such-sweep"], "no sweep"),
         (["results", "best", "../x"], "invalid sweep id"),
         (["results", "best", "no-such-sweep"], "no sweep"),
+        (["results", "fetch", "no-such-sweep", "--to", "out"], "no sweep"),
+        (["report", "no-such-sweep"], "no sweep"),
         (["data", "prepare", "tx.csv"], "--name"),
         (["train", "small", "--name", "m", "--epochs", "many"], "valid integer"),
         (["frobnicate"], "No such command"),
     ],
 )
-def test_bad_input_gets_one_line(cli, tmp_path, args, fragment):
+def test_bad_input_gets_one_line_and_changes_nothing(cli, tmp_path, args, fragment):
     _write_transactions(tmp_path / "tx.csv")
     (tmp_path / "tx.txt").write_text("x")
     (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header-only.csv").write_text("InvoiceNo,StockCode,InvoiceDate,CustomerID\n")
+    (tmp_path / "utf16.csv").write_bytes((tmp_path / "tx.csv").read_text(encoding="ISO-8859-1").encode("utf-16"))
     (tmp_path / "bad.jsonl").write_text('["a","b","c"]\n["a",\n')
+    (tmp_path / "numbers.jsonl").write_text('["a","b","c"]\n[1, 2, 3]\n')
+    (tmp_path / "not-yaml.yaml").write_text("space: [1, 2\n")
+    (tmp_path / "bad-vectors.txt").write_text("2 3\na 1 2\n")
+    ok = {"split": {"n": 10}, "space": {"window": 3}, "scheduler": {"max_t": 2, "grace_period": 1}}
+    for name, changes in {**BAD_SPECS, "ok.yaml": ok}.items():
+        (tmp_path / name).write_text(json.dumps({"dataset": "small", **changes}))
     cli("data", "synth", "--name", "small", "--sessions", "100", "--items", "50", "--clusters", "5")
+    parquet = (tmp_path / "store" / "datasets" / "small" / "sessions.parquet").read_bytes()
+    (tmp_path / "truncated.parquet").write_bytes(parquet[: len(parquet) // 2])
+    before = _snapshot(tmp_path / "store")
     assert_one_line_error(cli(*args), fragment)
+    assert _snapshot(tmp_path / "store") == before
+
+
+def test_odd_item_codes_round_trip(cli, tmp_path):
+    odd = ["CODE WITH SPACE", "ünïcödé-€", "日本語", "85123A", "comma,inside"]
+    rows = [
+        [f"{i}", odd[(i + j) % len(odd)], f"2010-12-01 08:{j:02d}", f"{17000 + i}"]
+        for i in range(60)
+        for j in range(5)
+    ]
+    pd.DataFrame(rows, columns=["InvoiceNo", "StockCode", "InvoiceDate", "CustomerID"]).to_csv(tmp_path / "odd.csv", index=False, encoding="utf-8")
+    assert cli("data", "prepare", "odd.csv", "--name", "odd", "--encoding", "utf-8").returncode == 0
+    assert cli("train", "odd", "--name", "m", "--n", "10", "--epochs", "2", "--vector-size", "4").returncode == 0
+    recs = cli("recommend", *odd, "--embeddings", "m", "-k", "4", "--json").json()
+    assert list(recs) == odd
+    assert {r["item"] for r in recs["CODE WITH SPACE"]} == set(odd) - {"CODE WITH SPACE"}
+    # The word2vec text format cannot hold codes with spaces: refused, and nothing written.
+    result = cli("train", "odd", "--name", "m2", "--n", "10", "--epochs", "1", "--vector-size", "4", "--export", "word2vec")
+    assert_one_line_error(result, "whitespace")
+    assert not (tmp_path / "store" / "models" / "m2").exists()
 
 
 def test_unknown_item_is_named(cli):

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from sessrec import layout, pipeline, storage
+from sessrec import layout, pipeline
 from sessrec.cli.common import JsonOption, emit, percent, progress, settings
 from sessrec.core.baselines import METHODS
 from sessrec.core.word2vec import Word2VecConfig
@@ -76,10 +76,8 @@ def train(
         result = pipeline.train(
             dataset, root, name, config, seed, n, k, overwrite=overwrite,
             on_epoch=lambda epoch, m: advance(status=f"val R@{k} {percent(m['recall_at_k'])}"),
+            export_word2vec=export == "word2vec",
         )
-    if export == "word2vec":
-        embeddings = pipeline.load_embeddings(name, root)
-        storage.write_text(storage.join(layout.model_dir(root, name), layout.EMBEDDINGS_TEXT_FILE), embeddings.to_word2vec_text())
 
     def human(r: dict) -> str:
         v, t = r["validation"], r["test"]
