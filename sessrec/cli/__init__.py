@@ -4,6 +4,7 @@ options, calls one function of the package and prints; errors become one line on
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from typing import Annotated, Optional
@@ -35,6 +36,7 @@ def root(
 
 def _register() -> None:
     from sessrec.cli import data, k8s, model, results, tune
+    from sessrec.cli import submit, jobs
 
     app.add_typer(data.app, name="data")
     app.command()(model.baseline)
@@ -44,12 +46,21 @@ def _register() -> None:
     app.add_typer(results.app, name="results")
     app.command()(results.report)
     app.add_typer(k8s.app, name="k8s")
+    app.add_typer(submit.app, name="submit")
+    app.add_typer(jobs.app, name="jobs")
 
 
 _register()
 
 
+def _stop_like_ctrl_c(signum: int, frame: object) -> None:
+    # SIGTERM (docker stop, kubectl delete, a job stop) takes the Ctrl-C path: Ray Tune saves
+    # its state and stops, other commands end before their atomic writes.
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     try:
         result = app(standalone_mode=False)
     except typer.exceptions.TyperException as exc:  # usage errors: bad or missing options

@@ -1,0 +1,116 @@
+"""`sessrec submit`: run a sweep on a remote Ray cluster through the Jobs API; results land in
+the S3 storage root, where `sessrec results` reads them back."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from sessrec import jobs_client, results
+from sessrec.cli.common import JsonOption, emit, percent, settings
+from sessrec.cli.tune import load_spec
+from sessrec.errors import SessrecError
+from sessrec.spec import BUILTIN_SPECS
+
+app = typer.Typer(help="Run sweeps on a remote Ray cluster (Ray Jobs API); results go to S3 storage.", no_args_is_help=True)
+
+AddressOption = typer.Option(
+    "--address", help="The Ray dashboard's address, http://HOST:8265 (env RAY_ADDRESS or the settings file)."
+)
+
+
+def client_for(ctx: typer.Context, address: str | None) -> jobs_client.JobsClient:
+    """A Jobs API client for --address (else RAY_ADDRESS / settings file) with the Ray token."""
+    config = settings(ctx)
+    return jobs_client.JobsClient(address or config.ray_address, config.auth_token())
+
+
+def warn(text: str) -> None:
+    typer.echo(f"warning: {text}", err=True)
+
+
+@app.command()
+def tune(
+    ctx: typer.Context,
+    spec_ref: Annotated[str, typer.Argument(metavar="SPEC", help=f"Sweep spec file, or a built-in: {', '.join(BUILTIN_SPECS)}.")],
+    address: Annotated[Optional[str], AddressOption] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset name in storage or s3:// sessions URI (overrides the spec).")] = None,
+    sweep_id: Annotated[Optional[str], typer.Option(help="Id of the sweep (default: NAME-DATE-TIME-RANDOM); the job id is sessrec-ID.")] = None,
+    upload: Annotated[
+        Optional[str], typer.Option(metavar="FILE", help="First upload this local sessions file (Parquet or JSONL) as the dataset.")
+    ] = None,
+    ship_code: Annotated[bool, typer.Option(help="Send the local sessrec package along (dev clusters whose image lacks it).")] = False,
+    forward_s3_env: Annotated[
+        bool, typer.Option(help="Pass your AWS_* variables to the job (visible in the Ray dashboard!); default: the cluster's own.")
+    ] = False,
+    wait: Annotated[bool, typer.Option(help="Follow the job's log until it ends, then print the best config.")] = False,
+    as_json: Annotated[bool, JsonOption] = False,
+) -> None:
+    """Submit a sweep as a Ray job: the same `tune run` as on a laptop, on the cluster."""
+    root = jobs_client.require_s3_root(settings(ctx).storage)
+    spec = load_spec(spec_ref)
+    forward = jobs_client.forwardable_aws_env() if forward_s3_env else None
+    client = client_for(ctx, address)
+    if forward:
+        warn(
+            f"--forward-s3-env puts {', '.join(sorted(forward))} into the job's runtime_env: "
+            "anyone who can open the Ray dashboard or the Jobs API can read them"
+        )
+    submitted = jobs_client.submit_tune(client, spec, root, sweep_id, dataset, upload, ship_code, forward)
+    if not wait:
+        emit(submitted, as_json, _submitted_text)
+        return
+    if not as_json:
+        typer.echo(_submitted_text(submitted))
+    job_id, sweep = submitted["job_id"], submitted["sweep_id"]
+    job = follow(client, job_id, sys.stderr)
+    if str(job.status) != "SUCCEEDED":
+        fail(client, job, sweep, root)
+    best = results.best(root, sweep)
+    emit({**submitted, "status": str(job.status), "best": best}, as_json, lambda d: _best_text(d["best"]))
+
+
+def follow(client: jobs_client.JobsClient, job_id: str, stream) -> object:
+    def write(chunk: str) -> None:
+        stream.write(chunk)
+        stream.flush()
+
+    try:
+        return client.follow(job_id, write)
+    except KeyboardInterrupt:
+        raise SessrecError(
+            f"stopped following; job {job_id} goes on: 'sessrec jobs logs {job_id} --follow', 'sessrec jobs stop {job_id}'"
+        ) from None
+
+
+def fail(client: jobs_client.JobsClient, job, sweep_id: str | None, root: str | None) -> None:
+    """A job that ended without success: mark its sweep, raise its reason as one line."""
+    logs = client.logs(job.submission_id)
+    if sweep_id and root:
+        try:
+            jobs_client.settle_manifest(root, sweep_id, str(job.status).lower(), jobs_client.failure_reason(job, logs))
+        except SessrecError:
+            pass  # no access to the storage from here: the job's status says it all
+    raise SessrecError(jobs_client.failure_reason(job, logs))
+
+
+def _submitted_text(d: dict) -> str:
+    lines = [f"submitted job {d['job_id']} (sweep {d['sweep_id']}) to {d['address']}"]
+    if d.get("uploaded"):
+        up = d["uploaded"]
+        lines.append(f"dataset   {d['dataset']} ({'uploaded' if up['new'] else 'already in storage'}, sha256 {up['sha256'][:12]})")
+    lines.append(f"follow    sessrec jobs logs {d['job_id']} --follow")
+    lines.append(f"results   sessrec results best {d['sweep_id']}")
+    return "\n".join(lines)
+
+
+def _best_text(d: dict) -> str:
+    v, t = d["validation"], d["test"]
+    cfg = "\n".join(f"  {k:<12} {val}" for k, val in d["config"].items())
+    return (
+        f"sweep {d['sweep_id']} ({d['status']}), best trial {d['trial_id']} after {d['epochs']} epochs\n{cfg}\n"
+        f"validation  R@{v['k']} {percent(v['recall_at_k'])}  MRR@{v['k']} {percent(v['mrr_at_k'])}\n"
+        f"test        R@{t['k']} {percent(t['recall_at_k'])}  MRR@{t['k']} {percent(t['mrr_at_k'])}"
+    )
