@@ -32,6 +32,17 @@ def percent(value: float) -> str:
     return f"{100 * value:.2f} %"
 
 
+def best_text(d: dict) -> str:
+    """A sweep's best result (``results.best``) for people."""
+    v, t = d["validation"], d["test"]
+    cfg = "\n".join(f"  {k:<12} {val}" for k, val in d["config"].items())
+    return (
+        f"sweep {d['sweep_id']} ({d['status']}), best trial {d['trial_id']} after {d['epochs']} epochs\n{cfg}\n"
+        f"validation  R@{v['k']} {percent(v['recall_at_k'])}  MRR@{v['k']} {percent(v['mrr_at_k'])}\n"
+        f"test        R@{t['k']} {percent(t['recall_at_k'])}  MRR@{t['k']} {percent(t['mrr_at_k'])}"
+    )
+
+
 @contextmanager
 def progress(description: str, total: int | None, enabled: bool = True) -> Iterator[Callable[..., None]]:
     """A progress bar on stderr (so --json output stays clean); yields an ``advance(text=...)``."""

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from sessrec import results
-from sessrec.cli.common import JsonOption, emit, percent, settings
+from sessrec.cli.common import JsonOption, best_text, emit, settings
 
 app = typer.Typer(help="Read sweep results from storage.", no_args_is_help=True)
 SweepArgument = typer.Argument(help="Sweep id.")
@@ -51,18 +51,7 @@ def show(ctx: typer.Context, sweep_id: Annotated[str, SweepArgument], as_json: A
 @app.command()
 def best(ctx: typer.Context, sweep_id: Annotated[str, SweepArgument], as_json: Annotated[bool, JsonOption] = False) -> None:
     """The best config with its validation and test metrics."""
-    data = results.best(settings(ctx).storage, sweep_id)
-
-    def human(d: dict) -> str:
-        v, t = d["validation"], d["test"]
-        cfg = "\n".join(f"  {k:<12} {val}" for k, val in d["config"].items())
-        return (
-            f"sweep {d['sweep_id']} ({d['status']}), best trial {d['trial_id']} after {d['epochs']} epochs\n{cfg}\n"
-            f"validation  R@{v['k']} {percent(v['recall_at_k'])}  MRR@{v['k']} {percent(v['mrr_at_k'])}\n"
-            f"test        R@{t['k']} {percent(t['recall_at_k'])}  MRR@{t['k']} {percent(t['mrr_at_k'])}"
-        )
-
-    emit(data, as_json, human)
+    emit(results.best(settings(ctx).storage, sweep_id), as_json, best_text)
 
 
 @app.command()

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from sessrec import jobs_client, results
-from sessrec.cli.common import JsonOption, emit, percent, settings
+from sessrec.cli.common import JsonOption, best_text, emit, settings
 from sessrec.cli.tune import load_spec
 from sessrec.errors import SessrecError
 from sessrec.spec import BUILTIN_SPECS
@@ -69,7 +69,7 @@ def tune(
     if str(job.status) != "SUCCEEDED":
         fail(client, job, sweep, root)
     best = results.best(root, sweep)
-    emit({**submitted, "status": str(job.status), "best": best}, as_json, lambda d: _best_text(d["best"]))
+    emit({**submitted, "status": str(job.status), "best": best}, as_json, lambda d: best_text(d["best"]))
 
 
 def follow(client: jobs_client.JobsClient, job_id: str, stream) -> object:
@@ -104,13 +104,3 @@ def _submitted_text(d: dict) -> str:
     lines.append(f"follow    sessrec jobs logs {d['job_id']} --follow")
     lines.append(f"results   sessrec results best {d['sweep_id']}")
     return "\n".join(lines)
-
-
-def _best_text(d: dict) -> str:
-    v, t = d["validation"], d["test"]
-    cfg = "\n".join(f"  {k:<12} {val}" for k, val in d["config"].items())
-    return (
-        f"sweep {d['sweep_id']} ({d['status']}), best trial {d['trial_id']} after {d['epochs']} epochs\n{cfg}\n"
-        f"validation  R@{v['k']} {percent(v['recall_at_k'])}  MRR@{v['k']} {percent(v['mrr_at_k'])}\n"
-        f"test        R@{t['k']} {percent(t['recall_at_k'])}  MRR@{t['k']} {percent(t['mrr_at_k'])}"
-    )
