@@ -2,7 +2,7 @@
 split seeds 0, 1, 2 against the baselines.
 
     .venv/bin/python -m benchmarks.real_sweep [--spec retail] [--cpus 2]
-    # writes benchmarks/out/real_sweep.{md,json}
+    # writes benchmarks/out/real_sweep_<spec name>.{md,json}
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def main() -> None:
     for name, entry in rows.items():
         lines.append(f"| {name} | {mean_std(entry['val_recall'])} | {mean_std(entry['val_mrr'])} | "
                      f"{mean_std(entry['test_recall'])} | {mean_std(entry['test_mrr'])} |")
-    write_report("real_sweep", "A sessrec sweep on the real sessions", lines,
+    write_report(f"real_sweep_{spec.name}", f"A sessrec sweep on the real sessions: {spec.name}", lines,
                  {"spec": args.spec, "sweep_seconds": sweep_seconds, "manifest": manifest, "best": best, "rows": rows})
 
 
