@@ -13,7 +13,7 @@ from sessrec.cli.common import JsonOption, emit
 from sessrec.cli.submit import AddressOption, client_for, fail, follow
 from sessrec.errors import SessrecError
 
-app = typer.Typer(help="Sessrec's jobs on a Ray cluster: list, status, logs, stop.", no_args_is_help=True)
+app = typer.Typer(help="The sweeps' jobs on a Ray cluster: list, status, logs, stop.", no_args_is_help=True)
 JobArgument = typer.Argument(metavar="JOB", help="Job id, or the sweep id of a submitted sweep.")
 
 
