@@ -21,7 +21,7 @@ JobArgument = typer.Argument(metavar="JOB", help="Job id, or the sweep id of a s
 def list_(
     ctx: typer.Context, address: Annotated[Optional[str], AddressOption] = None, as_json: Annotated[bool, JsonOption] = False
 ) -> None:
-    """Sessrec's jobs on the cluster, newest first."""
+    """The sweeps' jobs on the cluster, newest first."""
     rows = client_for(ctx, address).list()
 
     def human(rows: list[dict]) -> str:
