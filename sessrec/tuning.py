@@ -357,6 +357,8 @@ def run_sweep(
             search_alg=_search_alg(spec),
             num_samples=spec.num_samples,
             max_concurrent_trials=(spec.max_concurrent_trials or None) if spec.method == "optuna" else None,
+            # One worker process serves trial after trial: no interpreter start and imports per trial.
+            reuse_actors=True,
         ),
         run_config=_run_config(spec, paths, verbose, live),
     )

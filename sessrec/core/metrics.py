@@ -15,9 +15,9 @@ import numpy as np
 
 from sessrec.errors import SessrecError
 
-#: Queries and items per block: 256 x 4096 float32 scores (4 MiB) fit in cache while compared.
-ROW_BLOCK = 256
-ITEM_BLOCK = 4096
+#: Queries and items per block: 128 x 8192 float32 scores (4 MiB) fit in cache while compared.
+ROW_BLOCK = 128
+ITEM_BLOCK = 8192
 #: Upper bound on a full score matrix made at once (top_k), in cells (64 MiB of float32).
 MAX_BATCH_CELLS = 16 * 1024 * 1024
 
