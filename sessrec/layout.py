@@ -57,7 +57,3 @@ def model_dir(root: str, name: str) -> str:
 
 def sweep_dir(root: str, sweep_id: str) -> str:
     return storage.join(root, SWEEPS, check_name(sweep_id, "sweep id"))
-
-
-def best_file(root: str, sweep_id: str, name: str) -> str:
-    return storage.join(sweep_dir(root, sweep_id), BEST_DIR, name)

@@ -183,10 +183,6 @@ def create_exclusive(uri: str, data: bytes) -> bool:
         raise StorageError(f"cannot write {uri}: {exc.strerror or exc}") from None
 
 
-def write_text(uri: str, text: str) -> None:
-    write_bytes(uri, text.encode("utf-8"))
-
-
 def exists(uri: str) -> bool:
     if is_s3(uri):
         from botocore.exceptions import ClientError

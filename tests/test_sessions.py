@@ -56,7 +56,7 @@ def test_ties_keep_file_order():
     table = _transactions()
     s = sessions_from_transactions(table)
     # customer 200: rows 0 and 2 share a timestamp and stay in file order (10002 before 10003).
-    assert s.session(1)[1:3] == ["10002", "10003"]
+    assert s.to_lists()[1][1:3] == ["10002", "10003"]
 
 
 def test_optional_filters():

@@ -64,9 +64,6 @@ class Sessions:
         bounds = self.offsets.tolist()
         return [items[bounds[i] : bounds[i + 1]] for i in range(len(self))]
 
-    def session(self, i: int) -> list[str]:
-        return self.vocab[self.codes[self.offsets[i] : self.offsets[i + 1]]].tolist()
-
     def drop_last(self) -> "Sessions":
         """Every session without its last item (the protocol's training set)."""
         keep = np.ones(self.n_events, dtype=bool)
