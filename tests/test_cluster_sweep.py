@@ -68,11 +68,11 @@ def test_losing_a_worker_node_loses_no_trial(cluster, user_env, tmp_path):
             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
         )
         deadline = time.time() + 240
-        # Every node is busy with a trial once three are running; then one node goes away.
-        while "3 running" not in log_path.read_text():
+        # Every node is busy once three trials run; when each has a checkpoint in S3 to go on
+        # from, one node goes away.
+        while "3 running" not in log_path.read_text() or _trials_with_checkpoints(root, "c2") < 3:
             assert driver.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
             time.sleep(0.3)
-        time.sleep(3)  # a few epochs in on every node, so there are checkpoints to go on from
         cluster.kill_worker(0)
         out, _ = driver.communicate(timeout=300)
     assert driver.returncode == 0, log_path.read_text()[-3000:]
@@ -81,8 +81,13 @@ def test_losing_a_worker_node_loses_no_trial(cluster, user_env, tmp_path):
     trials = pd.read_parquet(f"{root}/sweeps/c2/trials.parquet".replace("s3://", ""), filesystem=_fs())
     assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["epochs_run"] == 30).all()
     # The trial that lost its node went on from a checkpoint instead of starting over.
-    assert trials["restored"].any(), trials[["trial_id", "restored"]]
+    assert trials["restored"].any(), (trials[["trial_id", "restored"]], log_path.read_text()[-3000:])
     assert all(len(curve) == 30 for curve in trials["curve"])
+
+
+def _trials_with_checkpoints(root: str, sweep_id: str) -> int:
+    files = storage.walk_files(f"{root}/sweeps/{sweep_id}/tune")
+    return len({path.split("/")[0] for path in files if "/checkpoint_" in path})
 
 
 def _fs():
