@@ -410,6 +410,11 @@ def _trial_rows(results, spec: SweepSpec) -> list[dict[str, Any]]:
         epochs_run = int(last.get("training_iteration", 0) or 0)
         state = _trial_state("ERROR" if result.error is not None else "TERMINATED", last, result.config)
         has_metric = history is not None and spec.metric in history
+        # Compute counts every epoch trained; the curve counts each epoch once (a trial that went
+        # on from a checkpoint trains, and reports, the epochs after it again).
+        spent = history if has_metric else None
+        if has_metric:
+            history = history.drop_duplicates("training_iteration", keep="last").sort_values("training_iteration")
         best_row = history.loc[history[spec.metric].idxmax()] if has_metric and len(history) else None
         rows.append(
             {
@@ -424,8 +429,8 @@ def _trial_rows(results, spec: SweepSpec) -> list[dict[str, Any]]:
                 "last_mrr_at_k": last.get("mrr_at_k"),
                 f"best_{spec.metric}": None if best_row is None else float(best_row[spec.metric]),
                 "best_epoch": None if best_row is None else int(best_row["training_iteration"]),
-                "train_seconds": float(history["epoch_train_s"].sum()) if has_metric else 0.0,
-                "eval_seconds": float(history["epoch_eval_s"].sum()) if has_metric else 0.0,
+                "train_seconds": float(spent["epoch_train_s"].sum()) if has_metric else 0.0,
+                "eval_seconds": float(spent["epoch_eval_s"].sum()) if has_metric else 0.0,
                 "peak_rss_mb": float(history["peak_rss_mb"].max()) if has_metric else None,
                 "curve": [] if not has_metric else [float(v) for v in history[spec.metric]],
                 "error": None if result.error is None else (str(result.error).strip().splitlines() or [""])[-1][:500],
