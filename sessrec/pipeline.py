@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sessrec import __version__, formats, layout, storage
+from sessrec import __version__, formats, layout, outputs, storage
 from sessrec.core import baselines
 from sessrec.core.embeddings import Embeddings
 from sessrec.core.metrics import evaluate
@@ -70,7 +70,7 @@ def dataset_manifest(ref: str, root: str) -> dict[str, Any]:
 
 
 def save_dataset(sessions: Sessions, name: str, root: str, source: dict[str, Any], overwrite: bool) -> dict[str, Any]:
-    """Write sessions then the manifest; the manifest, written last, marks the dataset complete."""
+    """Write sessions then the manifest, together (see ``sessrec.outputs``)."""
     folder = layout.dataset_dir(root, name)
     manifest_uri = storage.join(folder, layout.MANIFEST_FILE)
     if not overwrite and storage.exists(manifest_uri):
@@ -83,8 +83,8 @@ def save_dataset(sessions: Sessions, name: str, root: str, source: dict[str, Any
         "created": now(),
         "sessrec_version": __version__,
     }
-    storage.write_bytes(storage.join(folder, layout.SESSIONS_FILE), formats.sessions_to_parquet(sessions))
-    storage.write_bytes(manifest_uri, formats.to_json(manifest))
+    sessions_uri = storage.join(folder, layout.SESSIONS_FILE)
+    outputs.write_all({sessions_uri: formats.sessions_to_parquet(sessions), manifest_uri: formats.to_json(manifest)})
     return manifest
 
 
@@ -185,16 +185,16 @@ def train(
         "train_seconds": round(time.perf_counter() - started, 3),
         "created": now(),
     }
-    outputs = {
+    files = {
         layout.EMBEDDINGS_FILE: formats.embeddings_to_parquet(embeddings),
         layout.CONFIG_FILE: formats.to_json({"config": config.to_dict(), "dataset": dataset.uri, "split": result["split"], "k": k}),
         layout.CURVE_FILE: formats.to_json(curve),
     }
     if export_word2vec:
-        outputs[layout.EMBEDDINGS_TEXT_FILE] = embeddings.to_word2vec_text().encode("utf-8")
-    for name, content in outputs.items():
-        storage.write_bytes(storage.join(folder, name), content)
-    storage.write_bytes(metrics_uri, formats.to_json(result))  # last: marks the model complete
+        files[layout.EMBEDDINGS_TEXT_FILE] = embeddings.to_word2vec_text().encode("utf-8")
+    files = {storage.join(folder, name): content for name, content in files.items()}
+    files[metrics_uri] = formats.to_json(result)  # last: marks the model complete
+    outputs.write_all(files)
     return result
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sessrec import formats, layout, storage
+from sessrec import formats, layout, outputs, storage
 from sessrec.errors import NotFoundError, SessrecError
 
 
@@ -94,12 +94,8 @@ def write_report(root: str, sweep_id: str, to: str | None = None) -> list[str]:
         best_metrics = None  # every trial errored: the report still shows what happened
     files = build_report(table, manifest, best_metrics)
     folders = [storage.join(layout.sweep_dir(root, sweep_id), layout.REPORT_DIR)] + ([to] if to else [])
-    written = []
-    for folder in folders:
-        for name, content in files.items():
-            storage.write_bytes(storage.join(folder, name), content)
-            written.append(storage.join(folder, name))
-    return written
+    # index.html last in each folder: the page appears once its plots are there.
+    return outputs.write_all({storage.join(folder, name): content for folder in folders for name, content in files.items()})
 
 
 def fetch(root: str, sweep_id: str, to: str) -> list[str]:
@@ -115,9 +111,4 @@ def fetch(root: str, sweep_id: str, to: str) -> list[str]:
         layout.CONFIG_FILE: formats.to_json(summary["config"]),
         layout.METRICS_FILE: formats.to_json({k: v for k, v in summary.items() if k != "config"}),
     }
-    written = []
-    for name, content in files.items():
-        path = str(target / name)
-        storage.write_bytes(path, content)
-        written.append(path)
-    return written
+    return outputs.write_all({str(target / name): content for name, content in files.items()})

@@ -1,83 +1,77 @@
-"""The ``sessrec`` command: one Typer app, one sub-app per noun. Each command parses its
-options, calls one function of the package and prints; errors become one line on stderr."""
+"""The ``sessrec`` command's entry point. It installs the Ctrl-C / SIGTERM handling first, then
+loads the Typer app (``sessrec.cli.commands``, about 1.7 s of imports): an interrupt during
+start-up is one ``error: interrupted`` line too, never a traceback or a silent kill."""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
+from typing import Any
 
-from typing import Annotated, Optional
-
-import typer
-
+from sessrec import outputs
 from sessrec.errors import SessrecError
-from sessrec.settings import Settings
-
-app = typer.Typer(
-    name="sessrec",
-    help="Tune session-based (prod2vec) recommenders: prepare sessions, train, sweep with Ray Tune, run on Kubernetes.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
 
 
-@app.callback()
-def root(
-    ctx: typer.Context,
-    storage: Annotated[
-        Optional[str],
-        typer.Option(help="Storage root: a local folder or s3://bucket/prefix (env SESSREC_STORAGE; default ./sessrec-data)."),
-    ] = None,
-) -> None:
-    ctx.obj = Settings.load(storage=storage)
+def __getattr__(name: str) -> Any:
+    # `from sessrec.cli import app` keeps working without loading the app at import time.
+    if name == "app":
+        from sessrec.cli.commands import app
 
-
-def _register() -> None:
-    from sessrec.cli import data, k8s, model, results, tune
-    from sessrec.cli import submit, jobs
-
-    app.add_typer(data.app, name="data")
-    app.command()(model.baseline)
-    app.command()(model.train)
-    app.command()(model.recommend)
-    app.add_typer(tune.app, name="tune")
-    app.add_typer(results.app, name="results")
-    app.command()(results.report)
-    app.add_typer(k8s.app, name="k8s")
-    app.add_typer(submit.app, name="submit")
-    app.add_typer(jobs.app, name="jobs")
-
-
-_register()
+        return app
+    raise AttributeError(name)
 
 
 def _stop_like_ctrl_c(signum: int, frame: object) -> None:
     # SIGTERM (docker stop, kubectl delete, a job stop) takes the Ctrl-C path: Ray Tune saves
-    # its state and stops, other commands end before their atomic writes.
+    # its state and stops (it installs its own SIGINT handler), other commands end before they
+    # write their outputs.
     os.kill(os.getpid(), signal.SIGINT)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    if outputs.WRITING.is_set():
+        return  # the outputs are being written: let the command finish them (see sessrec.outputs)
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
+    previous = signal.signal(signal.SIGINT, _interrupt), signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
+    outputs.WRITING.clear()
     try:
-        result = app(standalone_mode=False)
-    except typer.exceptions.TyperException as exc:  # usage errors: bad or missing options
-        ctx = getattr(exc, "ctx", None)
-        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        typer.echo(f"error: {exc.format_message()}{hint}", err=True)
-        sys.exit(getattr(exc, "exit_code", 2))
-    except (typer.Abort, KeyboardInterrupt):
-        typer.echo("error: interrupted", err=True)
-        sys.exit(130)
+        code = _run()
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+    sys.exit(code)
+
+
+def _run() -> int:
+    """The command's exit status; errors printed as one line."""
+    try:
+        import typer
+
+        from sessrec.cli.commands import app
+
+        try:
+            result = app(standalone_mode=False)
+        except typer.exceptions.TyperException as exc:  # usage errors: bad or missing options
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
+            return getattr(exc, "exit_code", 2)
+        except typer.Abort:
+            raise KeyboardInterrupt from None
+        return result if isinstance(result, int) else 0
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except SessrecError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # a bug, not bad input: still one line unless asked for more
         if os.environ.get("SESSREC_DEBUG"):
             raise
         first_line = (str(exc).splitlines() or [""])[0]
-        typer.echo(f"error: unexpected {type(exc).__name__}: {first_line} (set SESSREC_DEBUG=1 for details)", err=True)
-        sys.exit(2)
-    sys.exit(result if isinstance(result, int) else 0)
+        print(f"error: unexpected {type(exc).__name__}: {first_line} (set SESSREC_DEBUG=1 for details)", file=sys.stderr)
+        return 2

@@ -1,0 +1,27 @@
+"""Writing a command's outputs all at once, so that an interrupt never leaves half of them.
+
+Commands make every output in memory first; ``write_all`` then writes them in order (the file
+that marks the result complete last). From its first write on, ``WRITING`` is set and the
+CLI's Ctrl-C / SIGTERM handler lets the command finish instead of stopping it: a dataset with
+new sessions but its old manifest would be refused as corrupt, a model without its
+``metrics.json`` looks unfinished, a fetched folder with half of its files looks whole.
+Writing takes moments (the content is ready); stopping before it writes nothing.
+
+This module imports nothing heavy: the CLI installs its signal handlers before the rest loads.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from sessrec import storage
+
+WRITING = threading.Event()
+
+
+def write_all(files: dict[str, bytes]) -> list[str]:
+    """Write ``uri -> content`` in the given order; each file atomically (see ``storage``)."""
+    WRITING.set()
+    for uri, content in files.items():
+        storage.write_bytes(uri, content)
+    return list(files)
