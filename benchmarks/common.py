@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sessrec.core.sessions import Sessions
+from sessrec.core.synth import synth_sessions
 from sessrec.formats import sessions_from_jsonl
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "online_retail_sessions.jsonl"
@@ -22,6 +23,17 @@ def reference_sessions() -> Sessions:
     if not REFERENCE.exists():
         sys.exit(f"the reference sessions are not at {REFERENCE}; this benchmark needs them")
     return sessions_from_jsonl(REFERENCE.read_bytes(), str(REFERENCE))
+
+
+def data_sessions() -> Sessions:
+    """The real sessions when present, else synthetic ones of a similar size."""
+    if REFERENCE.exists():
+        return reference_sessions()
+    return synth_sessions(n_sessions=4_000, n_items=3_600, n_clusters=120, mean_length=96)
+
+
+def data_label() -> str:
+    return "the real sessions (4,234 sessions, 3,684 items)" if REFERENCE.exists() else "synthetic sessions (4,000 x 3,600 items)"
 
 
 def best_of(repeats: int, call: Callable[[], Any]) -> tuple[float, Any]:

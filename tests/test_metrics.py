@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
-from benchmarks.reference import naive_loop  # the reference loop: gensim's most_similar per query
+from benchmarks.evaluation import naive_loop  # the reference loop: gensim's most_similar per query
 from sessrec.core import metrics
 from sessrec.core.embeddings import Embeddings
 from sessrec.core.metrics import evaluate, target_ranks, to_indices, top_k

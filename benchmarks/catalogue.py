@@ -1,0 +1,181 @@
+"""A catalogue 30x the reference: time and peak memory of each stage from 10k to 100k items.
+
+For each size (sessions = 10 x items, mean length 12): `sessrec data synth`, `sessrec data
+prepare` from a transactions CSV of the same sessions, then one process that loads the
+dataset, splits off 10,000 validation pairs, builds the vocabulary, trains one epoch and
+evaluates the 10,000 queries against every item. Each stage runs in its own process, so its
+peak RSS is its own.
+
+    .venv/bin/python -m benchmarks.catalogue [--items 10000 30000 100000]
+    # writes benchmarks/out/catalogue.{md,json,png}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import OUT, write_report
+
+SESSIONS_PER_ITEM = 10
+QUERIES = 10_000
+SESSREC = [sys.executable, "-m", "sessrec"]
+
+
+def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB) of the process, and its stdout."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, text=True, env=env)
+        # wait4 gives this child's own resource usage (RUSAGE_CHILDREN would mix all children).
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        if process.returncode:
+            stderr.seek(0)
+            raise SystemExit(f"{' '.join(command)} failed: {stderr.read()[-2000:]}")
+        stdout.seek(0)
+        return wall, usage.ru_maxrss / 1024, stdout.read()
+
+
+def write_transactions(root: str, path: Path) -> int:
+    """The synthetic dataset as a transactions CSV: one row per event, times increasing within a session."""
+    import pyarrow as pa
+    import pyarrow.csv
+
+    from sessrec.pipeline import load_dataset
+
+    sessions = load_dataset("synth", root).sessions
+    session_ids = np.repeat(np.arange(len(sessions)), sessions.lengths)
+    position = np.arange(sessions.n_events) - np.repeat(sessions.offsets[:-1], sessions.lengths)
+    times = np.datetime64("2026-01-01T00:00:00") + position.astype("timedelta64[m]")
+    table = pa.table({
+        "session": pa.array(session_ids),
+        "item": pa.DictionaryArray.from_arrays(pa.array(sessions.codes), pa.array(sessions.vocab.tolist())).cast(pa.string()),
+        "time": pa.array(np.datetime_as_string(times, unit="s")),
+    })
+    pyarrow.csv.write_csv(table, path)
+    return sessions.n_events
+
+
+def train_stage(root: str) -> dict[str, float]:
+    """Runs in its own process (``--stage train``): load, split, vocabulary, one epoch, evaluation."""
+    from sessrec.core.metrics import evaluate
+    from sessrec.core.word2vec import Word2VecConfig, embeddings_of, new_model, train_epoch
+    from sessrec.pipeline import load_dataset, split_dataset
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    split = split_dataset(load_dataset("prepared", root), 0, QUERIES)
+    sentences = split.train.to_lists()
+    timings["load_split_s"] = time.perf_counter() - started
+    config = Word2VecConfig(vector_size=64, window=5, negative=5, epochs=1, workers=1)
+    started = time.perf_counter()
+    model = new_model(config, sentences)
+    timings["vocabulary_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    train_epoch(model, sentences, config, 0)
+    timings["epoch_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    evaluate(embeddings_of(model), split.validation.queries, split.validation.targets, 10)
+    timings["evaluation_s"] = time.perf_counter() - started
+    return timings
+
+
+def measure_size(items: int) -> dict[str, Any]:
+    n_sessions = items * SESSIONS_PER_ITEM
+    with tempfile.TemporaryDirectory(prefix="sessrec-catalogue-") as root:
+        env = {**os.environ, "SESSREC_STORAGE": root}
+        synth_s, synth_mb, _ = run_measured(SESSREC + ["data", "synth", "--name", "synth", "--sessions", str(n_sessions),
+                                                       "--items", str(items), "--clusters", str(items // 20)], env)
+        csv = Path(root, "transactions.csv")
+        events = write_transactions(root, csv)
+        prepare_s, prepare_mb, out = run_measured(SESSREC + ["data", "prepare", str(csv), "--name", "prepared", "--session-col",
+                                                            "session", "--item-col", "item", "--time-col", "time", "--json"], env)
+        prepared = json.loads(out)
+        train_s, train_mb, out = run_measured([sys.executable, "-m", "benchmarks.catalogue", "--stage", "train", "--root", root])
+        return {"items": items, "sessions": n_sessions, "events": events, "csv_mb": csv.stat().st_size / 2**20,
+                "prepared_sessions": prepared["sessions"], "synth_s": synth_s, "synth_peak_mb": synth_mb,
+                "prepare_s": prepare_s, "prepare_peak_mb": prepare_mb, "train_process_s": train_s,
+                "train_peak_mb": train_mb, **json.loads(out.strip().splitlines()[-1])}
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    items = [r["items"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in (("synth_s", "data synth"), ("prepare_s", "data prepare (CSV)"), ("epoch_s", "one epoch"),
+                       ("evaluation_s", f"evaluation, {QUERIES:,} queries")):
+        left.loglog(items, [r[key] for r in rows], "o-", label=label)
+    for key, label in (("synth_peak_mb", "data synth"), ("prepare_peak_mb", "data prepare"), ("train_peak_mb", "train + evaluate")):
+        right.loglog(items, [r[key] for r in rows], "o-", label=label)
+    linear = np.array(items) / items[0]
+    left.loglog(items, rows[0]["epoch_s"] * linear, "k:", label="linear")
+    right.loglog(items, rows[0]["train_peak_mb"] * linear, "k:", label="linear")
+    left.set(xlabel="items (sessions = 10 x items)", ylabel="seconds", title="time")
+    right.set(xlabel="items (sessions = 10 x items)", ylabel="peak RSS, MB", title="memory")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def markdown(rows: list[dict[str, Any]]) -> list[str]:
+    first, last = rows[0], rows[-1]
+    grow = last["items"] / first["items"]
+    lines = [
+        f"Synthetic sessions, {SESSIONS_PER_ITEM} per item, mean length 12; one epoch with vector_size 64, window 5, "
+        f"negative 5, 1 worker; evaluation of {QUERIES:,} validation queries against every item (blocks of 128 x 8,192 "
+        "scores, never an items x items matrix). Each stage is its own process: peak RSS is that stage's.",
+        "",
+        "| items | sessions | events | synth | prepare (CSV) | vocabulary | one epoch | evaluation | peak RSS synth / prepare / train |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(f"| {r['items']:,} | {r['sessions']:,} | {r['events']:,} | {r['synth_s']:.1f} s | {r['prepare_s']:.1f} s "
+                     f"({r['csv_mb']:.0f} MB) | {r['vocabulary_s']:.1f} s | {r['epoch_s']:.1f} s | {r['evaluation_s']:.2f} s | "
+                     f"{r['synth_peak_mb']:.0f} / {r['prepare_peak_mb']:.0f} / {r['train_peak_mb']:.0f} MB |")
+    ratios = ", ".join(f"{label} {last[key] / first[key]:.1f}x" for key, label in (
+        ("synth_s", "synth"), ("prepare_s", "prepare"), ("epoch_s", "epoch"), ("evaluation_s", "evaluation"),
+        ("prepare_peak_mb", "prepare memory"), ("train_peak_mb", "train memory")))
+    lines += ["", f"From {first['items']:,} to {last['items']:,} items ({grow:g}x the data): {ratios}.",
+              "", "![time and memory against catalogue size](catalogue.png)"]
+    return lines
+
+
+def measure(sizes: list[int]) -> list[dict[str, Any]]:
+    rows = [measure_size(items) for items in sizes]
+    OUT.mkdir(exist_ok=True)
+    plot(rows, OUT / "catalogue.png")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, nargs="+", default=[10_000, 30_000, 100_000])
+    parser.add_argument("--stage", choices=("train",), help="internal: run one stage in this process")
+    parser.add_argument("--root")
+    args = parser.parse_args()
+    if args.stage:
+        print(json.dumps(train_stage(args.root)))
+        return
+    rows = measure(args.items)
+    write_report("catalogue", "A catalogue 30x larger", markdown(rows), {"sizes": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Time to quality: minutes until a sweep's best validation Recall@10 first reaches a target
+(25 %) on the real data, for the seed's 539-trial grid (built-in spec `seed3d`) with ASHA.
+
+The sweep runs in this process; a watcher reads the trials' results as Tune writes them and,
+once the target is reached (or the time budget is spent), interrupts the sweep the way Ctrl-C
+does, so the time is the sweep's, not a full grid's.
+
+    .venv/bin/python -m benchmarks.time_to_quality [--target 0.25] [--budget-min 60] [--cpus 2]
+    # writes benchmarks/out/time_to_quality.{md,json,png}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import OUT, data_label, data_sessions, write_report
+from sessrec.errors import SessrecError
+
+POLL_S = 2.0
+
+
+def best_so_far(tune_dir: Path, metric: str) -> float:
+    best = 0.0
+    for path in tune_dir.glob("*/result.json"):
+        for line in path.read_text().splitlines():
+            try:
+                best = max(best, float(json.loads(line).get(metric, 0.0)))
+            except (ValueError, TypeError):
+                continue  # a line still being written
+    return best
+
+
+def measure(spec_name: str, target: float, budget_s: float, cpus: int) -> dict[str, Any]:
+    from sessrec import layout, pipeline, tuning
+    from sessrec.spec import read_spec
+
+    spec = read_spec(spec_name)[1]
+    root = tempfile.mkdtemp(prefix="sessrec-ttq-")
+    pipeline.save_dataset(data_sessions(), "bench", root, {"benchmark": True}, overwrite=False)
+    tune_dir = Path(layout.sweep_dir(root, "ttq"), layout.TUNE_DIR)
+    timeline: list[tuple[float, float]] = []
+    reached: dict[str, float] = {}
+    started = time.perf_counter()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(POLL_S):
+            elapsed, best = time.perf_counter() - started, best_so_far(tune_dir, spec.metric)
+            if not timeline or best > timeline[-1][1]:
+                timeline.append((elapsed, best))
+            if best >= target and "seconds" not in reached:
+                reached["seconds"] = elapsed
+            if "seconds" in reached or elapsed > budget_s:
+                os.kill(os.getpid(), signal.SIGINT)  # Tune saves its state and stops, as on Ctrl-C
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        tuning.run_sweep(spec, root, "ttq", dataset_ref="bench", num_cpus=cpus)
+    except (SessrecError, KeyboardInterrupt):
+        pass  # interrupted by the watcher
+    finally:
+        done.set()
+        tuning.disconnect()
+    trials_started = len(list(tune_dir.glob("*/result.json")))
+    return {"spec": spec_name, "target": target, "cpus": cpus, "budget_s": budget_s, "seconds_to_target": reached.get("seconds"),
+            "best": max((b for _, b in timeline), default=0.0), "trials_started": trials_started,
+            "planned_trials": spec.num_trials, "timeline": timeline}
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    minutes = [t / 60 for t, _ in result["timeline"]]
+    ax.step(minutes, [100 * b for _, b in result["timeline"]], where="post", label="best validation Recall@10 so far")
+    ax.axhline(100 * result["target"], color="k", linestyle=":", label=f"target {100 * result['target']:.0f} %")
+    ax.set(xlabel="minutes", ylabel="Recall@10, %", title=f"Time to quality: {result['spec']}, {result['cpus']} CPUs")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def markdown(result: dict[str, Any]) -> list[str]:
+    reached = result["seconds_to_target"]
+    verdict = (f"**{reached / 60:.1f} min** to a best validation Recall@10 of {100 * result['target']:.0f} %"
+               if reached is not None else
+               f"**not reached** within {result['budget_s'] / 60:.0f} min (best {100 * result['best']:.2f} %)")
+    return [
+        f"Spec `{result['spec']}` ({result['planned_trials']} trials, ASHA) on {data_label()}, {result['cpus']} CPUs: "
+        f"{verdict}; {result['trials_started']} trials had started by then.",
+        "",
+        "![best validation recall against time](time_to_quality.png)",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--spec", default="seed3d")
+    parser.add_argument("--target", type=float, default=0.25)
+    parser.add_argument("--budget-min", type=float, default=60)
+    parser.add_argument("--cpus", type=int, default=2)
+    args = parser.parse_args()
+    result = measure(args.spec, args.target, args.budget_min * 60, args.cpus)
+    OUT.mkdir(exist_ok=True)
+    plot(result, OUT / "time_to_quality.png")
+    write_report("time_to_quality", "Time to quality", markdown(result), result)
+
+
+if __name__ == "__main__":
+    main()
