@@ -48,14 +48,14 @@ class S3Location:
 
 
 @functools.lru_cache(maxsize=None)
-def _s3_client(endpoint: str | None, region: str | None):
+def _s3_client(endpoint: str | None, region: str | None, max_attempts: int = S3_MAX_ATTEMPTS):
     import boto3
     from botocore.config import Config
 
     config = Config(
-        retries={"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
-        connect_timeout=5,
-        read_timeout=60,
+        retries={"max_attempts": max_attempts, "mode": "standard"},
+        connect_timeout=5 if max_attempts > 1 else 2,
+        read_timeout=60 if max_attempts > 1 else 5,
         s3={"addressing_style": "path"} if endpoint else {},
     )
     return boto3.session.Session().client("s3", endpoint_url=endpoint, region_name=region, config=config)
@@ -231,6 +231,23 @@ def walk_files(uri: str) -> Iterator[str]:
     for path in sorted(root.rglob("*")):
         if path.is_file():
             yield str(path.relative_to(root))
+
+
+def reachable(uri: str) -> bool:
+    """Whether the storage holding ``uri`` answers now: one request, no retries (a health
+    probe, so a sweep can tell an outage from a slow write)."""
+    if not is_s3(uri):
+        return True
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = _s3_client(os.environ.get("AWS_ENDPOINT_URL") or None, os.environ.get("AWS_DEFAULT_REGION") or None, 1)
+    try:
+        client.head_bucket(Bucket=S3Location.parse(uri).bucket)
+        return True
+    except ClientError:
+        return True  # it answered, if only to refuse: not an outage
+    except BotoCoreError:
+        return False
 
 
 def tune_path(uri: str) -> str:

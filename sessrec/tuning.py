@@ -18,10 +18,12 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -40,6 +42,14 @@ from sessrec.spec import Domain, SweepSpec, parse_spec
 
 STATE_FILE = "state.npz"
 CHECKPOINTS_KEPT = 2
+#: How long a sweep rides out unreachable storage (S3 down, a network cut) before it stops
+#: resumably, in seconds; the environment variable overrides the default.
+STORAGE_PATIENCE_VAR, STORAGE_PATIENCE_S = "SESSREC_STORAGE_PATIENCE", 120.0
+#: A trial waits longer than its driver, so that an outage stops the sweep as a whole (which
+#: resume continues) before any trial errors because of it.
+TRIAL_EXTRA_PATIENCE_S = 60.0
+
+T = TypeVar("T")
 
 
 def new_sweep_id(spec: SweepSpec) -> str:
@@ -51,7 +61,9 @@ def new_sweep_id(spec: SweepSpec) -> str:
 # The trial
 
 
-def train_trial(config: dict[str, Any], train: Sessions, validation: Pairs, k: int, workers: int) -> None:
+def train_trial(
+    config: dict[str, Any], train: Sessions, validation: Pairs, k: int, workers: int, patience_s: float
+) -> None:
     """One trial: train epoch by epoch, report validation metrics and a checkpoint each epoch."""
     from ray import tune
 
@@ -59,24 +71,66 @@ def train_trial(config: dict[str, Any], train: Sessions, validation: Pairs, k: i
     start = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            start = TrainingState.from_npz(Path(folder, STATE_FILE).read_bytes())
+
+        def restore() -> TrainingState:
+            with checkpoint.as_directory() as folder:
+                return TrainingState.from_npz(Path(folder, STATE_FILE).read_bytes())
+
+        start = _patiently(restore, patience_s)
 
     def report(epoch: int, metrics: dict[str, float], model) -> None:
         # The worker's peak memory so far (Linux reports KiB), for the trials table.
         peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         with tempfile.TemporaryDirectory(prefix="sessrec-ckpt-") as folder:
             Path(folder, STATE_FILE).write_bytes(TrainingState.capture(model, epoch).to_npz())
-            tune.report({**metrics, "epoch": epoch, "peak_rss_mb": peak_rss_mb}, checkpoint=tune.Checkpoint.from_directory(folder))
+            # A failed upload reported nothing (Tune only learns of a checkpoint once it is
+            # stored), so the same report can be made again from the same folder.
+            _patiently(
+                lambda: tune.report({**metrics, "epoch": epoch, "peak_rss_mb": peak_rss_mb}, checkpoint=tune.Checkpoint.from_directory(folder)),
+                patience_s,
+            )
 
     fit(w2v, train.to_lists(), validation, k, on_epoch=report, start=start)
+
+
+def _patiently(call: Callable[[], T], patience_s: float) -> T:
+    """Run a call that reads or writes storage, retrying with backoff while storage is
+    unreachable (pyarrow raises OSError once its own retries of a few seconds are spent)."""
+    deadline = time.monotonic() + patience_s
+    delay = 0.5
+    while True:
+        try:
+            return call()
+        except OSError:
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(2 * delay, 8.0)
+
+
+def storage_patience() -> float:
+    raw = os.environ.get(STORAGE_PATIENCE_VAR)
+    if not raw:
+        return STORAGE_PATIENCE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (value > 0 and math.isfinite(value)):
+        raise SessrecError(f"{STORAGE_PATIENCE_VAR} must be a number of seconds above 0, not {raw!r}")
+    return value
 
 
 def _trainable(spec: SweepSpec, split: Split):
     from ray import tune
 
     trainable = tune.with_parameters(
-        train_trial, train=split.train, validation=split.validation, k=spec.k, workers=spec.cpus_per_trial
+        train_trial,
+        train=split.train,
+        validation=split.validation,
+        k=spec.k,
+        workers=spec.cpus_per_trial,
+        patience_s=storage_patience() + TRIAL_EXTRA_PATIENCE_S,
     )
     return tune.with_resources(trainable, {"cpu": spec.cpus_per_trial})
 
@@ -167,6 +221,8 @@ def _progress_callback(metric: str, total: int, live: bool):
             self._print(trials, force=True)
 
         def on_trial_error(self, iteration, trials, trial, **info):
+            # Tune's own traceback is shown with --verbose only: one line names the trial here.
+            sys.stderr.write(("\r\033[K" if live else "") + f"warning: trial {trial.trial_id} errored: {_error_line(trial)}\n")
             self._print(trials, force=True)
 
         def on_experiment_end(self, trials, **info):
@@ -198,6 +254,16 @@ def _progress_callback(metric: str, total: int, live: bool):
             sys.stderr.flush()
 
     return SweepProgress()
+
+
+def _error_line(trial) -> str:
+    """The last line of a failed trial's traceback (the exception), as Tune stored it."""
+    try:
+        text = trial.get_error() or ""
+    except OSError:  # the error file is in storage, which may be what failed
+        text = ""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "(no reason recorded)"
 
 
 def _trial_state(status: str, last: dict[str, Any], config: dict[str, Any]) -> str:
@@ -233,6 +299,18 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
     # sessrec prints its own progress line; Ray's tables and snapshot warnings only with --verbose.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1" if verbose else "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "5" if verbose else "0")
+    # A failed trial gets one line from the progress callback, its traceback with --verbose.
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "1" if verbose else "0")
+    if not verbose:
+        # During a storage outage Ray logs a traceback for every failed state upload and
+        # checkpoint deletion; the sweep handles the outage itself (see _StorageWatch).
+        for name in (
+            "ray.train._internal.storage",
+            "ray.train._internal.syncer",
+            "ray.tune.execution.experiment_state",
+            "ray.tune.execution.tune_controller",  # "Error handling checkpoint" when a deletion fails
+        ):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     if address and address != "auto" and not address.startswith("ray://"):
         _probe(address)
     # A driver refused (say, for a wrong token) retries for a long time by default.
@@ -453,9 +531,60 @@ def _best_embeddings(result) -> Embeddings:
     return Embeddings(np.array(state.vocab, dtype=object), state.vectors)
 
 
+class _StorageWatch:
+    """Stops a sweep resumably when its storage stays unreachable for ``patience_s``.
+
+    A thread probes the storage every few seconds; after ``patience_s`` of failed probes it
+    interrupts the driver the way Ctrl-C does, so Tune stops its trials and keeps their states
+    (trials meanwhile retry their uploads for longer, so none errors because of the outage).
+    """
+
+    PROBE_EVERY_S = 2.0
+
+    def __init__(self, uri: str, patience_s: float) -> None:
+        self.uri, self.patience_s = uri, patience_s
+        self.tripped = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="sessrec-storage-watch", daemon=True)
+
+    def __enter__(self) -> Self:
+        if storage.is_s3(self.uri):  # a local folder has no outages to ride out
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _watch(self) -> None:
+        down_since = None
+        while not self._done.wait(self.PROBE_EVERY_S):
+            if storage.reachable(self.uri):
+                down_since = None
+                continue
+            down_since = down_since or time.monotonic()
+            if time.monotonic() - down_since >= self.patience_s:
+                self.tripped = True
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+
+
+def _storage_stop(paths: SweepPaths, reason: str) -> SessrecError:
+    # The manifest cannot be updated either: it keeps its last state, which resume accepts.
+    return SessrecError(f"sweep {paths.sweep_id} stopped: {reason}; once it is back, continue it with: sessrec tune resume {paths.sweep_id}")
+
+
 def _finish(tuner, spec: SweepSpec, split: Split, paths: SweepPaths, manifest: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
-    results = tuner.fit()
+    with _StorageWatch(paths.folder, storage_patience()) as watch:
+        try:
+            results = tuner.fit()
+        except OSError as exc:  # pyarrow, reading the results back from storage gone away
+            if not watch.tripped:
+                raise _storage_stop(paths, f"cannot reach storage {paths.root} ({str(exc).splitlines()[0][:200]})") from None
+    if watch.tripped:
+        raise _storage_stop(paths, f"storage {paths.root} unreachable for {watch.patience_s:.0f} s")
     # A trial that ended by itself or by the scheduler is marked done; one that Tune stopped
     # on SIGINT/SIGTERM is not, and trials not yet created are missing altogether.
     unfinished = [r for r in results if r.error is None and not (r.metrics or {}).get("done")]
@@ -475,6 +604,10 @@ def _finish(tuner, spec: SweepSpec, split: Split, paths: SweepPaths, manifest: d
         manifest.update(status="failed", reason="every trial errored" + (f": {errors[0]}" if errors else ""))
         storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
         raise SessrecError(f"sweep {paths.sweep_id} failed: {manifest['reason']}")
+    if counts["errored"]:
+        # The sweep still completes: an errored trial is a result (a config that fails), and each
+        # one got a warning line with its reason when it failed.
+        sys.stderr.write(f"warning: {counts['errored']} of {len(rows)} trials errored; the best is chosen from the others\n")
     best = max(candidates, key=lambda r: r[key])
     embeddings = _best_embeddings(best["_result"])
     test = evaluate(embeddings, split.test.queries, split.test.targets, spec.k)

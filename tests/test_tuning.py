@@ -1,5 +1,6 @@
 """Real sweeps on an embedded local Ray with local storage, run as a user runs them."""
 
+import io
 import json
 import os
 import signal
@@ -168,3 +169,205 @@ def test_random_search_with_optuna(workdir):
     assert len(trials) == 4 and (trials["state"] == "completed").all()
     assert trials["config.window"].between(1, 7).all() and trials["config.alpha"].between(0.01, 0.1).all()
     assert set(trials["config.negative"]) <= {5, 10}
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage outages: the S3 server stopped in the middle of a sweep
+
+
+@pytest.fixture
+def s3_sweep(tmp_path, monkeypatch):
+    """A private S3 server (a test stops it), a dataset in it, and the CLI's environment."""
+    from servers import AWS_CONFLICTING_VARS, SeaweedS3
+
+    from sessrec import storage
+
+    with SeaweedS3() as s3:
+        for var in AWS_CONFLICTING_VARS:
+            monkeypatch.delenv(var, raising=False)
+        for key, value in s3.env().items():
+            monkeypatch.setenv(key, value)
+        storage._s3_client.cache_clear()
+        root = f"s3://{s3.bucket}/outage"
+        env = {**os.environ, "SESSREC_STORAGE": root, "RAY_AUTH_MODE": "disabled", "HOME": str(tmp_path)}
+        synth = run_cli("data", "synth", "--name", "demo", "--sessions", "1500", "--items", "300", "--clusters", "10", cwd=tmp_path, env=env)
+        assert synth.returncode == 0, synth.stderr
+        # No retries of a failed trial: a trial that errors because of the outage fails the test.
+        spec = _write_spec(
+            tmp_path,
+            split={"seed": 0, "n": 100},
+            space={"vector_size": 8, "window": [2, 3, 4, 5], "negative": 5},
+            scheduler={"type": "fifo", "max_t": 8},
+            resources={"cpus_per_trial": 1, "max_concurrent_trials": 2, "max_failures": 0},
+        )
+        yield s3, root, env, spec
+        storage._s3_client.cache_clear()
+
+
+def _start_sweep(folder, env, spec: str, sweep_id: str) -> tuple[subprocess.Popen, "os.PathLike"]:
+    log_path = folder / f"{sweep_id}.log"
+    driver = subprocess.Popen(
+        [*SESSREC, "tune", "run", spec, "--sweep-id", sweep_id, "--num-cpus", "2", "--json"],
+        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"),
+    )
+    return driver, log_path
+
+
+def _wait_for_checkpoints(driver: subprocess.Popen, log_path, root: str, sweep_id: str, count: int) -> None:
+    """Until some trial has stored ``count`` checkpoints in S3."""
+    from sessrec import storage
+
+    deadline = time.time() + 120
+    while True:
+        assert driver.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
+        if storage.exists(f"{root}/sweeps/{sweep_id}/spec.yaml"):
+            files = storage.walk_files(f"{root}/sweeps/{sweep_id}/tune")
+            if any(f"/checkpoint_{count - 1:06d}/" in path for path in files):
+                return
+        time.sleep(0.2)
+
+
+def _assert_s3_sweep_complete(folder, env, sweep_id: str) -> None:
+    """Complete for good: every planned trial once, each trained to the end, a readable best."""
+    from sessrec import storage
+
+    shown = run_cli("results", "show", sweep_id, "--json", cwd=folder, env=env)
+    assert shown.returncode == 0, shown.stderr
+    manifest = json.loads(shown.stdout)["manifest"]
+    assert manifest["status"] == "completed"
+    assert manifest["trials"] == {"total": 4, "completed": 4, "stopped_early": 0, "errored": 0}
+    trials = pd.read_parquet(io.BytesIO(storage.read_bytes(f"{env['SESSREC_STORAGE']}/sweeps/{sweep_id}/trials.parquet")))
+    assert len(trials) == 4 and trials["trial_id"].is_unique
+    assert sorted(trials["config.window"]) == [2, 3, 4, 5]
+    assert (trials["state"] == "completed").all() and (trials["epochs_run"] == 8).all()
+    assert all(len(curve) == 8 for curve in trials["curve"])
+    best = run_cli("results", "best", sweep_id, "--json", cwd=folder, env=env)
+    assert best.returncode == 0, best.stderr
+    assert json.loads(best.stdout)["config"]["window"] in (2, 3, 4, 5)
+    assert_one_line_error(run_cli("tune", "resume", sweep_id, cwd=folder, env=env), "already completed")
+
+
+def test_sweep_rides_out_a_short_s3_outage(s3_sweep, tmp_path):
+    s3, root, env, spec = s3_sweep
+    driver, log_path = _start_sweep(tmp_path, env, spec, "o1")
+    _wait_for_checkpoints(driver, log_path, root, "o1", 2)
+    s3.stop()  # longer than pyarrow's own retries of connection errors (6 s)
+    time.sleep(8)
+    s3.start()  # same data, ports and credentials
+    driver.wait(timeout=240)
+    log = log_path.read_text()
+    assert "Traceback" not in log, log[-3000:]
+    if driver.returncode != 0:
+        # Allowed: a clean stop that resume finishes (the promise is never a corrupt state).
+        assert log.strip().splitlines()[-1].startswith("error: sweep o1 "), log[-3000:]
+        resumed = run_cli("tune", "resume", "o1", "--num-cpus", "2", cwd=tmp_path, env=env)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _assert_s3_sweep_complete(tmp_path, env, "o1")
+
+
+def test_long_s3_outage_stops_the_sweep_resumably(s3_sweep, tmp_path):
+    s3, root, env, spec = s3_sweep
+    # The sweep waits 4 s for its storage (default 120 s), then stops as a whole.
+    driver, log_path = _start_sweep(tmp_path, {**env, "SESSREC_STORAGE_PATIENCE": "4"}, spec, "o2")
+    _wait_for_checkpoints(driver, log_path, root, "o2", 2)
+    s3.stop()
+    try:
+        assert driver.wait(timeout=90) == 1
+    finally:
+        s3.start()
+    log = log_path.read_text()
+    assert "Traceback" not in log, log[-3000:]
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert errors == [log.strip().splitlines()[-1]], log[-3000:]
+    assert errors[0] == f"error: sweep o2 stopped: storage {root} unreachable for 4 s; once it is back, continue it with: sessrec tune resume o2"
+    resumed = run_cli("tune", "resume", "o2", "--num-cpus", "2", cwd=tmp_path, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _assert_s3_sweep_complete(tmp_path, env, "o2")
+
+
+# ---------------------------------------------------------------------------------------------
+# A trial that raises
+
+# Loaded by every Python process of the sweep (the driver and the embedded Ray's workers inherit
+# PYTHONPATH): gensim's training raises for window 3, as a config gensim rejects would.
+FAULTY_GENSIM = '''
+import importlib.abc, sys
+
+class _Patch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "gensim.models.word2vec":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            train = module.Word2Vec.train
+
+            def failing_train(model, *args, **kwargs):
+                if model.window == 3:
+                    raise ValueError("injected: window 3 is refused")
+                return train(model, *args, **kwargs)
+
+            module.Word2Vec.train = failing_train
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, _Patch())
+'''
+
+
+@pytest.fixture
+def faulty_env(workdir):
+    folder, env = workdir
+    (folder / "fault").mkdir()
+    (folder / "fault" / "sitecustomize.py").write_text(FAULTY_GENSIM)
+    return folder, {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(folder / "fault"), env.get("PYTHONPATH")]))}
+
+
+def _fault_spec(folder, windows: list[int]) -> str:
+    # max_failures 1: a failing trial runs twice, each time failing in its first epoch.
+    return _write_spec(
+        folder, space={"vector_size": 8, "window": windows, "negative": 5}, scheduler={"type": "fifo", "max_t": 2},
+        resources={"cpus_per_trial": 1, "max_concurrent_trials": 2, "max_failures": 1},
+    )
+
+
+def test_a_trial_that_raises_is_errored_and_the_sweep_goes_on(faulty_env):
+    folder, env = faulty_env
+    result = run_cli("tune", "run", _fault_spec(folder, [2, 3, 4]), "--sweep-id", "f1", "--num-cpus", "2", "--json", cwd=folder, env=env)
+    # Exit 0: the sweep completed, an errored trial is one of its results; a warning says so.
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "error:" not in result.stderr, result.stderr[-3000:]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2, result.stderr[-3000:]
+    assert warnings[0].startswith("warning: trial ") and warnings[0].endswith("errored: ValueError: injected: window 3 is refused")
+    assert warnings[1] == "warning: 1 of 3 trials errored; the best is chosen from the others"
+    manifest = json.loads(result.stdout)
+    assert manifest["status"] == "completed"
+    assert manifest["trials"] == {"total": 3, "completed": 2, "stopped_early": 0, "errored": 1}
+
+    trials = pd.read_parquet(folder / "store" / "sweeps" / "f1" / "trials.parquet").set_index("config.window")
+    assert trials.loc[3, "state"] == "errored" and trials.loc[3, "error"] == "ValueError: injected: window 3 is refused"
+    assert trials.loc[3, "epochs_run"] == 0
+    assert (trials.loc[[2, 4], "state"] == "completed").all() and (trials.loc[[2, 4], "epochs_run"] == 2).all()
+    assert trials.loc[[2, 4], "error"].isna().all()
+    best = json.loads(run_cli("results", "best", "f1", "--json", cwd=folder, env=env).stdout)
+    assert best["config"]["window"] in (2, 4)
+    assert best["trial_id"] == manifest["best"]["trial_id"] != trials.loc[3, "trial_id"]
+
+
+def test_a_sweep_whose_trials_all_raise_fails_with_one_line(faulty_env):
+    folder, env = faulty_env
+    result = run_cli("tune", "run", _fault_spec(folder, [3]), "--sweep-id", "f2", "--num-cpus", "2", "--json", cwd=folder, env=env)
+    assert result.returncode == 1 and result.stdout == ""
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: sweep f2 failed: every trial errored: ValueError: injected: window 3 is refused"], result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1] == errors[0]
+    sweep = folder / "store" / "sweeps" / "f2"
+    assert json.loads((sweep / "manifest.json").read_text())["status"] == "failed"
+    assert not (sweep / "best").exists()
+    assert_one_line_error(run_cli("results", "best", "f2", cwd=folder, env=env))
