@@ -7,20 +7,21 @@ new sessions but its old manifest would be refused as corrupt, a model without i
 ``metrics.json`` looks unfinished, a fetched folder with half of its files looks whole.
 Writing takes moments (the content is ready); stopping before it writes nothing.
 
-This module imports nothing heavy: the CLI installs its signal handlers before the rest loads.
+The CLI imports this module before anything else, to install its signal handlers at once: it
+loads ``storage`` only when it writes.
 """
 
 from __future__ import annotations
 
 import threading
 
-from sessrec import storage
-
 WRITING = threading.Event()
 
 
 def write_all(files: dict[str, bytes]) -> list[str]:
     """Write ``uri -> content`` in the given order; each file atomically (see ``storage``)."""
+    from sessrec import storage  # here: see the module's docstring
+
     WRITING.set()
     for uri, content in files.items():
         storage.write_bytes(uri, content)

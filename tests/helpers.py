@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,7 @@ def cli_in_process(capsys, *args: str) -> CliResult:
 
     capsys.readouterr()
     argv = sys.argv
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)  # main() keeps its own
     sys.argv = ["sessrec", *args]
     try:
         main()
@@ -55,5 +57,7 @@ def cli_in_process(capsys, *args: str) -> CliResult:
         code = exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.argv = argv
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
     out = capsys.readouterr()
     return CliResult(code, out.out, out.err)

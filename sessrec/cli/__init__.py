@@ -1,6 +1,7 @@
 """The ``sessrec`` command's entry point. It installs the Ctrl-C / SIGTERM handling first, then
 loads the Typer app (``sessrec.cli.commands``, about 1.7 s of imports): an interrupt during
-start-up is one ``error: interrupted`` line too, never a traceback or a silent kill."""
+start-up is one ``error: interrupted`` line too, not a traceback or a silent kill (only the
+interpreter's own start, before any of sessrec runs, is out of reach)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ def _stop_like_ctrl_c(signum: int, frame: object) -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
+#: What Typer returns, without a word, when a command is interrupted (no command returns a number).
+TYPER_INTERRUPTED = 130
+
+
 def _interrupt(signum: int, frame: object) -> None:
     if outputs.WRITING.is_set():
         return  # the outputs are being written: let the command finish them (see sessrec.outputs)
@@ -36,13 +41,18 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main() -> None:
-    previous = signal.signal(signal.SIGINT, _interrupt), signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
+    """The ``sessrec`` process. It leaves Ctrl-C and SIGTERM ignored when it returns: what is left
+    is the interpreter's shutdown (a while, with pandas and pyarrow loaded), which resets Python's
+    handlers to the defaults, and a signal there would turn a finished command into a kill.
+    An in-process caller restores its own handlers."""
     outputs.WRITING.clear()
-    try:
-        code = _run()
-    finally:
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
+    code = _run()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sys.exit(code)
 
 
@@ -62,6 +72,8 @@ def _run() -> int:
             return getattr(exc, "exit_code", 2)
         except typer.Abort:
             raise KeyboardInterrupt from None
+        if result == TYPER_INTERRUPTED:
+            raise KeyboardInterrupt
         return result if isinstance(result, int) else 0
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
