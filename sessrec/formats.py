@@ -20,7 +20,7 @@ from sessrec.core.sessions import Sessions
 from sessrec.errors import SessrecError
 
 
-def _read_parquet(data: bytes, what: str) -> pa.Table:
+def read_parquet(data: bytes, what: str) -> pa.Table:
     try:
         return pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError) as exc:
@@ -42,7 +42,7 @@ def sessions_to_parquet(sessions: Sessions) -> bytes:
 
 
 def sessions_from_parquet(data: bytes, what: str = "sessions file") -> Sessions:
-    table = _read_parquet(data, what)
+    table = read_parquet(data, what)
     if "items" not in table.column_names:
         raise SessrecError(f"{what} has no 'items' column (columns: {', '.join(table.column_names)})")
     column = table.column("items").combine_chunks()
@@ -86,7 +86,7 @@ def read_transactions(data: bytes, fmt: str, encoding: str = "ISO-8859-1", what:
     if not data.strip():
         raise SessrecError(f"{what} is empty")
     if fmt == "parquet":
-        return _read_parquet(data, what).to_pandas()
+        return read_parquet(data, what).to_pandas()
     if fmt != "csv":
         raise SessrecError(f"unknown transactions format {fmt!r}; use csv or parquet")
     try:
@@ -107,7 +107,7 @@ def embeddings_to_parquet(embeddings: Embeddings) -> bytes:
 
 
 def embeddings_from_parquet(data: bytes, what: str = "embeddings file") -> Embeddings:
-    table = _read_parquet(data, what)
+    table = read_parquet(data, what)
     if not {"item", "vector"} <= set(table.column_names):
         raise SessrecError(f"{what} needs columns 'item' and 'vector' (has: {', '.join(table.column_names)})")
     vectors = table.column("vector").combine_chunks()

@@ -46,8 +46,9 @@ def load_dataset(ref: str, root: str) -> Dataset:
         sessions = sessions_from_bytes(storage.read_bytes(ref), ref)
         return Dataset(sessions, ref, sessions.content_sha256())
     folder = layout.dataset_dir(root, ref)
+    manifest_uri = storage.join(folder, layout.MANIFEST_FILE)
     try:
-        manifest = formats.from_json(storage.read_bytes(storage.join(folder, layout.MANIFEST_FILE)), f"dataset {ref} manifest")
+        manifest = formats.from_json(storage.read_bytes(manifest_uri), manifest_uri)
     except NotFoundError:
         raise NotFoundError(f"no dataset {ref!r} in {root} (run 'sessrec data prepare' or 'sessrec data synth')") from None
     uri = storage.join(folder, layout.SESSIONS_FILE)
@@ -208,4 +209,6 @@ def load_embeddings(ref: str, root: str) -> Embeddings:
             return Embeddings.from_word2vec_text(data.decode("utf-8"))
         except UnicodeDecodeError:
             raise SessrecError(f"{ref} is not UTF-8 text") from None
+        except SessrecError as exc:  # the parser does not know the file's name
+            raise SessrecError(f"{ref}: {exc}") from None
     return formats.embeddings_from_parquet(data, ref)

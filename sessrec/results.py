@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from sessrec import formats, layout, outputs, storage
 from sessrec.errors import NotFoundError, SessrecError
@@ -17,7 +14,7 @@ from sessrec.errors import NotFoundError, SessrecError
 def _manifest(root: str, sweep_id: str) -> dict[str, Any]:
     uri = storage.join(layout.sweep_dir(root, sweep_id), layout.MANIFEST_FILE)
     try:
-        return formats.from_json(storage.read_bytes(uri), f"sweep {sweep_id} manifest")
+        return formats.from_json(storage.read_bytes(uri), uri)
     except NotFoundError:
         raise NotFoundError(f"no sweep {sweep_id!r} in {root}") from None
 
@@ -54,10 +51,7 @@ def trials(root: str, sweep_id: str) -> pd.DataFrame:
     except NotFoundError:
         _manifest(root, sweep_id)
         raise NotFoundError(f"sweep {sweep_id!r} has no trials table yet (still running, or interrupted: 'sessrec tune resume {sweep_id}')") from None
-    try:
-        return pq.read_table(io.BytesIO(data)).to_pandas()
-    except (pa.ArrowException, OSError) as exc:
-        raise SessrecError(f"trials table of sweep {sweep_id} is corrupt: {str(exc).splitlines()[0]}") from None
+    return formats.read_parquet(data, uri).to_pandas()
 
 
 def show(root: str, sweep_id: str) -> dict[str, Any]:
@@ -74,9 +68,10 @@ def show(root: str, sweep_id: str) -> dict[str, Any]:
 def best(root: str, sweep_id: str) -> dict[str, Any]:
     manifest = _manifest(root, sweep_id)
     folder = layout.sweep_dir(root, sweep_id)
+    config_uri, metrics_uri = (storage.join(folder, layout.BEST_DIR, name) for name in (layout.CONFIG_FILE, layout.METRICS_FILE))
     try:
-        config = formats.from_json(storage.read_bytes(storage.join(folder, layout.BEST_DIR, layout.CONFIG_FILE)), "best config")
-        metrics = formats.from_json(storage.read_bytes(storage.join(folder, layout.BEST_DIR, layout.METRICS_FILE)), "best metrics")
+        config = formats.from_json(storage.read_bytes(config_uri), config_uri)
+        metrics = formats.from_json(storage.read_bytes(metrics_uri), metrics_uri)
     except NotFoundError:
         raise NotFoundError(f"sweep {sweep_id!r} has no best result yet (status: {manifest.get('status')})") from None
     return {"sweep_id": sweep_id, "status": manifest.get("status"), "config": config, **metrics}
@@ -102,8 +97,9 @@ def fetch(root: str, sweep_id: str, to: str) -> list[str]:
     """Copy the best config, metrics and embeddings (Parquet and word2vec text) to ``to``."""
     summary = best(root, sweep_id)
     source = storage.join(layout.sweep_dir(root, sweep_id), layout.BEST_DIR)
-    data = storage.read_bytes(storage.join(source, layout.EMBEDDINGS_FILE))
-    embeddings = formats.embeddings_from_parquet(data, f"sweep {sweep_id} embeddings")
+    uri = storage.join(source, layout.EMBEDDINGS_FILE)
+    data = storage.read_bytes(uri)
+    embeddings = formats.embeddings_from_parquet(data, uri)
     target = Path(to)
     files = {
         layout.EMBEDDINGS_FILE: data,

@@ -63,7 +63,7 @@ def _file_settings() -> dict[str, Any]:
         return {}
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise SessrecError(f"cannot read settings file {path}: {str(exc).splitlines()[0]}") from None
     known = {f.name for f in fields(Settings)}
     if not isinstance(data, dict) or set(data) - known:

@@ -1,13 +1,17 @@
 import json
+import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from gensim.models import KeyedVectors
 
 from sessrec import formats
 from sessrec.core.embeddings import Embeddings
 from sessrec.errors import SessrecError
-from tests.helpers import sessions
+from tests.helpers import assert_one_line_error, cli_in_process, run_cli, sessions
 
 ODD_ITEMS = ["plain", "with space", "ünïcödé €", "日本語", "comma,quote\"", "85123A"]
 
@@ -100,3 +104,80 @@ def test_transactions_keep_codes_as_text():
 def test_unknown_encoding():
     with pytest.raises(SessrecError, match="unknown encoding"):
         formats.read_transactions(b"a\n1\n", "csv", "klingon")
+
+
+# ---------------------------------------------------------------------------------------------
+# Every stored file a command reads back, truncated or replaced with garbage, through the CLI.
+
+SWEEP = {
+    "name": "t",
+    "dataset": "demo",
+    "split": {"seed": 0, "n": 50},
+    "space": {"vector_size": 8, "window": [2, 3]},
+    "scheduler": {"type": "fifo", "max_t": 2},
+    "resources": {"cpus_per_trial": 1},
+}
+# stored file (under the storage root, or the work folder for the settings file) -> a command that reads it
+READERS = {
+    "datasets/demo/manifest.json": ["data", "stats", "demo"],
+    "datasets/demo/sessions.parquet": ["baseline", "demo", "--n", "20", "--method", "popular"],
+    "models/m/embeddings.parquet": ["recommend", "I000001", "--embeddings", "m"],
+    "models/m/embeddings.txt": ["recommend", "I000001", "--embeddings", "{store}/models/m/embeddings.txt"],
+    "sweeps/s1/manifest.json": ["results", "show", "s1"],
+    "sweeps/s1/trials.parquet": ["results", "show", "s1"],
+    "sweeps/s1/best/config.json": ["results", "best", "s1"],
+    "sweeps/s1/best/metrics.json": ["results", "best", "s1"],
+    "sweeps/s1/best/embeddings.parquet": ["results", "fetch", "s1", "--to", "got"],
+    "../settings.yaml": ["results", "list"],
+}
+
+
+def _cli_env(folder: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RAY_", "SESSREC_"))}
+    env.update(HOME=str(folder), SESSREC_STORAGE=str(folder / "store"), SESSREC_CONFIG=str(folder / "settings.yaml"),
+               RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    return env
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory) -> Path:
+    """A work folder with a settings file and a storage root holding one of each stored file."""
+    folder = tmp_path_factory.mktemp("stored")
+    (folder / "settings.yaml").write_text(yaml.safe_dump({"storage": str(folder / "store")}))
+    (folder / "sweep.yaml").write_text(yaml.safe_dump(SWEEP))
+    for args in (
+        ["data", "synth", "--name", "demo", "--sessions", "400", "--items", "150", "--clusters", "5"],
+        ["train", "demo", "--name", "m", "--n", "20", "--epochs", "1", "--vector-size", "8", "--export", "word2vec"],
+        ["tune", "run", "sweep.yaml", "--sweep-id", "s1", "--num-cpus", "2"],
+    ):
+        result = run_cli(*args, cwd=folder, env=_cli_env(folder))
+        assert result.returncode == 0, result.stderr[-3000:]
+    return folder
+
+
+def _garbage(data: bytes) -> bytes:
+    return np.random.default_rng(len(data)).integers(0, 256, max(len(data), 64), dtype=np.uint8).tobytes()
+
+
+# Half a settings file is most often still valid YAML (with a shorter value): garbage only.
+DAMAGES = [(f, d) for f in READERS for d in ("truncated", "garbage") if (f, d) != ("../settings.yaml", "truncated")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stored_file, damage", DAMAGES)
+def test_commands_refuse_a_damaged_stored_file(stored: Path, tmp_path: Path, capsys, monkeypatch, stored_file: str, damage: str):
+    shutil.copytree(stored, tmp_path, dirs_exist_ok=True)
+    env = _cli_env(tmp_path)
+    args = [arg.format(store=tmp_path / "store") for arg in READERS[stored_file]]
+    monkeypatch.chdir(tmp_path)
+    for var in ("HOME", "SESSREC_STORAGE", "SESSREC_CONFIG"):
+        monkeypatch.setenv(var, env[var])
+    intact = cli_in_process(capsys, *args)
+    assert intact.returncode == 0, intact.stderr  # the command reads this file when it is whole
+    shutil.rmtree(tmp_path / "got", ignore_errors=True)
+    path = (tmp_path / "store" / stored_file).resolve()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncated" else _garbage(data))
+    result = run_cli(*args, cwd=tmp_path, env=env)
+    assert_one_line_error(result, str(path.relative_to(tmp_path)))
+    assert not (tmp_path / "got").exists()
