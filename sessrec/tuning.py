@@ -45,6 +45,8 @@ CHECKPOINTS_KEPT = 2
 #: How long a sweep rides out unreachable storage (S3 down, a network cut) before it stops
 #: resumably, in seconds; the environment variable overrides the default.
 STORAGE_PATIENCE_VAR, STORAGE_PATIENCE_S = "SESSREC_STORAGE_PATIENCE", 120.0
+#: How long the driver waits for a lost Ray cluster (its GCS unreachable) before it gives up.
+CLUSTER_PATIENCE_VAR, CLUSTER_PATIENCE_S = "SESSREC_CLUSTER_PATIENCE", 30.0
 #: A trial waits longer than its driver, so that an outage stops the sweep as a whole (which
 #: resume continues) before any trial errors because of it.
 TRIAL_EXTRA_PATIENCE_S = 60.0
@@ -109,15 +111,19 @@ def _patiently(call: Callable[[], T], patience_s: float) -> T:
 
 
 def storage_patience() -> float:
-    raw = os.environ.get(STORAGE_PATIENCE_VAR)
+    return _patience(STORAGE_PATIENCE_VAR, STORAGE_PATIENCE_S)
+
+
+def _patience(variable: str, default: float) -> float:
+    raw = os.environ.get(variable)
     if not raw:
-        return STORAGE_PATIENCE_S
+        return default
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
     if not (value > 0 and math.isfinite(value)):
-        raise SessrecError(f"{STORAGE_PATIENCE_VAR} must be a number of seconds above 0, not {raw!r}")
+        raise SessrecError(f"{variable} must be a number of seconds above 0, not {raw!r}")
     return value
 
 
@@ -303,7 +309,7 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
     os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "1" if verbose else "0")
     if not verbose:
         # During a storage outage Ray logs a traceback for every failed state upload and
-        # checkpoint deletion; the sweep handles the outage itself (see _StorageWatch).
+        # checkpoint deletion; the sweep handles the outage itself (see _Watch).
         for name in (
             "ray.train._internal.storage",
             "ray.train._internal.syncer",
@@ -440,7 +446,7 @@ def run_sweep(
         ),
         run_config=_run_config(spec, paths, verbose, live),
     )
-    return _finish(tuner, spec, split, paths, manifest)
+    return _finish(tuner, spec, split, paths, manifest, address)
 
 
 def _sweep_exists(sweep_id: str, root: str) -> SessrecError:
@@ -477,7 +483,7 @@ def resume_sweep(
     tuner = tune.Tuner.restore(paths.tune, trainable=_trainable(spec, split), resume_unfinished=True, resume_errored=True)
     manifest.update(status="running", resumed=now())
     storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
-    return _finish(tuner, spec, split, paths, manifest)
+    return _finish(tuner, spec, split, paths, manifest, address)
 
 
 def _trial_rows(results, spec: SweepSpec) -> list[dict[str, Any]]:
@@ -531,24 +537,32 @@ def _best_embeddings(result) -> Embeddings:
     return Embeddings(np.array(state.vocab, dtype=object), state.vectors)
 
 
-class _StorageWatch:
-    """Stops a sweep resumably when its storage stays unreachable for ``patience_s``.
+class _Watch:
+    """Stops a sweep when what it runs on stays unreachable, so that resume can continue it.
 
-    A thread probes the storage every few seconds; after ``patience_s`` of failed probes it
-    interrupts the driver the way Ctrl-C does, so Tune stops its trials and keeps their states
-    (trials meanwhile retry their uploads for longer, so none errors because of the outage).
+    A thread probes the storage (S3) and the Ray cluster (a HOST:PORT address) every few
+    seconds. Storage unreachable for ``storage_patience_s``: it interrupts the driver the way
+    Ctrl-C does, so Tune stops its trials and keeps their states (trials meanwhile retry their
+    uploads for longer, so none errors because of the outage). The cluster's GCS unreachable for
+    ``cluster_patience_s``: the trials are gone with it and Ray's client would block on it for a
+    minute, then abort the process with its own log; one line is printed and the driver exits
+    at once. Tune's last saved state (saved every few seconds, and every CHECKPOINTS_KEPT
+    checkpoints of a trial) is what resume continues from, as after a killed driver.
     """
 
-    PROBE_EVERY_S = 2.0
+    PROBE_EVERY_S = 1.0
 
-    def __init__(self, uri: str, patience_s: float) -> None:
-        self.uri, self.patience_s = uri, patience_s
-        self.tripped = False
+    def __init__(self, paths: SweepPaths, address: str | None) -> None:
+        self.paths, self.address = paths, address
+        self.storage_patience_s = storage_patience()
+        self.cluster_patience_s = _patience(CLUSTER_PATIENCE_VAR, CLUSTER_PATIENCE_S)
+        self.gcs = _gcs_endpoint(address)
+        self.storage_tripped = False
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="sessrec-storage-watch", daemon=True)
+        self._thread = threading.Thread(target=self._watch, name="sessrec-watch", daemon=True)
 
     def __enter__(self) -> Self:
-        if storage.is_s3(self.uri):  # a local folder has no outages to ride out
+        if storage.is_s3(self.paths.root) or self.gcs:  # a local folder has no outages to ride out
             self._thread.start()
         return self
 
@@ -558,16 +572,48 @@ class _StorageWatch:
             self._thread.join()
 
     def _watch(self) -> None:
-        down_since = None
+        storage_down = cluster_down = None
         while not self._done.wait(self.PROBE_EVERY_S):
-            if storage.reachable(self.uri):
-                down_since = None
+            now_s = time.monotonic()
+            if self.gcs and not _answers(*self.gcs):
+                cluster_down = cluster_down or now_s
+                if now_s - cluster_down >= self.cluster_patience_s:
+                    self._cluster_lost()
+            else:
+                cluster_down = None
+            if storage.reachable(self.paths.root):
+                storage_down = None
                 continue
-            down_since = down_since or time.monotonic()
-            if time.monotonic() - down_since >= self.patience_s:
-                self.tripped = True
+            storage_down = storage_down or now_s
+            if now_s - storage_down >= self.storage_patience_s:
+                self.storage_tripped = True
                 os.kill(os.getpid(), signal.SIGINT)
                 return
+
+    def _cluster_lost(self) -> None:
+        sweep_id = self.paths.sweep_id
+        sys.stderr.write(
+            f"\nerror: sweep {sweep_id} stopped: lost the Ray cluster at {self.address} (unreachable for "
+            f"{self.cluster_patience_s:.0f} s); once a cluster is up, continue it with: sessrec tune resume {sweep_id} --address ADDRESS\n"
+        )
+        sys.stderr.flush()
+        os._exit(1)
+
+
+def _gcs_endpoint(address: str | None) -> tuple[str, int] | None:
+    """(host, port) of a HOST:PORT address; None for an embedded Ray, 'auto' or ray://."""
+    if not address or address == "auto" or "://" in address:
+        return None
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def _storage_stop(paths: SweepPaths, reason: str) -> SessrecError:
@@ -575,16 +621,18 @@ def _storage_stop(paths: SweepPaths, reason: str) -> SessrecError:
     return SessrecError(f"sweep {paths.sweep_id} stopped: {reason}; once it is back, continue it with: sessrec tune resume {paths.sweep_id}")
 
 
-def _finish(tuner, spec: SweepSpec, split: Split, paths: SweepPaths, manifest: dict[str, Any]) -> dict[str, Any]:
+def _finish(
+    tuner, spec: SweepSpec, split: Split, paths: SweepPaths, manifest: dict[str, Any], address: str | None
+) -> dict[str, Any]:
     started = time.perf_counter()
-    with _StorageWatch(paths.folder, storage_patience()) as watch:
+    with _Watch(paths, address) as watch:
         try:
             results = tuner.fit()
         except OSError as exc:  # pyarrow, reading the results back from storage gone away
-            if not watch.tripped:
+            if not watch.storage_tripped:
                 raise _storage_stop(paths, f"cannot reach storage {paths.root} ({str(exc).splitlines()[0][:200]})") from None
-    if watch.tripped:
-        raise _storage_stop(paths, f"storage {paths.root} unreachable for {watch.patience_s:.0f} s")
+    if watch.storage_tripped:
+        raise _storage_stop(paths, f"storage {paths.root} unreachable for {watch.storage_patience_s:.0f} s")
     # A trial that ended by itself or by the scheduler is marked done; one that Tune stopped
     # on SIGINT/SIGTERM is not, and trials not yet created are missing altogether.
     unfinished = [r for r in results if r.error is None and not (r.metrics or {}).get("done")]

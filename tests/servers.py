@@ -531,6 +531,8 @@ class RayLocalCluster(_Server):
 
     Each node has its own --temp-dir and Unix session; token authentication is on
     unless auth=False. All processes get a private HOME, so ~/.ray is never touched.
+    stop() then start() brings up a new cluster on the same ports (same token), as after
+    the loss of the whole cluster.
 
     Ray 2.60 caveats (no flag changes them): `ray start` rewrites
     --node-ip-address=127.0.0.1 to the machine's primary address when it has a
@@ -576,6 +578,7 @@ class RayLocalCluster(_Server):
         self.head: _RayNode | None = None
         self.workers: list[_RayNode] = []
         self._n_started = 0
+        self._heads_started = 0
         _live.add(self)
 
     # -- environment -------------------------------------------------------
@@ -624,8 +627,11 @@ class RayLocalCluster(_Server):
     # -- node processes ----------------------------------------------------
 
     def _start_node(self, head: bool, num_cpus: int) -> _RayNode:
-        name = "head" if head else f"w{self._n_started}"
-        if not head:
+        # Fresh names after stop(): a restarted cluster shares no temp dir with the old one.
+        name = f"head{self._heads_started or ''}" if head else f"w{self._n_started}"
+        if head:
+            self._heads_started += 1
+        else:
             self._n_started += 1
         temp_dir = self.root / name
         temp_dir.mkdir()
@@ -721,7 +727,7 @@ class RayLocalCluster(_Server):
                 if time.monotonic() > deadline:
                     raise TimeoutError(
                         f"Ray Jobs API at {self.dashboard_url} not answering after {timeout:.0f}s: {e!r}\n"
-                        f"{_tail(self.root / 'head.log')}"
+                        f"{_tail(self.head.proc.log_path) if self.head else ''}"
                     ) from e
             time.sleep(0.3)
 

@@ -98,3 +98,54 @@ def _fs():
         endpoint_override=endpoint.split("://")[1], scheme="http", access_key=os.environ["AWS_ACCESS_KEY_ID"],
         secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], region=os.environ["AWS_DEFAULT_REGION"],
     )
+
+
+@pytest.fixture
+def lost_cluster():
+    """A cluster of its own for a test that stops it (and starts a new one)."""
+    with RayLocalCluster(num_workers=1, head_cpus=1, worker_cpus=1) as running:
+        yield running
+
+
+def test_losing_the_whole_cluster_stops_the_driver_and_resume_finishes_on_a_new_one(lost_cluster, tmp_path):
+    # Storage outlives the cluster: a folder on this machine that the driver and every node share.
+    store = tmp_path / "store"
+    env = {**os.environ, **lost_cluster.client_env(), "SESSREC_STORAGE": str(store), "SESSREC_CLUSTER_PATIENCE": "3"}
+    synth = run_cli("data", "synth", "--name", "demo", "--sessions", "4000", "--items", "400", "--clusters", "15", cwd=tmp_path, env=env)
+    assert synth.returncode == 0, synth.stderr
+    spec = _spec(tmp_path / "spec.yaml", 25, vector_size=32)
+    log_path = tmp_path / "driver.log"
+    with open(log_path, "w") as log:
+        driver = subprocess.Popen(
+            [*SESSREC, "tune", "run", spec, "--address", lost_cluster.gcs_address, "--sweep-id", "h1", "--json"],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+        )
+        deadline = time.time() + 120
+        while not list((store / "sweeps" / "h1" / "tune").glob("*/checkpoint_000002")):
+            assert driver.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.2)
+        lost_cluster.stop(kill=True)  # every node at once, as when the cluster's machines go
+        out, _ = driver.communicate(timeout=60)  # not Ray's minute of reconnecting, and no hang
+    text = log_path.read_text()
+    assert driver.returncode == 1 and out == "", text[-3000:]
+    assert "Traceback" not in text and "GCS" not in text, text[-3000:]  # nor Ray's own log of it
+    assert text.strip().splitlines()[-1].startswith("error: ")
+    assert [line for line in text.splitlines() if line.startswith("error")] == [
+        f"error: sweep h1 stopped: lost the Ray cluster at {lost_cluster.gcs_address} (unreachable for 3 s); "
+        "once a cluster is up, continue it with: sessrec tune resume h1 --address ADDRESS"
+    ], text[-3000:]
+    assert not (store / "sweeps" / "h1" / "trials.parquet").exists()
+
+    lost_cluster.start()  # a new cluster (same address and token), nothing of the old one in it
+    resumed = run_cli("tune", "resume", "h1", "--address", lost_cluster.gcs_address, "--json", cwd=tmp_path, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    manifest = json.loads(resumed.stdout)
+    assert manifest["status"] == "completed" and "resumed" in manifest
+    assert manifest["trials"] == {"total": 4, "completed": 4, "stopped_early": 0, "errored": 0}
+    trials = pd.read_parquet(store / "sweeps" / "h1" / "trials.parquet")
+    assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["epochs_run"] == 25).all()
+    assert sorted(zip(trials["config.window"], trials["config.negative"])) == [(2, 5), (2, 10), (5, 5), (5, 10)]
+    assert all(len(curve) == 25 for curve in trials["curve"])
+    best = run_cli("results", "best", "h1", "--json", cwd=tmp_path, env=env)
+    assert best.returncode == 0, best.stderr
+    assert json.loads(best.stdout)["trial_id"] == manifest["best"]["trial_id"]
