@@ -256,6 +256,10 @@ rayClusterSpec:
 {{- if and (gt (int .Values.job.ttlSecondsAfterFinished) 0) (not .Values.job.shutdownAfterJobFinishes) }}
 {{- fail "job.ttlSecondsAfterFinished > 0 needs job.shutdownAfterJobFinishes: true (KubeRay refuses the RayJob otherwise); set it to 0 to keep clusters" }}
 {{- end }}
+{{- if regexMatch "^https?://[^/]*@" .Values.s3.endpointUrl }}
+{{- /* The value is not repeated: it holds a password. */}}
+{{- fail "s3.endpointUrl must not hold credentials (user:password@ would land in a ConfigMap): put them in the Secret named by s3.existingSecret" }}
+{{- end }}
 {{- if not (semverCompare ">=2.52.0" .Values.rayVersion) }}
 {{- fail (printf "rayVersion %s: Ray token authentication needs Ray >= 2.52.0" .Values.rayVersion) }}
 {{- end }}
