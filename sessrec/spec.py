@@ -91,6 +91,11 @@ SWEEP_SPEC_SCHEMA: dict[str, Any] = {
                 "method": {"enum": ["grid", "random", "optuna"]},
                 "num_samples": {"type": "integer", "minimum": 1},
                 "seed": {"type": "integer", "minimum": 0},
+                "shuffle": {
+                    "type": "boolean",
+                    "description": "grid only: run the grid's points in a seeded random order, so that ASHA's "
+                    "first rungs compare a sample of the whole grid rather than its first corner",
+                },
             },
         },
         "space": {
@@ -126,7 +131,7 @@ _DEFAULTS: dict[str, Any] = {
     "split": {"seed": 0, "n": 1000},
     "k": 10,
     "metric": "recall_at_k",
-    "search": {"method": "grid", "num_samples": 1, "seed": 0},
+    "search": {"method": "grid", "num_samples": 1, "seed": 0, "shuffle": False},
     "scheduler": {"type": "asha", "max_t": 100, "grace_period": 10, "reduction_factor": 3},
     "resources": {"cpus_per_trial": 1, "max_concurrent_trials": 0, "max_failures": 3},
 }
@@ -214,6 +219,7 @@ class SweepSpec:
     method: str
     num_samples: int
     search_seed: int
+    shuffle: bool
     space: dict[str, Domain]
     scheduler: str
     max_t: int
@@ -246,6 +252,7 @@ class SweepSpec:
             method=search["method"],
             num_samples=search["num_samples"],
             search_seed=search["seed"],
+            shuffle=search["shuffle"],
             space=space,
             scheduler=sched["type"],
             max_t=sched["max_t"],
@@ -260,6 +267,8 @@ class SweepSpec:
         return spec
 
     def _check_rules(self) -> None:
+        if self.shuffle and self.method != "grid":
+            raise SessrecError(f"search.shuffle orders a grid; search.method {self.method} samples in its own order")
         if self.scheduler == "asha" and self.grace_period > self.max_t:
             raise SessrecError(
                 f"scheduler.grace_period ({self.grace_period}) exceeds the epoch budget scheduler.max_t ({self.max_t})"
@@ -338,7 +347,10 @@ def parse_spec(text: str, source: str = "spec") -> SweepSpec:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise SessrecError(f"{source} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return SweepSpec.from_dict(raw)
+    try:
+        return SweepSpec.from_dict(raw)
+    except SessrecError as exc:
+        raise SessrecError(f"{source}: {exc}") from None
 
 
 BUILTIN_SPECS = ("tiny", "seed3d", "reference", "retail")

@@ -8,10 +8,12 @@ can stop it and a lost trial restarts where it was on any node.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
 import platform
+import random
 import resource
 import secrets
 import signal
@@ -69,7 +71,7 @@ def train_trial(
     """One trial: train epoch by epoch, report validation metrics and a checkpoint each epoch."""
     from ray import tune
 
-    w2v = Word2VecConfig.from_dict({**config, "workers": workers})
+    w2v = Word2VecConfig.from_dict({**{k: v for k, v in config.items() if k != GRID_POINT}, "workers": workers})
     start = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -161,9 +163,29 @@ def _tune_domain(domain: Domain, method: str):
     return tune.randint(int(domain.low), int(domain.high))
 
 
+#: The config key of a shuffled grid's point number; not a word2vec parameter.
+GRID_POINT = "grid_point"
+
+
 def param_space(spec: SweepSpec) -> dict[str, Any]:
     space = {name: _tune_domain(domain, spec.method) for name, domain in spec.space.items()}
     space.setdefault("epochs", spec.max_t)
+    if spec.method == "grid" and spec.shuffle:
+        space.update(_shuffled_grid(spec))
+    return space
+
+
+def _shuffled_grid(spec: SweepSpec) -> dict[str, Any]:
+    """The grid's points in a seeded random order: Tune walks a grid in a fixed order (one
+    parameter slowest), so an ordered grid shows ASHA's first rungs only its first corner."""
+    from ray import tune
+
+    names = [name for name, domain in spec.space.items() if domain.kind == "grid"]
+    points = list(itertools.product(*(spec.space[name].values for name in names)))
+    random.Random(spec.search_seed).shuffle(points)
+    space: dict[str, Any] = {GRID_POINT: tune.grid_search(list(range(len(points))))}
+    for column, name in enumerate(names):
+        space[name] = tune.sample_from(lambda config, column=column: points[config[GRID_POINT]][column])
     return space
 
 
@@ -457,7 +479,7 @@ def load_sweep(root: str, sweep_id: str) -> tuple[SweepSpec, dict[str, Any]]:
     paths = SweepPaths(root, sweep_id)
     if not storage.exists(paths.file(layout.SPEC_FILE)):
         raise SessrecError(f"no sweep {sweep_id!r} in {root}")
-    spec = parse_spec(storage.read_text(paths.file(layout.SPEC_FILE)), f"sweep {sweep_id} spec")
+    spec = parse_spec(storage.read_text(paths.file(layout.SPEC_FILE)), paths.file(layout.SPEC_FILE))
     manifest = formats.from_json(storage.read_bytes(paths.file(layout.MANIFEST_FILE)), f"sweep {sweep_id} manifest")
     return spec, manifest
 
@@ -504,7 +526,7 @@ def _trial_rows(results, spec: SweepSpec) -> list[dict[str, Any]]:
             {
                 "trial_id": last.get("trial_id") or Path(result.path).name,
                 "state": state,
-                **{f"config.{name}": value for name, value in sorted(result.config.items())},
+                **{f"config.{name}": value for name, value in sorted(result.config.items()) if name != GRID_POINT},
                 "epochs_run": epochs_run,
                 # Fewer epochs since the last restore than in all: it went on from a checkpoint.
                 "restored": int(last.get("iterations_since_restore", epochs_run) or 0) < epochs_run,

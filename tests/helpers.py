@@ -61,3 +61,14 @@ def cli_in_process(capsys, *args: str) -> CliResult:
         signal.signal(signal.SIGTERM, handlers[1])
     out = capsys.readouterr()
     return CliResult(code, out.out, out.err)
+
+
+#: The cheapest finished sweep with every stored file (on a dataset "demo"): two trials x 2 epochs.
+TWO_TRIAL_SWEEP = {
+    "name": "t",
+    "dataset": "demo",
+    "split": {"seed": 0, "n": 50},
+    "space": {"vector_size": 8, "window": [2, 3]},
+    "scheduler": {"type": "fifo", "max_t": 2},
+    "resources": {"cpus_per_trial": 1},
+}

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from gensim.models import KeyedVectors
 from sessrec import formats
 from sessrec.core.embeddings import Embeddings
 from sessrec.errors import SessrecError
-from tests.helpers import assert_one_line_error, cli_in_process, run_cli, sessions
+from tests.helpers import TWO_TRIAL_SWEEP, assert_one_line_error, cli_in_process, run_cli, sessions
 
 ODD_ITEMS = ["plain", "with space", "ünïcödé €", "日本語", "comma,quote\"", "85123A"]
 
@@ -109,14 +110,6 @@ def test_unknown_encoding():
 # ---------------------------------------------------------------------------------------------
 # Every stored file a command reads back, truncated or replaced with garbage, through the CLI.
 
-SWEEP = {
-    "name": "t",
-    "dataset": "demo",
-    "split": {"seed": 0, "n": 50},
-    "space": {"vector_size": 8, "window": [2, 3]},
-    "scheduler": {"type": "fifo", "max_t": 2},
-    "resources": {"cpus_per_trial": 1},
-}
 # stored file (under the storage root, or the work folder for the settings file) -> a command that reads it
 READERS = {
     "datasets/demo/manifest.json": ["data", "stats", "demo"],
@@ -144,7 +137,7 @@ def stored(tmp_path_factory) -> Path:
     """A work folder with a settings file and a storage root holding one of each stored file."""
     folder = tmp_path_factory.mktemp("stored")
     (folder / "settings.yaml").write_text(yaml.safe_dump({"storage": str(folder / "store")}))
-    (folder / "sweep.yaml").write_text(yaml.safe_dump(SWEEP))
+    (folder / "sweep.yaml").write_text(yaml.safe_dump(TWO_TRIAL_SWEEP))
     for args in (
         ["data", "synth", "--name", "demo", "--sessions", "400", "--items", "150", "--clusters", "5"],
         ["train", "demo", "--name", "m", "--n", "20", "--epochs", "1", "--vector-size", "8", "--export", "word2vec"],
@@ -181,3 +174,17 @@ def test_commands_refuse_a_damaged_stored_file(stored: Path, tmp_path: Path, cap
     result = run_cli(*args, cwd=tmp_path, env=env)
     assert_one_line_error(result, str(path.relative_to(tmp_path)))
     assert not (tmp_path / "got").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_resume_refuses_a_damaged_sweep_spec_naming_it(tmp_path: Path, damage: str):
+    from sessrec import tuning
+    from sessrec.spec import builtin_spec_text
+
+    folder = tmp_path / "sweeps" / "s1"
+    folder.mkdir(parents=True)
+    text = builtin_spec_text("tiny").encode()
+    (folder / "spec.yaml").write_bytes(text[: len(text) // 2] if damage == "truncated" else _garbage(text))
+    (folder / "manifest.json").write_text('{"status": "interrupted"}')
+    with pytest.raises(SessrecError, match=re.escape(str(folder / "spec.yaml"))):
+        tuning.load_sweep(str(tmp_path), "s1")

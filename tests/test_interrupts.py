@@ -25,19 +25,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import SESSREC, cli_in_process, run_cli
+from tests.helpers import SESSREC, TWO_TRIAL_SWEEP, cli_in_process, run_cli
 
 pytestmark = pytest.mark.slow
 
-# A two-trial sweep: the cheapest finished sweep with every file `fetch` and `report` read.
-SWEEP = {
-    "name": "t",
-    "dataset": "demo",
-    "split": {"seed": 0, "n": 50},
-    "space": {"vector_size": 8, "window": [2, 3]},
-    "scheduler": {"type": "fifo", "max_t": 2},
-    "resources": {"cpus_per_trial": 1},
-}
 # Moments as fractions of the uninterrupted run time: loading the CLI, computing, near the end.
 FRACTIONS = (0.15, 0.5, 0.85)
 WATCH_ATTEMPTS = 8
@@ -66,7 +57,7 @@ def work(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     env.update(HOME=str(tmp_path_factory.mktemp("home")), SESSREC_STORAGE=str(folder / "store"), SESSREC_CONFIG=str(folder / "none.yaml"),
                RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
     _write_transactions(folder / "tx.csv")
-    (folder / "sweep.yaml").write_text(yaml.safe_dump(SWEEP))
+    (folder / "sweep.yaml").write_text(yaml.safe_dump(TWO_TRIAL_SWEEP))
     for args in (
         ["data", "synth", "--name", "demo", "--sessions", "400", "--items", "150", "--clusters", "5"],
         ["data", "synth", "--name", "train-data", "--sessions", "3000", "--items", "3000", "--clusters", "20"],

@@ -18,7 +18,7 @@ import yaml
 from k8s_tools import CHART, Helm, helm_fixture  # noqa: F401  (the `helm` fixture)
 from servers import AWS_CONFLICTING_VARS, SeaweedS3
 from sessrec import k8s
-from tests.helpers import run_cli
+from tests.helpers import TWO_TRIAL_SWEEP, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -32,14 +32,6 @@ SECRETS = {
 SETTINGS_TOKEN = f"sessrec-planted-settings-token-{PLANTED}"
 FILE_TOKEN = f"sessrec-planted-file-token-{PLANTED}"
 CREDENTIAL_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "RAY_AUTH_TOKEN")
-SPEC = {
-    "name": "t",
-    "dataset": "demo",
-    "split": {"seed": 0, "n": 50},
-    "space": {"vector_size": 8, "window": [2, 3]},
-    "scheduler": {"type": "fifo", "max_t": 2},
-    "resources": {"cpus_per_trial": 1},
-}
 S3_DOWN = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
 NO_RAY = "http://127.0.0.1:9"
 
@@ -104,8 +96,8 @@ def work(tmp_path_factory, s3: SeaweedS3) -> tuple[Path, dict[str, str], dict[st
     (folder / "broken.yaml").write_text(f"ray_auth_token: {SETTINGS_TOKEN}\nstorage: [\n")
     (folder / "token").write_text(FILE_TOKEN + "\n")
     (folder / "tx.jsonl").write_text('["a", "b", "c"]\n["b", "c", "d"]\n')
-    (folder / "spec.yaml").write_text(yaml.safe_dump(SPEC))
-    (folder / "bad.yaml").write_text(yaml.safe_dump({**SPEC, "space": {"window": [0]}}))
+    (folder / "spec.yaml").write_text(yaml.safe_dump(TWO_TRIAL_SWEEP))
+    (folder / "bad.yaml").write_text(yaml.safe_dump({**TWO_TRIAL_SWEEP, "space": {"window": [0]}}))
     recorded = {name: run_cli(*COMMANDS[name][0], cwd=folder, env=env) for name in IN_FIXTURE}
     return folder, env, recorded
 

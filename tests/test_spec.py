@@ -50,6 +50,8 @@ def test_random_search_counts_samples():
         ({"metric": "accuracy"}, "metric"),
         ({"name": "Bad/Name"}, "name"),
         ({"search": {"method": "bayes"}}, "search.method"),
+        ({"search": {"method": "random", "num_samples": 3, "shuffle": True}}, "search.shuffle orders a grid"),
+        ({"search": {"shuffle": "yes"}}, "search.shuffle"),
     ],
 )
 def test_bad_specs(changes, message):
@@ -62,3 +64,23 @@ def test_not_yaml_or_not_a_mapping():
         parse_spec("a: [1, 2")
     with pytest.raises(SessrecError, match="mapping"):
         parse_spec("- 1\n- 2\n")
+
+
+def test_a_shuffled_grid_runs_every_point_once_in_a_seeded_order():
+    from ray.tune.search.variant_generator import generate_variants
+
+    from sessrec.tuning import GRID_POINT, param_space
+
+    def points(**search) -> list[tuple]:
+        spec = SweepSpec.from_dict(_spec(search=search, space={"window": [1, 2, 3, 4], "negative": [5, 10, 15], "alpha": 0.05}))
+        configs = [config for _, config in generate_variants(param_space(spec))]
+        assert all(config["alpha"] == 0.05 for config in configs)
+        assert all(GRID_POINT in config for config in configs) == bool(search.get("shuffle"))
+        return [(config["window"], config["negative"]) for config in configs]
+
+    ordered = points(method="grid")
+    shuffled = points(method="grid", shuffle=True, seed=0)
+    assert sorted(shuffled) == sorted(ordered) and len(set(shuffled)) == 12  # every point, once
+    assert shuffled != ordered
+    assert points(method="grid", shuffle=True, seed=0) == shuffled  # seeded: a resume sees the same order
+    assert points(method="grid", shuffle=True, seed=1) != shuffled

@@ -101,9 +101,11 @@ def test_dry_run_counts(workdir):
 
 
 def _start_slow_sweep(folder, env, sweep_id: str) -> tuple[subprocess.Popen, "os.PathLike"]:
-    """A sweep of 6 trials x 5 epochs on 1 CPU, long enough to be interrupted half-way."""
+    """A sweep of 6 trials x 5 epochs on 1 CPU, long enough to be interrupted half-way; its grid
+    shuffled, so a resume must also finish the points of a shuffled grid, each once."""
     run_cli("data", "synth", "--name", "big", "--sessions", "6000", "--items", "600", "--clusters", "20", cwd=folder, env=env)
-    spec = _write_spec(folder, dataset="big", scheduler={"type": "fifo", "max_t": 5}, space={"vector_size": 16, "window": [2, 4, 6], "negative": [5, 10]})
+    spec = _write_spec(folder, dataset="big", scheduler={"type": "fifo", "max_t": 5}, search={"method": "grid", "shuffle": True},
+                       space={"vector_size": 16, "window": [2, 4, 6], "negative": [5, 10]})
     log_path = folder / f"{sweep_id}.log"
     driver = subprocess.Popen(
         [*SESSREC, "tune", "run", spec, "--sweep-id", sweep_id, "--num-cpus", "1"],
@@ -126,6 +128,7 @@ def _resume_to_the_end(folder, env, sweep_id: str) -> None:
     assert len(trials) == 6 and trials["trial_id"].is_unique
     assert (trials["state"] == "completed").all() and (trials["epochs_run"] == 5).all()
     assert sorted(zip(trials["config.window"], trials["config.negative"])) == sorted((w, n) for w in (2, 4, 6) for n in (5, 10))
+    assert "config.grid_point" not in trials  # the shuffled grid's point number is not a parameter
     assert_one_line_error(run_cli("tune", "resume", sweep_id, cwd=folder, env=env), "already completed")
 
 
