@@ -502,7 +502,10 @@ def resume_sweep(
     connect(address, num_cpus, verbose)
     if not tune.Tuner.can_restore(paths.tune):
         raise SessrecError(f"sweep {sweep_id!r} has no Tune state to resume from (it stopped before its first trial)")
-    tuner = tune.Tuner.restore(paths.tune, trainable=_trainable(spec, split), resume_unfinished=True, resume_errored=True)
+    # param_space again: a shuffled grid's sample_from functions are not in the saved state.
+    tuner = tune.Tuner.restore(
+        paths.tune, trainable=_trainable(spec, split), resume_unfinished=True, resume_errored=True, param_space=param_space(spec)
+    )
     manifest.update(status="running", resumed=now())
     storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
     return _finish(tuner, spec, split, paths, manifest, address)
