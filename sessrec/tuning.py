@@ -71,7 +71,7 @@ def train_trial(
     """One trial: train epoch by epoch, report validation metrics and a checkpoint each epoch."""
     from ray import tune
 
-    w2v = Word2VecConfig.from_dict({**{k: v for k, v in config.items() if k != GRID_POINT}, "workers": workers})
+    w2v = Word2VecConfig.from_dict({**{name: value for name, value in config.items() if name != GRID_POINT}, "workers": workers})
     start = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -285,10 +285,13 @@ def _progress_callback(metric: str, total: int, live: bool):
 
 
 def _error_line(trial) -> str:
-    """The last line of a failed trial's traceback (the exception), as Tune stored it."""
+    """The last line of a failed trial's traceback (the exception), as Tune wrote it."""
     try:
-        text = trial.get_error() or ""
-    except OSError:  # the error file is in storage, which may be what failed
+        # Tune writes the error file on the driver before this callback and copies it to
+        # storage later: the local copy is there now, the stored one may not be yet.
+        local = trial.error_file
+        text = Path(local).read_text() if local and Path(local).exists() else (trial.get_error() or "")
+    except OSError:  # the stored error file is in storage, which may be what failed
         text = ""
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     return lines[-1][:300] if lines else "(no reason recorded)"
@@ -339,8 +342,9 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
             "ray.tune.execution.tune_controller",  # "Error handling checkpoint" when a deletion fails
         ):
             logging.getLogger(name).setLevel(logging.CRITICAL)
-    if address and address != "auto" and not address.startswith("ray://"):
-        _probe(address)
+    endpoint = _gcs_endpoint(address)
+    if endpoint:
+        _probe(endpoint, address)
     # A driver refused (say, for a wrong token) retries for a long time by default.
     os.environ.setdefault("RAY_NUM_REDIS_GET_RETRIES", "5")
     # Ray core installs a fatal-signal handler that kills the driver on SIGTERM; keep the
@@ -357,14 +361,11 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
         signal.signal(signal.SIGTERM, sigterm_handler)
 
 
-def _probe(address: str) -> None:
+def _probe(endpoint: tuple[str, int], address: str) -> None:
     """Fail in seconds, with one line, where ray.init would retry an unreachable GCS for minutes."""
-    host, _, port = address.rpartition(":")
     try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+        with socket.create_connection(endpoint, timeout=5):
             pass
-    except ValueError:
-        raise SessrecError(f"not a Ray address: {address!r} (use HOST:PORT of the head's GCS, or 'auto')") from None
     except OSError as exc:
         raise SessrecError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
@@ -480,7 +481,7 @@ def load_sweep(root: str, sweep_id: str) -> tuple[SweepSpec, dict[str, Any]]:
     if not storage.exists(paths.file(layout.SPEC_FILE)):
         raise SessrecError(f"no sweep {sweep_id!r} in {root}")
     spec = parse_spec(storage.read_text(paths.file(layout.SPEC_FILE)), paths.file(layout.SPEC_FILE))
-    manifest = formats.from_json(storage.read_bytes(paths.file(layout.MANIFEST_FILE)), f"sweep {sweep_id} manifest")
+    manifest = formats.from_json(storage.read_bytes(paths.file(layout.MANIFEST_FILE)), paths.file(layout.MANIFEST_FILE))
     return spec, manifest
 
 
@@ -627,10 +628,13 @@ class _Watch:
 
 def _gcs_endpoint(address: str | None) -> tuple[str, int] | None:
     """(host, port) of a HOST:PORT address; None for an embedded Ray, 'auto' or ray://."""
-    if not address or address == "auto" or "://" in address:
+    if not address or address == "auto" or address.startswith("ray://"):
         return None
     host, _, port = address.rpartition(":")
-    return host or "127.0.0.1", int(port)
+    try:
+        return host or "127.0.0.1", int(port)
+    except ValueError:
+        raise SessrecError(f"not a Ray address: {address!r} (use HOST:PORT of the head's GCS, or 'auto')") from None
 
 
 def _answers(host: str, port: int) -> bool:

@@ -129,6 +129,7 @@ BAD_SPECS = {
         (["tune", "run", "tiny", "--dataset", "small", "--sweep-id", "a/b"], "invalid sweep id"),
         (["tune", "run", "tiny", "--dataset", "small", "--sweep-id", ".."], "invalid sweep id"),
         (["tune", "run", "ok.yaml", "--address", "127.0.0.1:1"], "cannot reach the Ray cluster"),
+        (["tune", "run", "ok.yaml", "--address", "ray-head"], "not a Ray address"),
         (["tune", "resume", "no-such-sweep"], "no sweep"),
         (["results", "best", "../x"], "invalid sweep id"),
         (["results", "best", "no-such-sweep"], "no sweep"),
