@@ -52,7 +52,7 @@ def tune_results(root: str, sweep_id: str) -> list[list[dict[str, Any]]]:
     from sessrec import layout
 
     folder = Path(layout.sweep_dir(root, sweep_id), layout.TUNE_DIR)
-    return [[json.loads(line) for line in path.read_text().splitlines() if line.strip()] for path in sorted(folder.glob("*/result.json"))]
+    return [[json.loads(line) for line in path.read_text().splitlines() if line.strip()] for path in sorted(folder.glob("run-*/*/result.json"))]
 
 
 def run_one(cpus: int, trials: int, epochs: int) -> dict[str, Any]:

@@ -29,7 +29,7 @@ POLL_S = 2.0
 
 def best_so_far(tune_dir: Path, metric: str) -> float:
     best = 0.0
-    for path in tune_dir.glob("*/result.json"):
+    for path in tune_dir.glob("run-*/*/result.json"):
         for line in path.read_text().splitlines():
             try:
                 best = max(best, float(json.loads(line).get(metric, 0.0)))
@@ -59,7 +59,7 @@ def measure(spec_name: str, target: float, budget_s: float, cpus: int) -> dict[s
             if best >= target and "seconds" not in reached:
                 reached["seconds"] = elapsed
             if "seconds" in reached or elapsed > budget_s:
-                os.kill(os.getpid(), signal.SIGINT)  # Tune saves its state and stops, as on Ctrl-C
+                os.kill(os.getpid(), signal.SIGINT)  # the sweep stops, as on Ctrl-C
                 return
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -71,7 +71,7 @@ def measure(spec_name: str, target: float, budget_s: float, cpus: int) -> dict[s
     finally:
         done.set()
         tuning.disconnect()
-    trials_started = len(list(tune_dir.glob("*/result.json")))
+    trials_started = len(list(tune_dir.glob("run-*/*/result.json")))
     return {"spec": spec_name, "target": target, "cpus": cpus, "budget_s": budget_s, "seconds_to_target": reached.get("seconds"),
             "best": max((b for _, b in timeline), default=0.0), "trials_started": trials_started,
             "planned_trials": spec.num_trials, "timeline": timeline}

@@ -38,7 +38,7 @@ MARK = "sessrec"
 #: (connect, read) seconds of one HTTP request to the dashboard: a dead address fails fast, never hangs.
 REQUEST_TIMEOUT_S = (5.0, 60.0)
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
-#: Seconds a stopped job's driver gets between SIGTERM (Tune saves its state, the manifest says
+#: Seconds a stopped job's driver gets between SIGTERM (the trials stop, the manifest says
 #: 'interrupted') and SIGKILL; Ray's default is 3.
 STOP_GRACE_S = 30
 AUTH_ERROR = "Ray refused the request: missing or wrong auth token (set RAY_AUTH_TOKEN)"
@@ -274,7 +274,7 @@ class JobsClient:
         with tempfile.TemporaryDirectory(prefix="sessrec-job-") as folder:
             Path(folder, layout.SPEC_FILE).write_text(spec.to_yaml(), encoding="utf-8")
             # The job's supervisor reads RAY_JOB_STOP_WAIT_TIME_S from these variables too: time
-            # for Tune to save its state on `jobs stop` (SIGTERM) before Ray sends SIGKILL.
+            # for the sweep to stop and mark itself interrupted on `jobs stop` (SIGTERM) before Ray sends SIGKILL.
             env_vars = {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_GRACE_S), **(forward_env or {})}
             runtime_env: dict[str, Any] = {"working_dir": folder, "env_vars": env_vars}
             if ship_code:

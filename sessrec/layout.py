@@ -10,7 +10,9 @@
     <root>/models/<name>/metrics.json           final validation and test metrics
     <root>/sweeps/<id>/spec.yaml                the sweep spec as run
     <root>/sweeps/<id>/manifest.json            dataset sha256, split, versions, times, trial counts
-    <root>/sweeps/<id>/tune/                    Ray Tune's experiment folder (resume reads it)
+    <root>/sweeps/<id>/tune/run-<n>/            Ray Tune's experiment folder of the sweep's n-th run
+    <root>/sweeps/<id>/tune/run-<n>/point-<p>-<trial>/checkpoint_<i>/state.npz   a trial's weights
+    <root>/sweeps/<id>/tune/run-<n>/point-<p>-<trial>/checkpoint_<i>/trial.json  its config and curve
     <root>/sweeps/<id>/trials.parquet           one row per trial: config, metrics, epochs, state
     <root>/sweeps/<id>/best/config.json         the best trial's config
     <root>/sweeps/<id>/best/metrics.json        its validation metrics and its test metrics
@@ -18,6 +20,8 @@
     <root>/sweeps/<id>/report/                  PNG plots and index.html
 
 The manifest of a dataset or model is written last, so a folder without one is incomplete.
+Resume reads only the checkpoints' ``trial.json`` and ``state.npz`` (JSON and arrays), never
+Tune's own pickled state.
 Names and sweep ids are DNS-1035 slugs: they become Kubernetes names and are never paths.
 """
 
@@ -36,6 +40,16 @@ SESSIONS_FILE, MANIFEST_FILE = "sessions.parquet", "manifest.json"
 EMBEDDINGS_FILE, EMBEDDINGS_TEXT_FILE = "embeddings.parquet", "embeddings.txt"
 CONFIG_FILE, CURVE_FILE, METRICS_FILE = "config.json", "curve.json", "metrics.json"
 SPEC_FILE, TRIALS_FILE, TUNE_DIR, BEST_DIR, REPORT_DIR = "spec.yaml", "trials.parquet", "tune", "best", "report"
+STATE_FILE, TRIAL_FILE = "state.npz", "trial.json"
+
+
+def run_name(number: int) -> str:
+    """Tune's experiment name of a sweep's ``number``-th run (1: ``tune run``, then each resume)."""
+    return f"run-{number}"
+
+
+def trial_dir_name(point: int, trial_id: str) -> str:
+    return f"point-{point:05d}-{trial_id}"
 
 
 def check_name(name: str, what: str = "name") -> str:

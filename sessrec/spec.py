@@ -9,7 +9,9 @@ checked in ``SweepSpec.from_dict``.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
+import random
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -149,6 +151,18 @@ class Domain:
     @property
     def grid_size(self) -> int:
         return len(self.values) if self.kind == "grid" else 1
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        """One value: a grid or choice gives one of its values, a distribution a draw."""
+        if self.kind == "fixed":
+            return self.values[0]
+        if self.values:
+            return self.values[int(rng.integers(len(self.values)))]
+        if self.kind == "randint":
+            return int(rng.integers(int(self.low), int(self.high)))
+        if self.kind == "loguniform":
+            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        return float(rng.uniform(self.low, self.high))
 
     def bounds(self) -> tuple[float, float]:
         if self.kind in ("uniform", "loguniform", "randint"):
@@ -295,6 +309,31 @@ class SweepSpec:
     @property
     def grid_size(self) -> int:
         return math.prod(d.grid_size for d in self.space.values())
+
+    def plan(self) -> list[dict[str, Any]]:
+        """Every trial's configuration, in the order they start, the same each time it is made
+        (a resume makes it again to know which trials are left). A grid is walked with the last
+        parameter fastest (in a seeded random order with ``shuffle``: an ordered grid shows
+        ASHA's first rungs only its first corner) and its other domains are drawn per point;
+        random search draws every parameter. Optuna picks each trial from the results so far,
+        so it has no plan."""
+        if self.method == "optuna":
+            raise SessrecError("an optuna sweep has no plan: it chooses each trial from the results so far")
+        rng = np.random.default_rng(self.search_seed)
+        names = list(self.space)
+        if self.method == "grid":
+            grid_names = [name for name in names if self.space[name].kind == "grid"]
+            points = [dict(zip(grid_names, values)) for values in itertools.product(*(self.space[n].values for n in grid_names))]
+            points = [dict(point) for _ in range(self.num_samples) for point in points]
+        else:
+            points = [{} for _ in range(self.num_samples)]
+        configs = [
+            {"epochs": self.max_t, **{name: point[name] if name in point else self.space[name].sample(rng) for name in names}}
+            for point in points
+        ]
+        if self.shuffle:
+            random.Random(self.search_seed).shuffle(configs)
+        return configs
 
     @property
     def num_trials(self) -> int:

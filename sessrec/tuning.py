@@ -8,12 +8,10 @@ can stop it and a lost trial restarts where it was on any node.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import os
 import platform
-import random
 import resource
 import secrets
 import signal
@@ -23,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -40,9 +39,8 @@ from sessrec.core.split import Pairs, Split
 from sessrec.core.word2vec import TrainingState, Word2VecConfig, embeddings_of, fit, new_model, train_epoch
 from sessrec.errors import SessrecError
 from sessrec.pipeline import Dataset, load_dataset, now, split_dataset
-from sessrec.spec import Domain, SweepSpec, parse_spec
+from sessrec.spec import SweepSpec, parse_spec
 
-STATE_FILE = "state.npz"
 CHECKPOINTS_KEPT = 2
 #: How long a sweep rides out unreachable storage (S3 down, a network cut) before it stops
 #: resumably, in seconds; the environment variable overrides the default.
@@ -65,36 +63,67 @@ def new_sweep_id(spec: SweepSpec) -> str:
 # The trial
 
 
+#: The config key of a trial's place in the sweep: its index in the spec's plan, or its number in
+#: Optuna's order. Not a word2vec parameter; a resume knows a trial by it.
+POINT = "point"
+
+
 def train_trial(
-    config: dict[str, Any], train: Sessions, validation: Pairs, k: int, workers: int, patience_s: float
+    config: dict[str, Any], train: Sessions, validation: Pairs, k: int, workers: int, patience_s: float, carried: dict[int, str]
 ) -> None:
-    """One trial: train epoch by epoch, report validation metrics and a checkpoint each epoch."""
+    """One trial: train epoch by epoch, report validation metrics and a checkpoint each epoch.
+
+    It goes on from Tune's checkpoint when Tune restarts it (its node was lost), from the
+    checkpoint an earlier run left (``carried``: point -> checkpoint folder) when a resume
+    continues it, and starts afresh otherwise. Each checkpoint holds the weights (``state.npz``)
+    and the trial's config and curve so far (``trial.json``): all a resume needs."""
     from ray import tune
 
-    w2v = Word2VecConfig.from_dict({**{name: value for name, value in config.items() if name != GRID_POINT}, "workers": workers})
-    start = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
+    point = int(config[POINT])
+    params = {name: value for name, value in config.items() if name != POINT}
+    w2v = Word2VecConfig.from_dict({**params, "workers": workers})
+    trial_id = tune.get_context().get_trial_id()
+    source = tune.get_checkpoint()
+    if source is None and point in carried:
+        source = tune.Checkpoint(storage.tune_path(carried[point]))
+    start, history = None, []
+    if source is not None:
 
-        def restore() -> TrainingState:
-            with checkpoint.as_directory() as folder:
-                return TrainingState.from_npz(Path(folder, STATE_FILE).read_bytes())
+        def restore() -> tuple[TrainingState, list[dict[str, Any]]]:
+            with source.as_directory() as folder:
+                recorded = formats.from_json(Path(folder, layout.TRIAL_FILE).read_bytes(), f"{source.path}/{layout.TRIAL_FILE}")
+                return TrainingState.from_npz(Path(folder, layout.STATE_FILE).read_bytes()), recorded["history"]
 
-        start = _patiently(restore, patience_s)
+        start, history = _patiently(restore, patience_s)
+        history = [entry for entry in history if entry["epoch"] <= start.epochs_done]
 
-    def report(epoch: int, metrics: dict[str, float], model) -> None:
-        # The worker's peak memory so far (Linux reports KiB), for the trials table.
-        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    def report(epoch: int, metrics: dict[str, float], state: TrainingState) -> None:
         with tempfile.TemporaryDirectory(prefix="sessrec-ckpt-") as folder:
-            Path(folder, STATE_FILE).write_bytes(TrainingState.capture(model, epoch).to_npz())
+            Path(folder, layout.STATE_FILE).write_bytes(state.to_npz())
+            record = {POINT: point, "trial_id": trial_id, "config": params, "restored": start is not None, "history": history}
+            Path(folder, layout.TRIAL_FILE).write_bytes(formats.to_json(record))
             # A failed upload reported nothing (Tune only learns of a checkpoint once it is
             # stored), so the same report can be made again from the same folder.
             _patiently(
-                lambda: tune.report({**metrics, "epoch": epoch, "peak_rss_mb": peak_rss_mb}, checkpoint=tune.Checkpoint.from_directory(folder)),
+                lambda: tune.report(
+                    {**metrics, "epoch": epoch, POINT: point, "restored": start is not None},
+                    checkpoint=tune.Checkpoint.from_directory(folder),
+                ),
                 patience_s,
             )
 
-    fit(w2v, train.to_lists(), validation, k, on_epoch=report, start=start)
+    if start is not None and history and tune.get_checkpoint() is None:
+        # Continued from an earlier run: its last epoch is reported again (no training), so that
+        # the scheduler decides there as it would have (the run may have stopped before it did).
+        report(start.epochs_done, {**history[-1], "replayed": True}, start)
+
+    def on_epoch(epoch: int, metrics: dict[str, float], model) -> None:
+        # The worker's peak memory so far (Linux reports KiB), for the trials table.
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        history.append({**metrics, "epoch": epoch, "peak_rss_mb": peak_rss_mb})
+        report(epoch, {**metrics, "peak_rss_mb": peak_rss_mb, "replayed": False}, TrainingState.capture(model, epoch))
+
+    fit(w2v, train.to_lists(), validation, k, on_epoch=on_epoch, start=start)
 
 
 def _patiently(call: Callable[[], T], patience_s: float) -> T:
@@ -129,7 +158,7 @@ def _patience(variable: str, default: float) -> float:
     return value
 
 
-def _trainable(spec: SweepSpec, split: Split):
+def _trainable(spec: SweepSpec, split: Split, carried: dict[int, str]):
     from ray import tune
 
     trainable = tune.with_parameters(
@@ -139,104 +168,211 @@ def _trainable(spec: SweepSpec, split: Split):
         k=spec.k,
         workers=spec.cpus_per_trial,
         patience_s=storage_patience() + TRIAL_EXTRA_PATIENCE_S,
+        carried=carried,
     )
     return tune.with_resources(trainable, {"cpu": spec.cpus_per_trial})
 
 
 # ---------------------------------------------------------------------------------------------
-# Search space, search algorithm, scheduler
+# What a sweep has recorded: read back from its checkpoints (JSON and arrays) by a resume
 
 
-def _tune_domain(domain: Domain, method: str):
-    from ray import tune
+@dataclass(frozen=True)
+class RecordedTrial:
+    """A trial as its newest checkpoint in storage tells it."""
 
-    if domain.kind == "fixed":
-        return domain.values[0]
-    if domain.kind == "grid":
-        return tune.grid_search(list(domain.values)) if method == "grid" else tune.choice(list(domain.values))
-    if domain.kind == "choice":
-        return tune.choice(list(domain.values))
-    if domain.kind == "uniform":
-        return tune.uniform(domain.low, domain.high)
-    if domain.kind == "loguniform":
-        return tune.loguniform(domain.low, domain.high)
-    return tune.randint(int(domain.low), int(domain.high))
+    point: int
+    trial_id: str
+    config: dict[str, Any]
+    history: list[dict[str, Any]]  # one entry per epoch trained, in order
+    checkpoint: str  # the folder of that checkpoint
+    restored: bool  # went on from a checkpoint at some point
+
+    @property
+    def epochs(self) -> int:
+        return int(self.history[-1]["epoch"]) if self.history else 0
+
+    @property
+    def finished(self) -> bool:
+        """Trained every epoch of its config (a trial ASHA stopped is continued and decided again)."""
+        return self.epochs >= int(self.config["epochs"])
 
 
-#: The config key of a shuffled grid's point number; not a word2vec parameter.
-GRID_POINT = "grid_point"
+def recorded_trials(paths: "SweepPaths") -> dict[int, RecordedTrial]:
+    """Per point, the furthest checkpoint of every run of the sweep (Tune keeps a trial's last
+    CHECKPOINTS_KEPT). A checkpoint counts once both its files are stored."""
+    files: dict[str, set[str]] = {}
+    for path in storage.walk_files(paths.file(layout.TUNE_DIR)):
+        folder, _, name = path.rpartition("/")
+        if "/checkpoint_" in f"/{folder}" and name in (layout.STATE_FILE, layout.TRIAL_FILE):
+            files.setdefault(folder, set()).add(name)
+    newest: dict[str, str] = {}  # trial folder -> its newest complete checkpoint
+    for folder, names in files.items():
+        trial_folder = folder.rpartition("/")[0]
+        if len(names) == 2 and folder > newest.get(trial_folder, ""):
+            newest[trial_folder] = folder
+
+    def read(folder: str) -> RecordedTrial:
+        uri = paths.file(layout.TUNE_DIR, folder, layout.TRIAL_FILE)
+        raw = formats.from_json(storage.read_bytes(uri), uri)
+        try:
+            return RecordedTrial(
+                int(raw[POINT]), str(raw["trial_id"]), dict(raw["config"]), list(raw["history"]),
+                paths.file(layout.TUNE_DIR, folder), bool(raw.get("restored")),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise SessrecError(f"{uri} is not a sessrec trial record") from None
+
+    with ThreadPoolExecutor(max_workers=16) as pool:  # one small read per trial: in parallel on S3
+        trials = list(pool.map(read, sorted(newest.values())))
+    furthest: dict[int, RecordedTrial] = {}
+    for trial in trials:
+        if trial.point not in furthest or trial.epochs > furthest[trial.point].epochs:
+            furthest[trial.point] = trial
+    return furthest
+
+
+# ---------------------------------------------------------------------------------------------
+# Search and scheduler
 
 
 def param_space(spec: SweepSpec) -> dict[str, Any]:
-    space = {name: _tune_domain(domain, spec.method) for name, domain in spec.space.items()}
-    space.setdefault("epochs", spec.max_t)
-    if spec.method == "grid" and spec.shuffle:
-        space.update(_shuffled_grid(spec))
-    return space
-
-
-def _shuffled_grid(spec: SweepSpec) -> dict[str, Any]:
-    """The grid's points in a seeded random order: Tune walks a grid in a fixed order (one
-    parameter slowest), so an ordered grid shows ASHA's first rungs only its first corner."""
+    """Optuna's search space as Tune domains (grid and random sweeps hand Tune their plan instead)."""
     from ray import tune
 
-    names = [name for name, domain in spec.space.items() if domain.kind == "grid"]
-    points = list(itertools.product(*(spec.space[name].values for name in names)))
-    random.Random(spec.search_seed).shuffle(points)
-    space: dict[str, Any] = {GRID_POINT: tune.grid_search(list(range(len(points))))}
-    for column, name in enumerate(names):
-        space[name] = tune.sample_from(lambda config, column=column: points[config[GRID_POINT]][column])
+    space: dict[str, Any] = {}
+    for name, domain in spec.space.items():
+        if domain.kind == "fixed":
+            space[name] = domain.values[0]
+        elif domain.values:
+            space[name] = tune.choice(list(domain.values))
+        elif domain.kind == "randint":
+            space[name] = tune.randint(int(domain.low), int(domain.high))
+        else:
+            space[name] = (tune.loguniform if domain.kind == "loguniform" else tune.uniform)(domain.low, domain.high)
+    space.setdefault("epochs", spec.max_t)
     return space
 
 
-def _search_alg(spec: SweepSpec):
-    from ray.tune.search import BasicVariantGenerator
+def _searcher(spec: SweepSpec, queued: list[tuple[int, dict[str, Any]]], kept: list[RecordedTrial], fresh: int):
+    """The trials Tune runs, in order: ``queued`` (point, config) first; then, for Optuna,
+    ``fresh`` new points it suggests, learning from ``kept`` (trials an earlier run finished) and
+    from each trial as it completes."""
+    from ray.tune.search import ConcurrencyLimiter, Searcher
 
+    optuna = None
     if spec.method == "optuna":
         try:
             from ray.tune.search.optuna import OptunaSearch
-            import optuna  # noqa: F401  (the extra must be installed)
+            import optuna as _optuna  # noqa: F401  (the extra must be installed)
         except ImportError:
             raise SessrecError("search.method optuna needs the optuna extra: pip install 'sessrec[optuna]'") from None
-        return OptunaSearch(seed=spec.search_seed)
-    # A search generator takes the concurrency limit itself (TuneConfig's applies to searchers).
-    return BasicVariantGenerator(random_state=spec.search_seed, max_concurrent=spec.max_concurrent_trials)
+        optuna = OptunaSearch(seed=spec.search_seed)
+    searched = [name for name, domain in spec.space.items() if domain.kind != "fixed"]
+    first_new_point = max([point for point, _ in queued] + [trial.point for trial in kept], default=-1) + 1
+
+    def searched_part(config: dict[str, Any]) -> dict[str, Any]:
+        return {name: config[name] for name in searched}
+
+    class SweepSearcher(Searcher):
+        def __init__(self) -> None:
+            super().__init__(metric=spec.metric, mode="max")
+            self.queue, self.fresh, self.next_point = list(queued), fresh, first_new_point
+            self.suggested_by_optuna: set[str] = set()
+            self.continued: dict[str, dict[str, Any]] = {}  # trial id -> config (Optuna learns it when done)
+
+        def set_search_properties(self, metric, mode, config, **tune_spec) -> bool:
+            if optuna is not None:
+                optuna.set_search_properties(metric, mode, config, **tune_spec)
+                for trial in kept:
+                    optuna.add_evaluated_point(searched_part(trial.config), float(trial.history[-1][spec.metric]))
+            return True
+
+        def suggest(self, trial_id: str):
+            if self.queue:
+                point, config = self.queue.pop(0)
+                self.continued[trial_id] = config
+                return {POINT: point, **config}
+            if self.fresh <= 0:
+                return Searcher.FINISHED
+            config = optuna.suggest(trial_id)
+            if not isinstance(config, dict):  # None (wait) or FINISHED
+                return config
+            self.fresh -= 1
+            self.suggested_by_optuna.add(trial_id)
+            self.next_point += 1
+            return {POINT: self.next_point - 1, **config}
+
+        def save(self, checkpoint_path: str) -> None:
+            """Nothing to save: a resume rebuilds the searcher from the spec and the checkpoints."""
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            if trial_id in self.suggested_by_optuna:
+                optuna.on_trial_result(trial_id, result)
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            if trial_id in self.suggested_by_optuna:
+                optuna.on_trial_complete(trial_id, result, error)
+            elif optuna is not None and trial_id in self.continued and result and spec.metric in result and not error:
+                optuna.add_evaluated_point(searched_part(self.continued[trial_id]), float(result[spec.metric]))
+
+    searcher = SweepSearcher()
+    return ConcurrencyLimiter(searcher, spec.max_concurrent_trials) if spec.max_concurrent_trials else searcher
 
 
-def _scheduler(spec: SweepSpec):
+def _scheduler(spec: SweepSpec, recorded: dict[int, RecordedTrial], continued: set[int]):
+    """FIFO, or ASHA on the epoch count whose rungs start with what earlier runs recorded: a
+    finished trial's value at every rung it reached, a continued one's at the rungs before its
+    last epoch (it reports that epoch again, and is decided there)."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     if spec.scheduler == "fifo":
         return FIFOScheduler()
-    return ASHAScheduler(
-        time_attr="training_iteration",
-        max_t=spec.max_t,
-        grace_period=spec.grace_period,
-        reduction_factor=spec.reduction_factor,
-    )
+
+    class ResumableASHA(ASHAScheduler):
+        def __init__(self) -> None:
+            super().__init__(time_attr="epoch", max_t=spec.max_t, grace_period=spec.grace_period, reduction_factor=spec.reduction_factor)
+            (bracket,) = self._brackets  # one bracket (Tune's default)
+            for trial in recorded.values():
+                last = trial.epochs - 1 if trial.point in continued else trial.epochs
+                values = {int(entry["epoch"]): entry.get(spec.metric) for entry in trial.history}
+                for milestone, rung in bracket._rungs:
+                    epoch = math.ceil(milestone)  # ASHA records the first result at or past a milestone
+                    if epoch <= last and values.get(epoch) is not None:
+                        rung[_point_key(trial.point)] = float(values[epoch])
+
+        def on_trial_add(self, tune_controller, trial) -> None:
+            super().on_trial_add(tune_controller, trial)
+            # A continued trial's earlier values become its own (ASHA keys them by trial id).
+            key = _point_key(int(trial.config[POINT]))
+            for _, rung in self._brackets[0]._rungs:
+                if key in rung:
+                    rung[trial.trial_id] = rung.pop(key)
+
+    return ResumableASHA()
+
+
+def _point_key(point: int) -> str:
+    return f"recorded-point-{point}"
 
 
 # ---------------------------------------------------------------------------------------------
 # Progress
 
 
-def _progress_callback(metric: str, total: int, live: bool):
+def _progress_callback(metric: str, total: int, live: bool, kept: list[RecordedTrial]):
     from ray import tune
 
     class SweepProgress(tune.Callback):
         """One line of progress: trials finished/running/stopped early, best metric, time.
 
-        Counts are read from Tune's trial list on every event, so they are right after a resume
-        too; Tune pickles callbacks with the experiment state, so this holds plain data only."""
+        Counts are read from Tune's trial list on every event, plus the trials that earlier runs
+        of the sweep finished (``kept``: a resume does not run them again)."""
 
         def __init__(self) -> None:
             self.started = time.time()
-            self.best = -math.inf
+            self.best = max((float(t.history[-1].get(metric, -math.inf)) for t in kept), default=-math.inf)
             self.last_print = 0.0
-            self.finished_before: int | None = None  # trials already done when this run began
-
-        def setup(self, **info):
-            self.started, self.last_print, self.finished_before = time.time(), 0.0, None
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             self.best = max(self.best, float(result.get(metric, -math.inf)))
@@ -263,12 +399,10 @@ def _progress_callback(metric: str, total: int, live: bool):
             if not force and now_s - self.last_print < (0.5 if live else 30):
                 return
             self.last_print = now_s
-            states = [_trial_state(t.status, t.last_result or {}, t.config) for t in trials]
+            states = [_trial_state(t.status, t.last_result or {}, t.config) for t in trials] + ["completed"] * len(kept)
             finished = sum(s in ("completed", "stopped_early", "errored") for s in states)
-            if self.finished_before is None:
-                self.finished_before = finished
             elapsed = now_s - self.started
-            done_here = finished - self.finished_before
+            done_here = finished - len(kept)
             # Trials are created lazily under a concurrency limit: the plan gives the total.
             planned = max(total, len(trials))
             left = elapsed / done_here * (planned - finished) if done_here else math.nan
@@ -303,7 +437,7 @@ def _trial_state(status: str, last: dict[str, Any], config: dict[str, Any]) -> s
         return "errored"
     if status == "TERMINATED":
         planned = int(config.get("epochs", 0))
-        return "stopped_early" if int(last.get("training_iteration", 0) or 0) < planned else "completed"
+        return "stopped_early" if int(last.get("epoch", 0) or 0) < planned else "completed"
     return "running" if status == "RUNNING" else "pending"
 
 
@@ -390,10 +524,6 @@ class SweepPaths:
     def file(self, *parts: str) -> str:
         return storage.join(self.folder, *parts)
 
-    @property
-    def tune(self) -> str:
-        return storage.tune_path(self.file(layout.TUNE_DIR))
-
 
 def _versions() -> dict[str, str]:
     import gensim
@@ -402,17 +532,8 @@ def _versions() -> dict[str, str]:
     return {"sessrec": __version__, "ray": ray.__version__, "gensim": gensim.__version__, "python": platform.python_version()}
 
 
-def _run_config(spec: SweepSpec, paths: SweepPaths, verbose: bool, live: bool):
-    from ray import tune
-
-    return tune.RunConfig(
-        name=layout.TUNE_DIR,
-        storage_path=storage.tune_path(paths.folder),
-        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-        verbose=1 if verbose else 0,
-        callbacks=[_progress_callback(spec.metric, spec.num_trials, live)],
-    )
+def _trial_dir_name(trial) -> str:
+    return layout.trial_dir_name(int(trial.config[POINT]), trial.trial_id)
 
 
 def run_sweep(
@@ -426,8 +547,6 @@ def run_sweep(
     live: bool = False,
 ) -> dict[str, Any]:
     """Run a whole sweep and write its results; returns the sweep manifest."""
-    from ray import tune
-
     sweep_id = layout.check_name(sweep_id or new_sweep_id(spec), "sweep id")
     dataset_ref = dataset_ref or spec.dataset
     if not dataset_ref:
@@ -446,6 +565,7 @@ def run_sweep(
         "planned_trials": spec.num_trials,
         "versions": _versions(),
         "started": now(),
+        "runs": 1,
     }
     if storage.exists(paths.file(layout.SPEC_FILE)):
         raise _sweep_exists(sweep_id, root)
@@ -454,22 +574,7 @@ def run_sweep(
     if not storage.create_exclusive(paths.file(layout.SPEC_FILE), spec.to_yaml().encode()):
         raise _sweep_exists(sweep_id, root)
     storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
-    tuner = tune.Tuner(
-        _trainable(spec, split),
-        param_space=param_space(spec),
-        tune_config=tune.TuneConfig(
-            metric=spec.metric,
-            mode="max",
-            scheduler=_scheduler(spec),
-            search_alg=_search_alg(spec),
-            num_samples=spec.num_samples,
-            max_concurrent_trials=(spec.max_concurrent_trials or None) if spec.method == "optuna" else None,
-            # One worker process serves trial after trial: no interpreter start and imports per trial.
-            reuse_actors=True,
-        ),
-        run_config=_run_config(spec, paths, verbose, live),
-    )
-    return _finish(tuner, spec, split, paths, manifest, address)
+    return _run(spec, split, paths, manifest, {}, address, verbose, live)
 
 
 def _sweep_exists(sweep_id: str, root: str) -> SessrecError:
@@ -488,10 +593,9 @@ def load_sweep(root: str, sweep_id: str) -> tuple[SweepSpec, dict[str, Any]]:
 def resume_sweep(
     root: str, sweep_id: str, address: str | None = None, num_cpus: int | None = None, verbose: bool = False, live: bool = False
 ) -> dict[str, Any]:
-    """Continue an interrupted sweep from storage: unfinished and errored trials go on from their
-    last checkpoints; finished trials are kept as they are."""
-    from ray import tune
-
+    """Continue an interrupted sweep from storage, in a new run of Tune: finished trials are kept
+    as their checkpoints record them; unfinished and errored ones go on from their last
+    checkpoints; trials never started start. Only the checkpoints' JSON and arrays are read."""
     spec, manifest = load_sweep(root, sweep_id)
     if manifest.get("status") == "completed":
         raise SessrecError(f"sweep {sweep_id!r} has already completed")
@@ -501,65 +605,151 @@ def resume_sweep(
     split = split_dataset(dataset, spec.split_seed, spec.split_n)
     paths = SweepPaths(root, sweep_id)
     connect(address, num_cpus, verbose)
-    if not tune.Tuner.can_restore(paths.tune):
-        raise SessrecError(f"sweep {sweep_id!r} has no Tune state to resume from (it stopped before its first trial)")
-    # param_space again: a shuffled grid's sample_from functions are not in the saved state.
-    tuner = tune.Tuner.restore(
-        paths.tune, trainable=_trainable(spec, split), resume_unfinished=True, resume_errored=True, param_space=param_space(spec)
-    )
-    manifest.update(status="running", resumed=now())
+    recorded = recorded_trials(paths)
+    manifest.update(status="running", resumed=now(), runs=int(manifest.get("runs", 1)) + 1)
     storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
-    return _finish(tuner, spec, split, paths, manifest, address)
+    return _run(spec, split, paths, manifest, recorded, address, verbose, live)
 
 
-def _trial_rows(results, spec: SweepSpec) -> list[dict[str, Any]]:
+def _run(
+    spec: SweepSpec,
+    split: Split,
+    paths: SweepPaths,
+    manifest: dict[str, Any],
+    recorded: dict[int, RecordedTrial],
+    address: str | None,
+    verbose: bool,
+    live: bool,
+) -> dict[str, Any]:
+    """One run of Tune over the trials the sweep still needs (all of them in the first run)."""
+    from ray import tune
+
+    kept = [trial for trial in recorded.values() if trial.finished]
+    if spec.method == "optuna":
+        queued = [(trial.point, trial.config) for trial in recorded.values() if not trial.finished]
+        fresh = max(0, spec.num_samples - len(kept) - len(queued))
+    else:
+        done = {trial.point for trial in kept}
+        queued = [(point, config) for point, config in enumerate(spec.plan()) if point not in done]
+        fresh = 0
+    continued = {point for point, _ in queued if point in recorded}
+    tuner = None
+    if queued or fresh:
+        tuner = tune.Tuner(
+            _trainable(spec, split, {point: recorded[point].checkpoint for point in continued}),
+            param_space=param_space(spec) if spec.method == "optuna" else {},
+            tune_config=tune.TuneConfig(
+                metric=spec.metric,
+                mode="max",
+                scheduler=_scheduler(spec, recorded, continued),
+                search_alg=_searcher(spec, queued, kept, fresh),
+                num_samples=len(queued) + fresh,
+                # One worker process serves trial after trial: no interpreter start and imports per trial.
+                reuse_actors=True,
+                trial_dirname_creator=_trial_dir_name,
+            ),
+            run_config=tune.RunConfig(
+                name=layout.run_name(int(manifest["runs"])),
+                storage_path=storage.tune_path(paths.file(layout.TUNE_DIR)),
+                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+                verbose=1 if verbose else 0,
+                callbacks=[_progress_callback(spec.metric, spec.num_trials, live, kept)],
+            ),
+        )
+    return _finish(tuner, len(queued) + fresh, spec, split, paths, manifest, recorded, address)
+
+
+def _trial_rows(results, spec: SweepSpec, recorded: dict[int, RecordedTrial]) -> list[dict[str, Any]]:
+    """A row per trial run now; a trial continued from an earlier run starts with what that run
+    recorded."""
     rows = []
     for result in results:
-        history = result.metrics_dataframe
         last = result.metrics or {}
-        epochs_run = int(last.get("training_iteration", 0) or 0)
-        state = _trial_state("ERROR" if result.error is not None else "TERMINATED", last, result.config)
-        has_metric = history is not None and spec.metric in history
-        # Compute counts every epoch trained; the curve counts each epoch once (a trial that went
-        # on from a checkpoint trains, and reports, the epochs after it again).
-        spent = history if has_metric else None
-        if has_metric:
-            history = history.drop_duplicates("training_iteration", keep="last").sort_values("training_iteration")
-        best_row = history.loc[history[spec.metric].idxmax()] if has_metric and len(history) else None
+        point = int(result.config[POINT])
+        earlier = recorded.get(point)
+        history = result.metrics_dataframe
+        new: list[dict[str, Any]] = []
+        if history is not None and spec.metric in history and "replayed" in history:
+            new = history[~history["replayed"].astype(bool)].to_dict("records")
+        checkpoint = _checkpoint_uri(result.checkpoint) if result.checkpoint else (earlier.checkpoint if earlier else None)
         rows.append(
-            {
-                "trial_id": last.get("trial_id") or Path(result.path).name,
-                "state": state,
-                **{f"config.{name}": value for name, value in sorted(result.config.items()) if name != GRID_POINT},
-                "epochs_run": epochs_run,
-                # Fewer epochs since the last restore than in all: it went on from a checkpoint.
-                "restored": int(last.get("iterations_since_restore", epochs_run) or 0) < epochs_run,
-                f"last_{spec.metric}": last.get(spec.metric),
-                "last_recall_at_k": last.get("recall_at_k"),
-                "last_mrr_at_k": last.get("mrr_at_k"),
-                f"best_{spec.metric}": None if best_row is None else float(best_row[spec.metric]),
-                "best_epoch": None if best_row is None else int(best_row["training_iteration"]),
-                "train_seconds": float(spent["epoch_train_s"].sum()) if has_metric else 0.0,
-                "eval_seconds": float(spent["epoch_eval_s"].sum()) if has_metric else 0.0,
-                "peak_rss_mb": float(history["peak_rss_mb"].max()) if has_metric else None,
-                "curve": [] if not has_metric else [float(v) for v in history[spec.metric]],
-                "error": None if result.error is None else (str(result.error).strip().splitlines() or [""])[-1][:500],
-                "_result": result,
-            }
+            _trial_row(
+                spec,
+                trial_id=last.get("trial_id") or Path(result.path).name,
+                point=point,
+                config=result.config,
+                history=(earlier.history if earlier else []) + new,
+                errored=result.error is not None,
+                restored=earlier is not None or bool(last.get("restored")),
+                error=None if result.error is None else (str(result.error).strip().splitlines() or [""])[-1][:500],
+                checkpoint=checkpoint,
+            )
         )
     return rows
 
 
+def _trial_row(
+    spec: SweepSpec,
+    *,
+    trial_id: str,
+    point: int,
+    config: dict[str, Any],
+    history: list[dict[str, Any]],
+    errored: bool,
+    restored: bool,
+    error: str | None,
+    checkpoint: str | None,
+) -> dict[str, Any]:
+    # Compute counts every epoch trained; the curve counts each epoch once (a trial that went on
+    # from a checkpoint trains, and reports, the epochs after it again).
+    curve = sorted({int(entry["epoch"]): entry for entry in history if entry.get(spec.metric) is not None}.items())
+    final = curve[-1][1] if curve else {}
+    best_epoch, best = max(curve, key=lambda item: item[1][spec.metric]) if curve else (None, None)
+    epochs_run = curve[-1][0] if curve else 0
+    state = "errored" if errored else ("stopped_early" if epochs_run < int(config.get("epochs", 0)) else "completed")
+    return {
+        "trial_id": trial_id,
+        "point": point,
+        "state": state,
+        **{f"config.{name}": value for name, value in sorted(config.items()) if name != POINT},
+        "epochs_run": epochs_run,
+        "restored": restored,
+        f"last_{spec.metric}": final.get(spec.metric),
+        "last_recall_at_k": final.get("recall_at_k"),
+        "last_mrr_at_k": final.get("mrr_at_k"),
+        f"best_{spec.metric}": None if best is None else float(best[spec.metric]),
+        "best_epoch": best_epoch,
+        "train_seconds": float(sum(entry.get("epoch_train_s") or 0.0 for entry in history)),
+        "eval_seconds": float(sum(entry.get("epoch_eval_s") or 0.0 for entry in history)),
+        "peak_rss_mb": max((float(entry["peak_rss_mb"]) for entry in history if entry.get("peak_rss_mb") is not None), default=None),
+        "curve": [float(entry[spec.metric]) for _, entry in curve],
+        "error": error,
+        "_checkpoint": checkpoint,
+    }
+
+
+def _kept_row(spec: SweepSpec, trial: RecordedTrial) -> dict[str, Any]:
+    return _trial_row(
+        spec, trial_id=trial.trial_id, point=trial.point, config=trial.config, history=trial.history,
+        errored=False, restored=trial.restored, error=None, checkpoint=trial.checkpoint,
+    )
+
+
+def _checkpoint_uri(checkpoint) -> str:
+    """A Tune checkpoint's folder as a storage URI (Tune names S3 objects without the scheme)."""
+    return f"{storage.S3_SCHEME}{checkpoint.path}" if checkpoint.filesystem.type_name == "s3" else checkpoint.path
+
+
 def _trials_table(rows: list[dict[str, Any]]) -> bytes:
-    frame = pd.DataFrame([{k: v for k, v in row.items() if k != "_result"} for row in rows])
+    frame = pd.DataFrame([{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]).sort_values("point")
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
     return sink.getvalue().to_pybytes()
 
 
-def _best_embeddings(result) -> Embeddings:
-    with result.checkpoint.as_directory() as folder:
-        state = TrainingState.from_npz(Path(folder, STATE_FILE).read_bytes())
+def _best_embeddings(checkpoint: str) -> Embeddings:
+    state = TrainingState.from_npz(storage.read_bytes(storage.join(checkpoint, layout.STATE_FILE)))
     return Embeddings(np.array(state.vocab, dtype=object), state.vectors)
 
 
@@ -568,12 +758,12 @@ class _Watch:
 
     A thread probes the storage (S3) and the Ray cluster (a HOST:PORT address) every few
     seconds. Storage unreachable for ``storage_patience_s``: it interrupts the driver the way
-    Ctrl-C does, so Tune stops its trials and keeps their states (trials meanwhile retry their
-    uploads for longer, so none errors because of the outage). The cluster's GCS unreachable for
+    Ctrl-C does, so Tune stops its trials (they meanwhile retry their uploads for longer, so
+    none errors because of the outage). The cluster's GCS unreachable for
     ``cluster_patience_s``: the trials are gone with it and Ray's client would block on it for a
     minute, then abort the process with its own log; one line is printed and the driver exits
-    at once. Tune's last saved state (saved every few seconds, and every CHECKPOINTS_KEPT
-    checkpoints of a trial) is what resume continues from, as after a killed driver.
+    at once. Either way the trials' stored checkpoints are what resume continues from, as after
+    a killed driver.
     """
 
     PROBE_EVERY_S = 1.0
@@ -651,31 +841,41 @@ def _storage_stop(paths: SweepPaths, reason: str) -> SessrecError:
 
 
 def _finish(
-    tuner, spec: SweepSpec, split: Split, paths: SweepPaths, manifest: dict[str, Any], address: str | None
+    tuner,
+    to_run: int,
+    spec: SweepSpec,
+    split: Split,
+    paths: SweepPaths,
+    manifest: dict[str, Any],
+    recorded: dict[int, RecordedTrial],
+    address: str | None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    with _Watch(paths, address) as watch:
-        try:
-            results = tuner.fit()
-        except OSError as exc:  # pyarrow, reading the results back from storage gone away
-            if not watch.storage_tripped:
-                raise _storage_stop(paths, f"cannot reach storage {paths.root} ({str(exc).splitlines()[0][:200]})") from None
-    if watch.storage_tripped:
-        raise _storage_stop(paths, f"storage {paths.root} unreachable for {watch.storage_patience_s:.0f} s")
+    results = []
+    if tuner is not None:
+        with _Watch(paths, address) as watch:
+            try:
+                results = tuner.fit()
+            except OSError as exc:  # pyarrow, reading the results back from storage gone away
+                if not watch.storage_tripped:
+                    raise _storage_stop(paths, f"cannot reach storage {paths.root} ({str(exc).splitlines()[0][:200]})") from None
+        if watch.storage_tripped:
+            raise _storage_stop(paths, f"storage {paths.root} unreachable for {watch.storage_patience_s:.0f} s")
     # A trial that ended by itself or by the scheduler is marked done; one that Tune stopped
     # on SIGINT/SIGTERM is not, and trials not yet created are missing altogether.
     unfinished = [r for r in results if r.error is None and not (r.metrics or {}).get("done")]
-    if unfinished or len(results) < spec.num_trials:
-        # Tune saved its state before stopping: record the interruption, write no results.
+    if unfinished or len(results) < to_run:
+        # Every trial's checkpoints are in storage: record the interruption, write no results.
         manifest.update(status="interrupted", interrupted=now())
         storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
         raise SessrecError(f"sweep {paths.sweep_id} interrupted; continue it with: sessrec tune resume {paths.sweep_id}")
-    rows = _trial_rows(results, spec)
+    ran = {int(r.config[POINT]) for r in results}
+    rows = _trial_rows(results, spec, recorded) + [_kept_row(spec, t) for t in recorded.values() if t.finished and t.point not in ran]
     counts = {state: sum(1 for r in rows if r["state"] == state) for state in ("completed", "stopped_early", "errored")}
     manifest.update(trials={"total": len(rows), **counts}, finished=now(), wall_seconds=round(time.perf_counter() - started, 3))
     storage.write_bytes(paths.file(layout.TRIALS_FILE), _trials_table(rows))
     key = f"last_{spec.metric}"
-    candidates = [r for r in rows if r["state"] != "errored" and r[key] is not None and r["_result"].checkpoint]
+    candidates = [r for r in rows if r["state"] != "errored" and r[key] is not None and r["_checkpoint"]]
     if not candidates:
         errors = sorted({r["error"] for r in rows if r["error"]})
         manifest.update(status="failed", reason="every trial errored" + (f": {errors[0]}" if errors else ""))
@@ -686,7 +886,7 @@ def _finish(
         # one got a warning line with its reason when it failed.
         sys.stderr.write(f"warning: {counts['errored']} of {len(rows)} trials errored; the best is chosen from the others\n")
     best = max(candidates, key=lambda r: r[key])
-    embeddings = _best_embeddings(best["_result"])
+    embeddings = _best_embeddings(best["_checkpoint"])
     test = evaluate(embeddings, split.test.queries, split.test.targets, spec.k)
     config = {name.removeprefix("config."): value for name, value in best.items() if name.startswith("config.")}
     best_metrics = {

@@ -44,17 +44,14 @@ class CliResult:
 
 def cli_in_process(capsys, *args: str) -> CliResult:
     """Run ``sessrec ARGS`` through its real entry point in this process (fast, same output)."""
-    from sessrec.cli import main
+    from sessrec.cli import run
 
     capsys.readouterr()
     argv = sys.argv
-    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)  # main() keeps its own
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)  # run() keeps its own
     sys.argv = ["sessrec", *args]
     try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        code = run()
     finally:
         sys.argv = argv
         signal.signal(signal.SIGINT, handlers[0])

@@ -64,30 +64,35 @@ def test_losing_a_worker_node_loses_no_trial(cluster, user_env, tmp_path):
     log_path = tmp_path / "driver.log"
     with open(log_path, "w") as log:
         driver = subprocess.Popen(
-            [*SESSREC, "tune", "run", _spec(tmp_path / "spec.yaml", 30, vector_size=48), "--address", cluster.gcs_address, "--sweep-id", "c2", "--json"],
+            [*SESSREC, "tune", "run", _spec(tmp_path / "spec.yaml", 90, vector_size=48), "--address", cluster.gcs_address, "--sweep-id", "c2", "--json"],
             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
         )
         deadline = time.time() + 240
         # Every node is busy once three trials run; when each has a checkpoint in S3 to go on
-        # from, one node goes away.
-        while "3 running" not in log_path.read_text() or _trials_with_checkpoints(root, "c2") < 3:
+        # from, and none has finished (the latest progress line says so), one node goes away.
+        while not _latest_progress(log_path).startswith("trials 0/4 done, 3 running") or _trials_with_checkpoints(root, "c2") < 3:
             assert driver.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
-            time.sleep(0.3)
+            time.sleep(0.2)
         cluster.kill_worker(0)
         out, _ = driver.communicate(timeout=300)
     assert driver.returncode == 0, log_path.read_text()[-3000:]
     manifest = json.loads(out)
     assert manifest["trials"] == {"total": 4, "completed": 4, "stopped_early": 0, "errored": 0}
     trials = pd.read_parquet(f"{root}/sweeps/c2/trials.parquet".replace("s3://", ""), filesystem=_fs())
-    assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["epochs_run"] == 30).all()
+    assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["epochs_run"] == 90).all()
     # The trial that lost its node went on from a checkpoint instead of starting over.
     assert trials["restored"].any(), (trials[["trial_id", "restored"]], log_path.read_text()[-3000:])
-    assert all(len(curve) == 30 for curve in trials["curve"])
+    assert all(len(curve) == 90 for curve in trials["curve"])
+
+
+def _latest_progress(log_path) -> str:
+    lines = [line for line in log_path.read_text().splitlines() if line.startswith("trials ")]
+    return lines[-1] if lines else ""
 
 
 def _trials_with_checkpoints(root: str, sweep_id: str) -> int:
     files = storage.walk_files(f"{root}/sweeps/{sweep_id}/tune")
-    return len({path.split("/")[0] for path in files if "/checkpoint_" in path})
+    return len({path.split("/checkpoint_")[0] for path in files if "/checkpoint_" in path})
 
 
 def _fs():
@@ -121,7 +126,7 @@ def test_losing_the_whole_cluster_stops_the_driver_and_resume_finishes_on_a_new_
             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
         )
         deadline = time.time() + 120
-        while not list((store / "sweeps" / "h1" / "tune").glob("*/checkpoint_000002")):
+        while not list((store / "sweeps" / "h1" / "tune").glob("run-1/*/checkpoint_000002")):
             assert driver.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
             time.sleep(0.2)
         lost_cluster.stop(kill=True)  # every node at once, as when the cluster's machines go

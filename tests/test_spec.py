@@ -67,20 +67,37 @@ def test_not_yaml_or_not_a_mapping():
 
 
 def test_a_shuffled_grid_runs_every_point_once_in_a_seeded_order():
-    from ray.tune.search.variant_generator import generate_variants
-
-    from sessrec.tuning import GRID_POINT, param_space
-
     def points(**search) -> list[tuple]:
         spec = SweepSpec.from_dict(_spec(search=search, space={"window": [1, 2, 3, 4], "negative": [5, 10, 15], "alpha": 0.05}))
-        configs = [config for _, config in generate_variants(param_space(spec))]
+        configs = spec.plan()
         assert all(config["alpha"] == 0.05 for config in configs)
-        assert all(GRID_POINT in config for config in configs) == bool(search.get("shuffle"))
         return [(config["window"], config["negative"]) for config in configs]
 
     ordered = points(method="grid")
+    assert ordered[:4] == [(1, 5), (1, 10), (1, 15), (2, 5)]  # the last parameter fastest
     shuffled = points(method="grid", shuffle=True, seed=0)
     assert sorted(shuffled) == sorted(ordered) and len(set(shuffled)) == 12  # every point, once
     assert shuffled != ordered
     assert points(method="grid", shuffle=True, seed=0) == shuffled  # seeded: a resume sees the same order
     assert points(method="grid", shuffle=True, seed=1) != shuffled
+
+
+def test_a_plan_is_every_trial_with_every_parameter_the_same_each_time_it_is_made():
+    space = {"window": [2, 4], "negative": {"randint": [1, 20]}, "alpha": {"loguniform": [0.001, 0.1]}, "ns_exponent": {"choice": [-0.5, 0.5]}}
+    grid = SweepSpec.from_dict(_spec(search={"method": "grid", "num_samples": 3, "seed": 7}, space=space))
+    plan = grid.plan()
+    assert len(plan) == grid.num_trials == 6 and [c["window"] for c in plan] == [2, 4] * 3
+    random_spec = SweepSpec.from_dict(_spec(search={"method": "random", "num_samples": 40, "seed": 7}, space=space))
+    for spec in (grid, random_spec):
+        plan = spec.plan()
+        assert plan == spec.plan() and len(plan) == spec.num_trials  # a resume makes the same plan
+        for config in plan:
+            assert config["epochs"] == spec.max_t and config["window"] in (2, 4) and config["ns_exponent"] in (-0.5, 0.5)
+            assert isinstance(config["negative"], int) and 1 <= config["negative"] < 20
+            assert 0.001 <= config["alpha"] <= 0.1
+    alphas = [c["alpha"] for c in random_spec.plan()]
+    assert len(set(alphas)) == 40 and sum(a < 0.01 for a in alphas) > 10  # log-uniform: a decade each
+    other_seed = SweepSpec.from_dict(_spec(search={"method": "random", "num_samples": 40, "seed": 8}, space=space))
+    assert other_seed.plan() != random_spec.plan()
+    with pytest.raises(SessrecError, match="no plan"):
+        SweepSpec.from_dict(_spec(search={"method": "optuna", "num_samples": 4}, space=space)).plan()

@@ -237,9 +237,10 @@ def test_stop_keeps_partial_results_in_storage(user: User, local_data: Path, clu
     assert manifest["status"] == "interrupted"  # the driver had time to stop Tune gracefully
     assert "sweep s1 interrupted; continue it with: sessrec tune resume s1" in user("jobs", "logs", "s1").stdout
     assert_one_line_error(user("results", "best", "s1"), "no best result yet", "interrupted")
-    tune_state = user.keys("sweeps/s1/tune")
-    assert any(key.startswith("experiment_state") for key in tune_state)
-    assert any(key.endswith("state.npz") for key in tune_state)
+    # What a resume reads: each checkpoint's weights and its trial record.
+    stored = user.keys("sweeps/s1/tune")
+    assert any(key.startswith("run-1/point-") and key.endswith("/state.npz") for key in stored)
+    assert any(key.startswith("run-1/point-") and key.endswith("/trial.json") for key in stored)
     again = user("jobs", "stop", "s1", "--json")
     assert json.loads(again.stdout)["was_running"] is False
     user.assert_no_secret(*_job_texts(cluster, "sessrec-s1"))

@@ -3,6 +3,8 @@
 import io
 import json
 import os
+import pickle
+import shutil
 import signal
 import subprocess
 import time
@@ -12,7 +14,7 @@ import pytest
 import yaml
 
 from sessrec import formats
-from tests.helpers import SESSREC, assert_one_line_error, run_cli
+from tests.helpers import SESSREC, TWO_TRIAL_SWEEP, assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -128,16 +130,37 @@ def _resume_to_the_end(folder, env, sweep_id: str) -> None:
     assert len(trials) == 6 and trials["trial_id"].is_unique
     assert (trials["state"] == "completed").all() and (trials["epochs_run"] == 5).all()
     assert sorted(zip(trials["config.window"], trials["config.negative"])) == sorted((w, n) for w in (2, 4, 6) for n in (5, 10))
-    assert "config.grid_point" not in trials  # the shuffled grid's point number is not a parameter
+    assert sorted(trials["point"]) == list(range(6)) and "config.point" not in trials  # a place in the plan, not a parameter
     assert_one_line_error(run_cli("tune", "resume", sweep_id, cwd=folder, env=env), "already completed")
 
 
-def test_resume_after_the_driver_is_killed(workdir):
+class _Unpickled:
+    """A pickle that makes a folder when it is loaded: proof that something unpickled it."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
+def test_resume_after_the_driver_is_killed_reads_no_pickle(workdir):
     folder, env = workdir
     driver, _ = _start_slow_sweep(folder, env, "r1")
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and its embedded Ray die at once
     driver.wait()
+    # Whoever can write the sweep's storage replaces every file Tune wrote for itself (its
+    # pickled tuner, searcher and trial state, its JSON logs) with a pickle that runs code.
+    marker = folder / "code-ran"
+    tune_dir = folder / "store" / "sweeps" / "r1" / "tune"
+    planted = [path for path in tune_dir.rglob("*") if path.is_file() and path.name not in ("trial.json", "state.npz")]
+    assert any(path.name == "tuner.pkl" for path in planted) and any("experiment_state" in path.name for path in planted)
+    for path in planted:
+        path.write_bytes(pickle.dumps(_Unpickled(marker)))
     _resume_to_the_end(folder, env, "r1")
+    assert not marker.exists()
+    trials = pd.read_parquet(folder / "store" / "sweeps" / "r1" / "trials.parquet")
+    assert trials["restored"].any()  # trials went on from the killed run's checkpoints
 
 
 def test_sigterm_stops_the_sweep_resumably(workdir):
@@ -152,26 +175,107 @@ def test_sigterm_stops_the_sweep_resumably(workdir):
     _resume_to_the_end(folder, env, "r2")
 
 
+def test_resume_of_a_sweep_whose_trials_all_finished_writes_its_results_without_training(workdir):
+    # As when the driver dies (or storage goes) after the last trial, while the results are written.
+    folder, env = workdir
+    spec = folder / "two.yaml"
+    spec.write_text(yaml.safe_dump(TWO_TRIAL_SWEEP))
+    assert run_cli("tune", "run", str(spec), "--sweep-id", "w1", "--num-cpus", "2", cwd=folder, env=env).returncode == 0
+    sweep = folder / "store" / "sweeps" / "w1"
+    before = pd.read_parquet(sweep / "trials.parquet")
+    best_before = json.loads((sweep / "best" / "metrics.json").read_text())
+    manifest = json.loads((sweep / "manifest.json").read_text())
+    (sweep / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))
+    (sweep / "trials.parquet").unlink()
+    for path in (sweep / "best").iterdir():
+        path.unlink()
+    resumed = run_cli("tune", "resume", "w1", "--num-cpus", "2", "--json", cwd=folder, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads(resumed.stdout)["status"] == "completed"
+    assert sorted(path.name for path in (sweep / "tune").iterdir()) == ["run-1"]  # nothing ran again
+    after = pd.read_parquet(sweep / "trials.parquet")
+    columns = ["trial_id", "point", "state", "epochs_run", "last_recall_at_k", "train_seconds"]
+    assert after[columns].to_dict("records") == before[columns].to_dict("records")
+    assert [list(curve) for curve in after["curve"]] == [list(curve) for curve in before["curve"]]
+    assert json.loads((sweep / "best" / "metrics.json").read_text()) == best_before
+
+
+def test_asha_after_a_resume_starts_from_the_recorded_rungs():
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from sessrec.spec import SweepSpec
+    from sessrec.tuning import POINT, RecordedTrial, _scheduler
+
+    spec = SweepSpec.from_dict({**SPEC, "scheduler": {"type": "asha", "max_t": 8, "grace_period": 1, "reduction_factor": 2}})
+
+    def recorded(point: int, values: list[float]) -> RecordedTrial:
+        history = [{"epoch": epoch, "recall_at_k": value} for epoch, value in enumerate(values, 1)]
+        return RecordedTrial(point, f"old-{point}", {"epochs": 8}, history, f"/ckpt/{point}", False)
+
+    # Four trials finished before the interruption, every epoch at 0.5 + point / 10; two were cut
+    # short: point 8 after epoch 4 (a rung: it may have been stopped there, it is decided again),
+    # point 9 after epoch 3 (no rung).
+    earlier = {p: recorded(p, [0.5 + p / 10] * 8) for p in range(4)} | {8: recorded(8, [0.9] * 3 + [0.1]), 9: recorded(9, [0.9] * 3)}
+    scheduler = _scheduler(spec, earlier, continued={8, 9})
+    scheduler.set_search_properties("recall_at_k", "max")
+    trials = {p: SimpleNamespace(trial_id=f"new-{p}", config={POINT: p}) for p in (8, 9, 10)}
+    for trial in trials.values():
+        scheduler.on_trial_add(None, trial)
+
+    def decide(point: int, epoch: int, value: float) -> str:
+        return scheduler.on_trial_result(None, trials[point], {"epoch": epoch, "recall_at_k": value})
+
+    # Point 8's replayed epoch 4 meets the rung of 4 as the finished trials left it (cut-off 0.65).
+    assert decide(8, 4, 0.1) == TrialScheduler.STOP
+    # Point 9 passed rungs 1 and 2 before: its replayed epoch 3 is not decided again.
+    assert decide(9, 3, 0.0) == TrialScheduler.CONTINUE
+    assert decide(9, 4, 0.55) == TrialScheduler.STOP and decide(10, 1, 0.95) == TrialScheduler.CONTINUE
+    assert decide(10, 2, 0.6) == TrialScheduler.STOP  # a new trial meets the recorded rungs too
+
+
 def test_resume_of_unknown_sweep(workdir):
     folder, env = workdir
     assert_one_line_error(run_cli("tune", "resume", "nothing-here", cwd=folder, env=env), "no sweep")
 
 
-def test_random_search_with_optuna(workdir):
+def test_optuna_search_and_its_resume(workdir):
     pytest.importorskip("optuna")
     folder, env = workdir
     spec = _write_spec(
         folder,
         search={"method": "optuna", "num_samples": 4, "seed": 1},
         space={"vector_size": 16, "window": {"randint": [1, 8]}, "alpha": {"loguniform": [0.01, 0.1]}, "negative": [5, 10]},
-        scheduler={"type": "fifo", "max_t": 2},
+        scheduler={"type": "fifo", "max_t": 3},
     )
     result = run_cli("tune", "run", spec, "--sweep-id", "o1", "--num-cpus", "2", "--json", cwd=folder, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    trials = pd.read_parquet(folder / "store" / "sweeps" / "o1" / "trials.parquet")
-    assert len(trials) == 4 and (trials["state"] == "completed").all()
+    sweep = folder / "store" / "sweeps" / "o1"
+    trials = pd.read_parquet(sweep / "trials.parquet")
+    assert len(trials) == 4 and (trials["state"] == "completed").all() and sorted(trials["point"]) == [0, 1, 2, 3]
     assert trials["config.window"].between(1, 7).all() and trials["config.alpha"].between(0.01, 0.1).all()
     assert set(trials["config.negative"]) <= {5, 10}
+
+    # Made unfinished by hand: point 0 loses its last checkpoint (epoch 3; epoch 2's is kept),
+    # point 3 every trace, and the results are gone, as if the driver had died before the end.
+    manifest = json.loads((sweep / "manifest.json").read_text())
+    (sweep / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))
+    (sweep / "trials.parquet").unlink()
+    shutil.rmtree(sweep / "best")
+    (trial_0,) = (sweep / "tune" / "run-1").glob("point-00000-*")
+    shutil.rmtree(max(trial_0.glob("checkpoint_*")))
+    (trial_3,) = (sweep / "tune" / "run-1").glob("point-00003-*")
+    shutil.rmtree(trial_3)
+    resumed = run_cli("tune", "resume", "o1", "--num-cpus", "2", "--json", cwd=folder, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = pd.read_parquet(sweep / "trials.parquet").set_index("point")
+    assert sorted(after.index) == [0, 1, 2, 3] and (after["state"] == "completed").all() and (after["epochs_run"] == 3).all()
+    # Point 0 went on from epoch 2 and trained epoch 3 again to the same model (exact resume).
+    assert after.loc[0, "restored"] and list(after.loc[0, "curve"]) == list(trials.set_index("point").loc[0, "curve"])
+    assert after.loc[[1, 2], "trial_id"].tolist() == trials.set_index("point").loc[[1, 2], "trial_id"].tolist()  # kept
+    assert not after.loc[3, "restored"] and 1 <= after.loc[3, "config.window"] <= 7  # a new suggestion
+    assert sorted(path.name for path in (sweep / "tune" / "run-2").glob("point-*"))[0].startswith("point-00000-")
 
 
 # ---------------------------------------------------------------------------------------------

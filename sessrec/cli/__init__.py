@@ -41,19 +41,33 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main() -> None:
-    """The ``sessrec`` process. It leaves Ctrl-C and SIGTERM ignored when it returns: what is left
-    is the interpreter's shutdown (a while, with pandas and pyarrow loaded), which resets Python's
-    handlers to the defaults, and a signal there would turn a finished command into a kill.
-    An in-process caller restores its own handlers."""
+    """The ``sessrec`` process. Once the command has returned, the process ends at once
+    (``os._exit``) instead of through the interpreter's shutdown: with pyarrow loaded, that
+    shutdown now and then aborts a finished command (exit -6, "terminate called without an
+    active exception": a Parquet reader thread outlives Arrow's teardown, apache/arrow#34314),
+    and it takes a while, during which a signal would turn a finished command into a kill.
+    Nothing is left to do by then: outputs are written and closed, Ray is left (below)."""
+    code = run()
+    if "ray" in sys.modules:  # an embedded Ray's processes end with the driver's ray.shutdown()
+        import ray
+
+        ray.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run() -> int:
+    """The command named by ``sys.argv``, with sessrec's signal handling; its exit status. It
+    leaves Ctrl-C and SIGTERM ignored (the process is ending): an in-process caller restores
+    its own handlers."""
     outputs.WRITING.clear()
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     code = _run()
-    sys.stdout.flush()
-    sys.stderr.flush()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    sys.exit(code)
+    return code
 
 
 def _run() -> int:

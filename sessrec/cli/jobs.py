@@ -80,7 +80,7 @@ def stop(
     address: Annotated[Optional[str], AddressOption] = None,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
-    """Stop a job; its sweep's partial results (manifest, Tune state) stay in storage."""
+    """Stop a job; its sweep's partial results (manifest, checkpoints) stay in storage."""
     client = client_for(ctx, address)
     info = client.resolve(job)
     job_id = info.submission_id
