@@ -61,16 +61,17 @@ def test_sweep_on_cluster_with_s3_storage(cluster, user_env, tmp_path):
 
 def test_losing_a_worker_node_loses_no_trial(cluster, user_env, tmp_path):
     env, root = user_env
+    epochs = 250  # about 40 s a trial: trials start seconds apart, all three must be mid-way at once
     log_path = tmp_path / "driver.log"
     with open(log_path, "w") as log:
         driver = subprocess.Popen(
-            [*SESSREC, "tune", "run", _spec(tmp_path / "spec.yaml", 90, vector_size=48), "--address", cluster.gcs_address, "--sweep-id", "c2", "--json"],
+            [*SESSREC, "tune", "run", _spec(tmp_path / "spec.yaml", epochs, vector_size=48), "--address", cluster.gcs_address, "--sweep-id", "c2", "--json"],
             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
         )
         deadline = time.time() + 240
-        # Every node is busy once three trials run; when each has a checkpoint in S3 to go on
-        # from, and none has finished (the latest progress line says so), one node goes away.
-        while not _latest_progress(log_path).startswith("trials 0/4 done, 3 running") or _trials_with_checkpoints(root, "c2") < 3:
+        # Every node is busy once three trials run; when each of them has two checkpoints in S3
+        # (so Tune has taken in the first) and none has finished, one node goes away.
+        while not (" 3 running" in _latest_progress(log_path) and _trials_mid_way(root, "c2", epochs) >= 3):
             assert driver.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
             time.sleep(0.2)
         cluster.kill_worker(0)
@@ -79,10 +80,10 @@ def test_losing_a_worker_node_loses_no_trial(cluster, user_env, tmp_path):
     manifest = json.loads(out)
     assert manifest["trials"] == {"total": 4, "completed": 4, "stopped_early": 0, "errored": 0}
     trials = pd.read_parquet(f"{root}/sweeps/c2/trials.parquet".replace("s3://", ""), filesystem=_fs())
-    assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["epochs_run"] == 90).all()
+    assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["epochs_run"] == epochs).all()
     # The trial that lost its node went on from a checkpoint instead of starting over.
     assert trials["restored"].any(), (trials[["trial_id", "restored"]], log_path.read_text()[-3000:])
-    assert all(len(curve) == 90 for curve in trials["curve"])
+    assert all(len(curve) == epochs for curve in trials["curve"])
 
 
 def _latest_progress(log_path) -> str:
@@ -90,9 +91,14 @@ def _latest_progress(log_path) -> str:
     return lines[-1] if lines else ""
 
 
-def _trials_with_checkpoints(root: str, sweep_id: str) -> int:
-    files = storage.walk_files(f"{root}/sweeps/{sweep_id}/tune")
-    return len({path.split("/checkpoint_")[0] for path in files if "/checkpoint_" in path})
+def _trials_mid_way(root: str, sweep_id: str, epochs: int) -> int:
+    """Trials with at least two checkpoints stored and not the last one (checkpoint i is epoch i + 1)."""
+    newest: dict[str, int] = {}
+    for path in storage.walk_files(f"{root}/sweeps/{sweep_id}/tune"):
+        trial, found, rest = path.partition("/checkpoint_")
+        if found:
+            newest[trial] = max(newest.get(trial, -1), int(rest[:6]))
+    return sum(1 <= index < epochs - 1 for index in newest.values())
 
 
 def _fs():
