@@ -633,6 +633,13 @@ def _run(
         queued = [(point, config) for point, config in enumerate(spec.plan()) if point not in done]
         fresh = 0
     continued = {point for point, _ in queued if point in recorded}
+    if spec.method != "optuna":
+        # Tune keeps one trial pending for a searcher of its own kind, which could learn from each
+        # result; a plan cannot, and many pending trials let a freed worker take the next at once
+        # (Tune's own rule for its grid and random search).
+        import ray
+
+        os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(200, int(ray.cluster_resources().get("CPU", 1) * 1.1))))
     tuner = None
     if queued or fresh:
         tuner = tune.Tuner(
