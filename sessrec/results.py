@@ -14,9 +14,12 @@ from sessrec.errors import NotFoundError, SessrecError
 def _manifest(root: str, sweep_id: str) -> dict[str, Any]:
     uri = storage.join(layout.sweep_dir(root, sweep_id), layout.MANIFEST_FILE)
     try:
-        return formats.from_json(storage.read_bytes(uri), uri)
+        manifest = formats.from_json(storage.read_bytes(uri), uri)
     except NotFoundError:
         raise NotFoundError(f"no sweep {sweep_id!r} in {root}") from None
+    if not isinstance(manifest, dict):
+        raise SessrecError(f"{uri} is not a sweep manifest")
+    return manifest
 
 
 def list_sweeps(root: str) -> list[dict[str, Any]]:
@@ -26,8 +29,11 @@ def list_sweeps(root: str) -> list[dict[str, Any]]:
             continue
         try:
             manifest = _manifest(root, sweep_id)
-        except SessrecError:
+        except NotFoundError:
             continue  # a folder without a manifest is not a sweep (yet)
+        except SessrecError as exc:  # listed, so that a damaged sweep is seen, not lost from view
+            rows.append({"sweep_id": sweep_id, "status": "damaged", "problem": str(exc), "started": None, "trials": 0, "best": None})
+            continue
         metric = manifest.get("metric", "recall_at_k")
         rows.append(
             {

@@ -221,7 +221,7 @@ def recorded_trials(paths: "SweepPaths") -> dict[int, RecordedTrial]:
                 paths.file(layout.TUNE_DIR, folder), bool(raw.get("restored")),
             )
         except (KeyError, TypeError, ValueError):
-            raise SessrecError(f"{uri} is not a sessrec trial record") from None
+            raise SessrecError(f"{uri} is not a sessrec trial record; delete its checkpoint folder to resume from the one before") from None
 
     with ThreadPoolExecutor(max_workers=16) as pool:  # one small read per trial: in parallel on S3
         trials = list(pool.map(read, sorted(newest.values())))
@@ -604,8 +604,8 @@ def resume_sweep(
         raise SessrecError(f"the dataset of sweep {sweep_id!r} changed since it started (sha256 differs)")
     split = split_dataset(dataset, spec.split_seed, spec.split_n)
     paths = SweepPaths(root, sweep_id)
+    recorded = recorded_trials(paths)  # before Ray starts: a damaged record is refused at once
     connect(address, num_cpus, verbose)
-    recorded = recorded_trials(paths)
     manifest.update(status="running", resumed=now(), runs=int(manifest.get("runs", 1)) + 1)
     storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
     return _run(spec, split, paths, manifest, recorded, address, verbose, live)
@@ -763,7 +763,7 @@ def _best_embeddings(checkpoint: str) -> Embeddings:
 class _Watch:
     """Stops a sweep when what it runs on stays unreachable, so that resume can continue it.
 
-    A thread probes the storage (S3) and the Ray cluster (a HOST:PORT address) every few
+    A thread probes the storage (S3) and the Ray cluster (HOST:PORT or auto) every few
     seconds. Storage unreachable for ``storage_patience_s``: it interrupts the driver the way
     Ctrl-C does, so Tune stops its trials (they meanwhile retry their uploads for longer, so
     none errors because of the outage). The cluster's GCS unreachable for
@@ -779,6 +779,10 @@ class _Watch:
         self.paths, self.address = paths, address
         self.storage_patience_s = storage_patience()
         self.cluster_patience_s = _patience(CLUSTER_PATIENCE_VAR, CLUSTER_PATIENCE_S)
+        if address == "auto":  # the cluster Ray found (RAY_ADDRESS, or the one started here): its GCS
+            import ray
+
+            address = ray.get_runtime_context().gcs_address
         self.gcs = _gcs_endpoint(address)
         self.storage_tripped = False
         self._done = threading.Event()

@@ -118,7 +118,9 @@ def lost_cluster():
         yield running
 
 
-def test_losing_the_whole_cluster_stops_the_driver_and_resume_finishes_on_a_new_one(lost_cluster, tmp_path):
+@pytest.mark.parametrize("address", ["gcs", "auto"])
+def test_losing_the_whole_cluster_stops_the_driver_and_resume_finishes_on_a_new_one(lost_cluster, tmp_path, address):
+    address = lost_cluster.gcs_address if address == "gcs" else address  # auto: found through RAY_ADDRESS
     # Storage outlives the cluster: a folder on this machine that the driver and every node share.
     store = tmp_path / "store"
     env = {**os.environ, **lost_cluster.client_env(), "SESSREC_STORAGE": str(store), "SESSREC_CLUSTER_PATIENCE": "3"}
@@ -128,7 +130,7 @@ def test_losing_the_whole_cluster_stops_the_driver_and_resume_finishes_on_a_new_
     log_path = tmp_path / "driver.log"
     with open(log_path, "w") as log:
         driver = subprocess.Popen(
-            [*SESSREC, "tune", "run", spec, "--address", lost_cluster.gcs_address, "--sweep-id", "h1", "--json"],
+            [*SESSREC, "tune", "run", spec, "--address", address, "--sweep-id", "h1", "--json"],
             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
         )
         deadline = time.time() + 120
@@ -142,13 +144,13 @@ def test_losing_the_whole_cluster_stops_the_driver_and_resume_finishes_on_a_new_
     assert "Traceback" not in text and "GCS" not in text, text[-3000:]  # nor Ray's own log of it
     assert text.strip().splitlines()[-1].startswith("error: ")
     assert [line for line in text.splitlines() if line.startswith("error")] == [
-        f"error: sweep h1 stopped: lost the Ray cluster at {lost_cluster.gcs_address} (unreachable for 3 s); "
+        f"error: sweep h1 stopped: lost the Ray cluster at {address} (unreachable for 3 s); "
         "once a cluster is up, continue it with: sessrec tune resume h1 --address ADDRESS"
     ], text[-3000:]
     assert not (store / "sweeps" / "h1" / "trials.parquet").exists()
 
     lost_cluster.start()  # a new cluster (same address and token), nothing of the old one in it
-    resumed = run_cli("tune", "resume", "h1", "--address", lost_cluster.gcs_address, "--json", cwd=tmp_path, env=env)
+    resumed = run_cli("tune", "resume", "h1", "--address", address, "--json", cwd=tmp_path, env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     manifest = json.loads(resumed.stdout)
     assert manifest["status"] == "completed" and "resumed" in manifest

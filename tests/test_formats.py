@@ -188,3 +188,37 @@ def test_resume_refuses_a_damaged_sweep_spec_naming_it(tmp_path: Path, damage: s
     (folder / "manifest.json").write_text('{"status": "interrupted"}')
     with pytest.raises(SessrecError, match=re.escape(str(folder / "spec.yaml"))):
         tuning.load_sweep(str(tmp_path), "s1")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_results_list_shows_a_damaged_manifest_instead_of_hiding_it(stored: Path, tmp_path: Path, damage: str):
+    shutil.copytree(stored, tmp_path, dirs_exist_ok=True)
+    env = _cli_env(tmp_path)
+    manifest = tmp_path / "store" / "sweeps" / "s1" / "manifest.json"
+    data = manifest.read_bytes()
+    manifest.write_bytes(data[: len(data) // 2] if damage == "truncated" else _garbage(data))
+    listed = run_cli("results", "list", "--json", cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)
+    assert row["sweep_id"] == "s1" and row["status"] == "damaged" and str(manifest) in row["problem"]
+    human = run_cli("results", "list", cwd=tmp_path, env=env)
+    assert "damaged" in human.stdout and str(manifest) in human.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "not a record"])
+def test_resume_refuses_a_damaged_trial_record_naming_it(stored: Path, tmp_path: Path, damage: str):
+    shutil.copytree(stored, tmp_path, dirs_exist_ok=True)
+    env = _cli_env(tmp_path)
+    sweep = tmp_path / "store" / "sweeps" / "s1"
+    manifest = json.loads((sweep / "manifest.json").read_text())
+    (sweep / "manifest.json").write_text(json.dumps({**manifest, "status": "interrupted"}))
+    record = max(sweep.glob("tune/run-1/point-00000-*/checkpoint_*/trial.json"))
+    data = record.read_bytes()
+    damaged = {"truncated": data[: len(data) // 2], "garbage": _garbage(data), "not a record": b'{"history": 3}'}[damage]
+    record.write_bytes(damaged)
+    before = {path: path.read_bytes() for path in sweep.rglob("*") if path.is_file()}
+    result = run_cli("tune", "resume", "s1", "--num-cpus", "2", cwd=tmp_path, env=env)
+    assert_one_line_error(result, str(record))
+    assert {path: path.read_bytes() for path in sweep.rglob("*") if path.is_file()} == before  # nothing changed
