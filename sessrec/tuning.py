@@ -216,10 +216,14 @@ def recorded_trials(paths: "SweepPaths") -> dict[int, RecordedTrial]:
         uri = paths.file(layout.TUNE_DIR, folder, layout.TRIAL_FILE)
         raw = formats.from_json(storage.read_bytes(uri), uri)
         try:
-            return RecordedTrial(
-                int(raw[POINT]), str(raw["trial_id"]), dict(raw["config"]), list(raw["history"]),
+            trial = RecordedTrial(
+                int(raw[POINT]), str(raw["trial_id"]), dict(raw["config"]), [dict(entry) for entry in raw["history"]],
                 paths.file(layout.TUNE_DIR, folder), bool(raw.get("restored")),
             )
+            int(trial.config["epochs"])  # what a resume reads of it: fail here, with the file's name
+            for entry in trial.history:
+                int(entry["epoch"])
+            return trial
         except (KeyError, TypeError, ValueError):
             raise SessrecError(f"{uri} is not a sessrec trial record; delete its checkpoint folder to resume from the one before") from None
 
@@ -587,6 +591,8 @@ def load_sweep(root: str, sweep_id: str) -> tuple[SweepSpec, dict[str, Any]]:
         raise SessrecError(f"no sweep {sweep_id!r} in {root}")
     spec = parse_spec(storage.read_text(paths.file(layout.SPEC_FILE)), paths.file(layout.SPEC_FILE))
     manifest = formats.from_json(storage.read_bytes(paths.file(layout.MANIFEST_FILE)), paths.file(layout.MANIFEST_FILE))
+    if not isinstance(manifest, dict):
+        raise SessrecError(f"{paths.file(layout.MANIFEST_FILE)} is not a sweep manifest")
     return spec, manifest
 
 

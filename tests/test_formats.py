@@ -207,7 +207,7 @@ def test_results_list_shows_a_damaged_manifest_instead_of_hiding_it(stored: Path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "not a record"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "not a record", "epochs not numbers"])
 def test_resume_refuses_a_damaged_trial_record_naming_it(stored: Path, tmp_path: Path, damage: str):
     shutil.copytree(stored, tmp_path, dirs_exist_ok=True)
     env = _cli_env(tmp_path)
@@ -216,7 +216,12 @@ def test_resume_refuses_a_damaged_trial_record_naming_it(stored: Path, tmp_path:
     (sweep / "manifest.json").write_text(json.dumps({**manifest, "status": "interrupted"}))
     record = max(sweep.glob("tune/run-1/point-00000-*/checkpoint_*/trial.json"))
     data = record.read_bytes()
-    damaged = {"truncated": data[: len(data) // 2], "garbage": _garbage(data), "not a record": b'{"history": 3}'}[damage]
+    damaged = {
+        "truncated": data[: len(data) // 2],
+        "garbage": _garbage(data),
+        "not a record": b'{"history": 3}',
+        "epochs not numbers": json.dumps({**json.loads(data), "history": [{"epoch": "last"}]}).encode(),
+    }[damage]
     record.write_bytes(damaged)
     before = {path: path.read_bytes() for path in sweep.rglob("*") if path.is_file()}
     result = run_cli("tune", "resume", "s1", "--num-cpus", "2", cwd=tmp_path, env=env)
