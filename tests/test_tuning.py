@@ -146,7 +146,13 @@ class _Unpickled:
 
 def test_resume_after_the_driver_is_killed_reads_no_pickle(workdir):
     folder, env = workdir
-    driver, _ = _start_slow_sweep(folder, env, "r1")
+    driver, log_path = _start_slow_sweep(folder, env, "r1")
+    # Killed while a trial is mid-way (a checkpoint stored, not its last), so one has to go on.
+    trials_dir = folder / "store" / "sweeps" / "r1" / "tune" / "run-1"
+    deadline = time.time() + 60
+    while not any(list(trial.glob("checkpoint_*")) and not list(trial.glob("checkpoint_000004")) for trial in trials_dir.glob("point-*")):
+        assert driver.poll() is None and time.time() < deadline, log_path.read_text()[-2000:]
+        time.sleep(0.05)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and its embedded Ray die at once
     driver.wait()
     # Whoever can write the sweep's storage replaces every file Tune wrote for itself (its
