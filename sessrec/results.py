@@ -32,8 +32,7 @@ def list_sweeps(root: str) -> list[dict[str, Any]]:
         except NotFoundError:
             continue  # a folder without a manifest is not a sweep (yet)
         except SessrecError as exc:  # listed, so that a damaged sweep is seen, not lost from view
-            rows.append({"sweep_id": sweep_id, "status": "damaged", "problem": str(exc), "started": None, "trials": 0, "best": None})
-            continue
+            manifest = {"status": "damaged", "problem": str(exc)}
         metric = manifest.get("metric", "recall_at_k")
         rows.append(
             {
@@ -45,6 +44,7 @@ def list_sweeps(root: str) -> list[dict[str, Any]]:
                 "trials": manifest.get("trials", {}).get("total", 0),
                 "metric": metric,
                 "best": manifest.get("best", {}).get(metric),
+                "problem": manifest.get("problem"),  # why a sweep is listed as damaged
             }
         )
     return sorted(rows, key=lambda r: r["started"] or "", reverse=True)

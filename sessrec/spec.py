@@ -324,7 +324,7 @@ class SweepSpec:
         if self.method == "grid":
             grid_names = [name for name in names if self.space[name].kind == "grid"]
             points = [dict(zip(grid_names, values)) for values in itertools.product(*(self.space[n].values for n in grid_names))]
-            points = [dict(point) for _ in range(self.num_samples) for point in points]
+            points = points * self.num_samples
         else:
             points = [{} for _ in range(self.num_samples)]
         configs = [

@@ -84,7 +84,8 @@ def train_trial(
     w2v = Word2VecConfig.from_dict({**params, "workers": workers})
     trial_id = tune.get_context().get_trial_id()
     source = tune.get_checkpoint()
-    if source is None and point in carried:
+    from_earlier_run = source is None and point in carried
+    if from_earlier_run:
         source = tune.Checkpoint(storage.tune_path(carried[point]))
     start, history = None, []
     if source is not None:
@@ -112,7 +113,7 @@ def train_trial(
                 patience_s,
             )
 
-    if start is not None and history and tune.get_checkpoint() is None:
+    if from_earlier_run and history:
         # Continued from an earlier run: its last epoch is reported again (no training), so that
         # the scheduler decides there as it would have (the run may have stopped before it did).
         report(start.epochs_done, {**history[-1], "replayed": True}, start)

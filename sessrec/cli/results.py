@@ -24,7 +24,7 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, JsonOption] = False) -> N
         lines = [f"{'sweep':<40} {'status':<10} {'trials':>6} {'best':>8}  started"]
         for r in rows:
             best = "-" if r["best"] is None else f"{r['best']:.4f}"
-            lines.append(f"{r['sweep_id']:<40} {r['status'] or '-':<10} {r['trials']:>6} {best:>8}  {r['started'] or r.get('problem', '-')}")
+            lines.append(f"{r['sweep_id']:<40} {r['status'] or '-':<10} {r['trials']:>6} {best:>8}  {r['started'] or r['problem'] or '-'}")
         return "\n".join(lines)
 
     emit(rows, as_json, human)
