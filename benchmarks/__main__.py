@@ -29,7 +29,7 @@ def run_sections(args: argparse.Namespace) -> dict[str, Any]:
         "training": lambda: training.measure(epochs=10, repeats=3),
         "overhead": lambda: sweep_overhead.measure(args.cpus, trials=8, epochs=5),
         "scaling": lambda: scaling.measure([n for n in (1, 2, 4, 8, 16, 32, 64) if n <= args.cpus], trials=8, epochs=4),
-        "time_to_quality": lambda: time_to_quality.measure("seed3d", 0.25, args.ttq_budget_min * 60, args.cpus),
+        "time_to_quality": lambda: time_to_quality.measure(time_to_quality.DEFAULT_SPEC, 0.25, args.ttq_budget_min * 60, args.cpus),
         "catalogue": lambda: catalogue.measure(args.catalogue_items),
     }
     results = {}

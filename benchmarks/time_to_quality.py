@@ -5,8 +5,8 @@ The sweep runs in this process; a watcher reads the trials' results as Tune writ
 once the target is reached (or the time budget is spent), interrupts the sweep the way Ctrl-C
 does, so the time is the sweep's, not a full grid's.
 
-    .venv/bin/python -m benchmarks.time_to_quality [--target 0.25] [--budget-min 60] [--cpus 2]
-    # writes benchmarks/out/time_to_quality.{md,json,png}
+    .venv/bin/python -m benchmarks.time_to_quality [--spec seed3d] [--target 0.25] [--budget-min 60] [--cpus 2]
+    # writes benchmarks/out/time_to_quality.{md,json,png} (time_to_quality_SPEC.* for another spec)
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from benchmarks.common import OUT, data_label, data_sessions, write_report
 from sessrec.errors import SessrecError
 
 POLL_S = 2.0
+DEFAULT_SPEC = "seed3d"
+#: Lower levels whose times are reported too: how the best climbs, and how far short it stays.
+MILESTONES = (0.20, 0.22, 0.23, 0.24)
 
 
 def best_so_far(tune_dir: Path, metric: str) -> float:
@@ -64,8 +67,10 @@ def measure(spec_name: str, target: float, budget_s: float, cpus: int) -> dict[s
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
+    finished = False
     try:
         tuning.run_sweep(spec, root, "ttq", dataset_ref="bench", num_cpus=cpus)
+        finished = True
     except (SessrecError, KeyboardInterrupt):
         pass  # interrupted by the watcher
     finally:
@@ -74,7 +79,18 @@ def measure(spec_name: str, target: float, budget_s: float, cpus: int) -> dict[s
     trials_started = len(list(tune_dir.glob("run-*/*/result.json")))
     return {"spec": spec_name, "target": target, "cpus": cpus, "budget_s": budget_s, "seconds_to_target": reached.get("seconds"),
             "best": max((b for _, b in timeline), default=0.0), "trials_started": trials_started,
-            "planned_trials": spec.num_trials, "timeline": timeline}
+            "planned_trials": spec.num_trials, "finished": finished, "timeline": timeline,
+            "seconds_to_milestones": {f"{level:.2f}": first_reached(timeline, level) for level in MILESTONES if level < target}}
+
+
+def report_name(spec_name: str) -> str:
+    """The seed's grid is the report's own figure; other specs get files of their own beside it."""
+    return "time_to_quality" if spec_name == DEFAULT_SPEC else f"time_to_quality_{spec_name}"
+
+
+def first_reached(timeline: list[tuple[float, float]], level: float) -> float | None:
+    """Seconds until the best so far first reached ``level`` (None if it never did)."""
+    return next((elapsed for elapsed, best in timeline if best >= level), None)
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -99,25 +115,29 @@ def markdown(result: dict[str, Any]) -> list[str]:
     verdict = (f"**{reached / 60:.1f} min** to a best validation Recall@10 of {100 * result['target']:.0f} %"
                if reached is not None else
                f"**not reached** within {result['budget_s'] / 60:.0f} min (best {100 * result['best']:.2f} %)")
+    ended = "the sweep had finished" if result.get("finished") else f"{result['trials_started']} trials had started by then"
+    climb = ", ".join(f"{100 * float(level):.0f} % after {seconds / 60:.1f} min" if seconds is not None else f"{100 * float(level):.0f} % never"
+                      for level, seconds in result.get("seconds_to_milestones", {}).items())
     return [
         f"Spec `{result['spec']}` ({result['planned_trials']} trials, ASHA) on {data_label()}, {result['cpus']} CPUs: "
-        f"{verdict}; {result['trials_started']} trials had started by then.",
+        f"{verdict}; {ended}." + (f" The best so far reached {climb}." if climb else ""),
         "",
-        "![best validation recall against time](time_to_quality.png)",
+        f"![best validation recall against time]({report_name(result['spec'])}.png)",
     ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--spec", default="seed3d")
+    parser.add_argument("--spec", default=DEFAULT_SPEC)
     parser.add_argument("--target", type=float, default=0.25)
     parser.add_argument("--budget-min", type=float, default=60)
     parser.add_argument("--cpus", type=int, default=2)
     args = parser.parse_args()
     result = measure(args.spec, args.target, args.budget_min * 60, args.cpus)
     OUT.mkdir(exist_ok=True)
-    plot(result, OUT / "time_to_quality.png")
-    write_report("time_to_quality", "Time to quality", markdown(result), result)
+    name = report_name(args.spec)
+    plot(result, OUT / f"{name}.png")
+    write_report(name, f"Time to quality: {args.spec}", markdown(result), result)
 
 
 if __name__ == "__main__":

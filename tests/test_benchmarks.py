@@ -1,0 +1,66 @@
+"""The benchmarks' own arithmetic: the scheduling model behind the scaling projection and the
+reader behind time to quality (their timings are taken by hand, never here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.scaling import asha_epochs, makespan, project
+from benchmarks.time_to_quality import best_so_far, first_reached
+
+COSTS = {"epoch_s": 1.0, "eval_s": 0.0, "per_epoch_overhead_s": 0.0, "startup_s": 0.0, "driver_cpu_per_result_s": 0.0}
+
+
+def test_makespan_places_each_trial_on_the_first_free_cpu():
+    assert makespan([3, 3, 3, 3], 2) == 6
+    assert makespan([5, 1, 1, 1, 1, 1], 2) == 5  # the short trials fill the second CPU
+    assert makespan([1, 1, 1, 1, 1, 5], 2) == 7  # the long one comes last and runs alone
+    assert makespan([2], 4) == 2
+
+
+def test_asha_epochs_keeps_one_in_reduction_at_every_rung():
+    epochs = asha_epochs(27, grace=1, reduction=3, max_t=9)
+    assert sorted(epochs) == [1] * 18 + [3] * 6 + [9] * 3
+    assert epochs != sorted(epochs)  # scattered, as a shuffled grid's survivors are
+    assert asha_epochs(27, 1, 3, 9, seed=5) != epochs
+    assert sorted(asha_epochs(539, grace=5, reduction=3, max_t=40)) == [5] * 360 + [15] * 120 + [40] * 59
+
+
+def test_projection_of_equal_trials_without_costs_is_perfect():
+    result = project(COSTS, [10] * 32, cpus=16)
+    assert result["wall_s"] == 20
+    assert result["efficiency_vs_1_cpu"] == pytest.approx(1.0)
+    assert result["driver_load"] == 0
+
+
+def test_projection_charges_start_up_and_a_saturated_driver():
+    started = project({**COSTS, "startup_s": 1.0}, [9] * 16, cpus=16)
+    assert started["wall_s"] == 10
+    assert started["compute_share"] == pytest.approx(0.9)
+    # 64 trials reporting every second, 25 ms of driver CPU each: the driver is 1.6x over its
+    # ceiling and paces the sweep.
+    paced = project({**COSTS, "driver_cpu_per_result_s": 0.025}, [10] * 64, cpus=64)
+    assert paced["driver_load"] == pytest.approx(1.6)
+    assert paced["wall_s"] == pytest.approx(16)
+    assert paced["efficiency_vs_1_cpu"] == pytest.approx(1 / 1.6)
+
+
+def test_best_so_far_reads_every_run_and_skips_a_line_being_written(tmp_path: Path):
+    first = tmp_path / "run-1" / "point-00000-a"
+    second = tmp_path / "run-2" / "point-00001-b"
+    for folder in (first, second):
+        folder.mkdir(parents=True)
+    (first / "result.json").write_text(json.dumps({"recall_at_k": 0.21}) + "\n" + json.dumps({"recall_at_k": 0.24}) + "\n")
+    (second / "result.json").write_text(json.dumps({"recall_at_k": 0.22}) + "\n" + '{"recall_at_k": 0.3')
+    assert best_so_far(tmp_path, "recall_at_k") == pytest.approx(0.24)
+    assert best_so_far(tmp_path / "missing", "recall_at_k") == 0.0
+
+
+def test_first_reached_is_the_first_time_the_best_so_far_got_there():
+    timeline = [(10.0, 0.18), (40.0, 0.221), (95.0, 0.243)]
+    assert first_reached(timeline, 0.22) == 40.0
+    assert first_reached(timeline, 0.18) == 10.0
+    assert first_reached(timeline, 0.25) is None
