@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.scaling import asha_epochs, makespan, project
+from benchmarks.scaling import asha_epochs, driver_costs, makespan, project
 from benchmarks.time_to_quality import best_so_far, first_reached
 
-COSTS = {"epoch_s": 1.0, "eval_s": 0.0, "per_epoch_overhead_s": 0.0, "startup_s": 0.0, "driver_cpu_per_result_s": 0.0}
+COSTS = {"epoch_s": 1.0, "eval_s": 0.0, "per_epoch_overhead_s": 0.0, "startup_s": 0.0, "driver_cpu_per_result_s": 0.0,
+         "driver_cpu_per_trial_s": 0.0}
 
 
 def test_makespan_places_each_trial_on_the_first_free_cpu():
@@ -46,6 +47,20 @@ def test_projection_charges_start_up_and_a_saturated_driver():
     assert paced["driver_load"] == pytest.approx(1.6)
     assert paced["wall_s"] == pytest.approx(16)
     assert paced["efficiency_vs_1_cpu"] == pytest.approx(1 / 1.6)
+    # Short trials: creating and ending 640 trials at 50 ms each keeps the driver busy 32 s.
+    churned = project({**COSTS, "driver_cpu_per_trial_s": 0.05}, [1] * 640, cpus=64)
+    assert churned["driver_load"] == pytest.approx(3.2)
+    assert churned["wall_s"] == pytest.approx(32)
+
+
+def test_driver_costs_split_the_loop_into_results_and_trials():
+    short = {"driver_loop_cpu_s": 1.0, "results": 32, "trials": 8}   # 8 trials x 4 epochs
+    long = {"driver_loop_cpu_s": 1.64, "results": 96, "trials": 8}   # the same trials, 12 epochs
+    costs = driver_costs(short, long)
+    assert costs["driver_cpu_per_result_s"] == pytest.approx(0.01)
+    assert costs["driver_cpu_per_trial_s"] == pytest.approx((1.0 - 0.32) / 8)
+    # Noise can make the longer run cheaper: no negative costs.
+    assert driver_costs(short, {**long, "driver_loop_cpu_s": 0.9})["driver_cpu_per_result_s"] == 0.0
 
 
 def test_best_so_far_reads_every_run_and_skips_a_line_being_written(tmp_path: Path):
