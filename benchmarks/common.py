@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,13 @@ from sessrec.formats import sessions_from_jsonl
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "online_retail_sessions.jsonl"
 OUT = Path(__file__).resolve().parent / "out"
+
+
+def run_module(module: str, *args: str) -> dict[str, Any]:
+    """``python -m module args`` in a process of its own (its own Ray, memory and caches, so no
+    measurement inherits another's); the JSON object it prints last."""
+    out = subprocess.run([sys.executable, "-m", module, *args], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def reference_sessions() -> Sessions:

@@ -21,8 +21,6 @@ import argparse
 import heapq
 import json
 import pickle
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import data_label, data_sessions, write_report
+from benchmarks.common import data_label, data_sessions, run_module, write_report
 
 PROJECTED_CPUS = (16, 64)
 CONFIG = {"vector_size": 64, "window": 5, "negative": 5, "alpha": 0.05}
@@ -178,10 +176,7 @@ def driver_costs(short: dict[str, Any], long: dict[str, Any]) -> dict[str, float
 
 
 def run_in_process(cpus: int, trials: int, epochs: int) -> dict[str, Any]:
-    """One sweep in a process of its own, so none inherits another's Ray or warm caches."""
-    out = subprocess.run([sys.executable, "-m", "benchmarks.scaling", "--impl", "--cpus", str(cpus), "--trials", str(trials),
-                          "--epochs", str(epochs)], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_module("benchmarks.scaling", "--impl", "--cpus", str(cpus), "--trials", str(trials), "--epochs", str(epochs))
 
 
 def measure(cpu_counts: list[int], trials: int, epochs: int) -> dict[str, Any]:

@@ -18,13 +18,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from typing import Any
 
-from benchmarks.common import data_sessions, write_report
+from benchmarks.common import data_sessions, run_module, write_report
 
 #: The seed's full 3-D grid (539 trials) and a sub-grid of it that runs in minutes on 2 CPUs.
 GRIDS: dict[str, dict[str, list[Any]]] = {
@@ -130,11 +128,8 @@ def run_sessrec(grid: dict[str, list[Any]], cpus: int, scheduler: dict[str, Any]
 
 def measure(cpus: int, grid_name: str) -> dict[str, Any]:
     """Each sweep in its own process, so neither inherits the other's Ray or warm caches."""
-    runs = {}
-    for impl in ("seed", *SCHEDULERS):
-        out = subprocess.run([sys.executable, "-m", "benchmarks.seed_sweep", "--cpus", str(cpus), "--grid", grid_name,
-                              "--impl", impl], check=True, capture_output=True, text=True)
-        runs[impl] = json.loads(out.stdout.strip().splitlines()[-1])
+    runs = {impl: run_module("benchmarks.seed_sweep", "--cpus", str(cpus), "--grid", grid_name, "--impl", impl)
+            for impl in ("seed", *SCHEDULERS)}
     seed, ours, fifo = runs["seed"], runs["sessrec"], runs["sessrec-fifo"]
     return {"cpus": cpus, "grid": grid_name, "trials": seed["trials"], **runs,
             "speedup": seed["wall_s"] / ours["wall_s"], "recall_difference": ours["best_recall"] - seed["best_recall"],

@@ -10,13 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from typing import Any
 
-from benchmarks.common import data_label, data_sessions, write_report
+from benchmarks.common import data_label, data_sessions, run_module, write_report
 
 
 def run_one(cpus: int, trials: int, epochs: int) -> dict[str, Any]:
@@ -52,9 +50,7 @@ def run_one(cpus: int, trials: int, epochs: int) -> dict[str, Any]:
 
 def measure(cpus: int, trials: int, epochs: int) -> dict[str, Any]:
     """In its own process, so the driver's peak memory is this sweep's alone."""
-    out = subprocess.run([sys.executable, "-m", "benchmarks.sweep_overhead", "--impl", "--cpus", str(cpus), "--trials", str(trials),
-                          "--epochs", str(epochs)], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_module("benchmarks.sweep_overhead", "--impl", "--cpus", str(cpus), "--trials", str(trials), "--epochs", str(epochs))
 
 
 def markdown(result: dict[str, Any]) -> list[str]:

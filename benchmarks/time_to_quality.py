@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from benchmarks.common import OUT, data_label, data_sessions, write_report
+from sessrec import layout, pipeline, tuning
 from sessrec.core.split import next_item_split
 from sessrec.core.word2vec import Word2VecConfig, fit
 from sessrec.errors import SessrecError
-from sessrec.spec import SweepSpec
-from sessrec.tuning import POINT
+from sessrec.spec import SweepSpec, read_spec
 
 POLL_S = 2.0
 DEFAULT_SPEC = "seed3d"
@@ -53,7 +53,7 @@ def best_so_far(tune_dir: Path, metric: str) -> float:
 def longer_schedule(spec: SweepSpec, config: dict[str, Any], epochs: int) -> dict[str, Any]:
     """The best configuration trained again with its learning rate decaying over ``epochs``, one
     gensim thread as in a trial: whether more epochs would have reached the target."""
-    params = {name: value for name, value in config.items() if name != POINT} | {"epochs": epochs}
+    params = {name: value for name, value in config.items() if name != tuning.POINT} | {"epochs": epochs}
     split = next_item_split(data_sessions(), spec.split_n, spec.split_seed)
     curve: list[float] = []
     fit(Word2VecConfig.from_dict(params), split.train.to_lists(), split.validation, spec.k,
@@ -65,9 +65,6 @@ def longer_schedule(spec: SweepSpec, config: dict[str, Any], epochs: int) -> dic
 def measure(spec_name: str, target: float, budget_s: float, cpus: int, long_epochs: int = 0) -> dict[str, Any]:
     """The sweep until its best reaches ``target`` or ``budget_s`` is spent; if it fell short and
     ``long_epochs`` is set, its best configuration is then trained for that many epochs."""
-    from sessrec import layout, pipeline, tuning
-    from sessrec.spec import read_spec
-
     spec = read_spec(spec_name)[1]
     root = tempfile.mkdtemp(prefix="sessrec-ttq-")
     pipeline.save_dataset(data_sessions(), "bench", root, {"benchmark": True}, overwrite=False)

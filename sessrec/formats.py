@@ -127,3 +127,10 @@ def from_json(data: bytes, what: str):
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SessrecError(f"{what} is not valid JSON ({exc})") from None
+
+
+def sweep_manifest_from_json(data: bytes, what: str) -> dict:
+    manifest = from_json(data, what)
+    if not isinstance(manifest, dict):
+        raise SessrecError(f"{what} is not a sweep manifest")
+    return manifest

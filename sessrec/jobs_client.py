@@ -393,7 +393,7 @@ def settle_manifest(root: str, sweep_id: str, status: str, reason: str) -> bool:
     (the driver was stopped or died before it could); ``tune resume`` still takes it up."""
     uri = storage.join(layout.sweep_dir(root, sweep_id), layout.MANIFEST_FILE)
     try:
-        manifest = formats.from_json(storage.read_bytes(uri), f"sweep {sweep_id} manifest")
+        manifest = formats.sweep_manifest_from_json(storage.read_bytes(uri), f"sweep {sweep_id} manifest")
     except NotFoundError:
         return False
     if manifest.get("status") != "running":

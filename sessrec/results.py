@@ -14,12 +14,9 @@ from sessrec.errors import NotFoundError, SessrecError
 def _manifest(root: str, sweep_id: str) -> dict[str, Any]:
     uri = storage.join(layout.sweep_dir(root, sweep_id), layout.MANIFEST_FILE)
     try:
-        manifest = formats.from_json(storage.read_bytes(uri), uri)
+        return formats.sweep_manifest_from_json(storage.read_bytes(uri), uri)
     except NotFoundError:
         raise NotFoundError(f"no sweep {sweep_id!r} in {root}") from None
-    if not isinstance(manifest, dict):
-        raise SessrecError(f"{uri} is not a sweep manifest")
-    return manifest
 
 
 def list_sweeps(root: str) -> list[dict[str, Any]]:

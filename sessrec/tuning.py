@@ -591,9 +591,7 @@ def load_sweep(root: str, sweep_id: str) -> tuple[SweepSpec, dict[str, Any]]:
     if not storage.exists(paths.file(layout.SPEC_FILE)):
         raise SessrecError(f"no sweep {sweep_id!r} in {root}")
     spec = parse_spec(storage.read_text(paths.file(layout.SPEC_FILE)), paths.file(layout.SPEC_FILE))
-    manifest = formats.from_json(storage.read_bytes(paths.file(layout.MANIFEST_FILE)), paths.file(layout.MANIFEST_FILE))
-    if not isinstance(manifest, dict):
-        raise SessrecError(f"{paths.file(layout.MANIFEST_FILE)} is not a sweep manifest")
+    manifest = formats.sweep_manifest_from_json(storage.read_bytes(paths.file(layout.MANIFEST_FILE)), paths.file(layout.MANIFEST_FILE))
     return spec, manifest
 
 
