@@ -24,7 +24,7 @@ SECTIONS = ("seed", "evaluation", "training", "overhead", "scaling", "time_to_qu
 
 def run_sections(args: argparse.Namespace) -> dict[str, Any]:
     runners: dict[str, Callable[[], Any]] = {
-        "seed": lambda: seed_sweep.measure(args.cpus, args.seed_grid),
+        "seed": lambda: seed_sweep.measure(args.cpus, args.seed_grid, args.seed_orders),
         "evaluation": evaluation.measure,
         "training": lambda: training.measure(epochs=10, repeats=3),
         "overhead": lambda: sweep_overhead.measure(args.cpus, trials=8, epochs=5),
@@ -48,9 +48,11 @@ def summary(results: dict[str, Any]) -> list[str]:
     rows: list[tuple[str, str, str, bool | None]] = []
     if "seed" in results:
         r = results["seed"]
-        rows.append(("sessrec vs the seed's sweep, same grid: speed-up", f"{r['speedup']:.2f}x", ">= 1.5x", r["speedup"] >= 1.5))
-        rows.append(("... best validation Recall@10, sessrec - seed", f"{100 * r['recall_difference']:+.2f} points", ">= 0 (noise ±0.5)",
-                     r["recall_difference"] >= 0))
+        orders = len(r["sessrec"])
+        rows.append((f"sessrec vs the seed's sweep, same grid: speed-up (median of {orders} grid orders)",
+                     f"{r['speedup']:.2f}x ({min(r['speedups']):.2f}-{max(r['speedups']):.2f}x)", ">= 1.5x", r["speedup"] >= 1.5))
+        rows.append((f"... best validation Recall@10, sessrec - seed (worst of {orders} grid orders)",
+                     f"{100 * r['recall_difference']:+.2f} points", ">= 0", r["recall_difference"] >= 0))
     if "evaluation" in results:
         r = results["evaluation"]
         rows.append(("evaluation / one epoch, reference size", f"{100 * r['reference']['eval_share_of_epoch']:.1f} %", "< 5 %",
@@ -119,6 +121,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run these sections only")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs for the sweeps (scaling runs 1..N)")
     parser.add_argument("--seed-grid", choices=sorted(seed_sweep.GRIDS), default="small")
+    parser.add_argument("--seed-orders", type=int, default=3, help="grid orders sessrec's ASHA sweep runs in, against the seed")
     parser.add_argument("--ttq-budget-min", type=float, default=45)
     parser.add_argument("--catalogue-items", type=int, nargs="+", default=[10_000, 30_000, 100_000])
     args = parser.parse_args()

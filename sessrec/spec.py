@@ -335,6 +335,22 @@ class SweepSpec:
             random.Random(self.search_seed).shuffle(configs)
         return configs
 
+    def parallel_trials(self, cpus: int) -> int:
+        """Trials that run at once on this many CPUs."""
+        return max(1, min(cpus // self.cpus_per_trial, self.max_concurrent_trials or cpus))
+
+    def order_warning(self, parallel_trials: int) -> str | None:
+        """A warning for ASHA over a grid walked in order with more trials than run at once:
+        asynchronous ASHA compares a trial only with those that reached its rung before it, so
+        its first rungs hold the grid's first corner only (the seed's grid in order was still at
+        window 1 after 15 minutes, a third of those trials promoted to the full budget)."""
+        if self.scheduler != "asha" or self.method != "grid" or self.shuffle or self.num_trials <= parallel_trials:
+            return None
+        return (
+            f"ASHA will judge the first trials of this {self.num_trials}-point grid against its first corner only "
+            f"({parallel_trials} run at once, in grid order); set search.shuffle: true to run it in a seeded random order"
+        )
+
     @property
     def num_trials(self) -> int:
         """Trials the search creates: the grid times num_samples, or num_samples for random/optuna."""

@@ -372,15 +372,18 @@ def _progress_callback(metric: str, total: int, live: bool, kept: list[RecordedT
         """One line of progress: trials finished/running/stopped early, best metric, time.
 
         Counts are read from Tune's trial list on every event, plus the trials that earlier runs
-        of the sweep finished (``kept``: a resume does not run them again)."""
+        of the sweep finished (``kept``: a resume does not run them again). The best is taken
+        over each trial's latest result, as the sweep picks its best trial by the final one: a
+        peak that a trial's later epochs lost is not shown as the sweep's best."""
 
         def __init__(self) -> None:
             self.started = time.time()
-            self.best = max((float(t.history[-1].get(metric, -math.inf)) for t in kept), default=-math.inf)
+            self.kept_best = max((float(t.history[-1].get(metric, -math.inf)) for t in kept), default=-math.inf)
+            self.latest: dict[str, float] = {}
             self.last_print = 0.0
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            self.best = max(self.best, float(result.get(metric, -math.inf)))
+            self.latest[trial.trial_id] = float(result.get(metric, -math.inf))
             self._print(trials)
 
         def on_trial_start(self, iteration, trials, trial, **info):
@@ -392,6 +395,7 @@ def _progress_callback(metric: str, total: int, live: bool, kept: list[RecordedT
         def on_trial_error(self, iteration, trials, trial, **info):
             # Tune's own traceback is shown with --verbose only: one line names the trial here.
             sys.stderr.write(("\r\033[K" if live else "") + f"warning: trial {trial.trial_id} errored: {_error_line(trial)}\n")
+            self.latest.pop(trial.trial_id, None)  # the sweep's best is chosen from the others
             self._print(trials, force=True)
 
         def on_experiment_end(self, trials, **info):
@@ -411,7 +415,8 @@ def _progress_callback(metric: str, total: int, live: bool, kept: list[RecordedT
             # Trials are created lazily under a concurrency limit: the plan gives the total.
             planned = max(total, len(trials))
             left = elapsed / done_here * (planned - finished) if done_here else math.nan
-            best = f"{self.best:.4f}" if self.best > -math.inf else "-"
+            best_value = max([self.kept_best, *self.latest.values()])
+            best = f"{best_value:.4f}" if best_value > -math.inf else "-"
             line = (
                 f"trials {finished}/{planned} done, {states.count('running')} running, "
                 f"{states.count('stopped_early')} stopped early, {states.count('errored')} errored | "
@@ -575,6 +580,11 @@ def run_sweep(
     if storage.exists(paths.file(layout.SPEC_FILE)):
         raise _sweep_exists(sweep_id, root)
     connect(address, num_cpus, verbose)  # before the claim: an unreachable cluster leaves the id free
+    import ray
+
+    warning = spec.order_warning(spec.parallel_trials(int(ray.cluster_resources().get("CPU", 1))))
+    if warning:
+        sys.stderr.write(f"warning: {warning}\n")
     # The spec claims the sweep id: a second sweep with the same id is refused, never merged.
     if not storage.create_exclusive(paths.file(layout.SPEC_FILE), spec.to_yaml().encode()):
         raise _sweep_exists(sweep_id, root)
@@ -934,7 +944,7 @@ def dry_run(spec: SweepSpec, dataset: Dataset, cpus: int) -> dict[str, Any]:
     evaluate(embeddings_of(model), split.validation.queries, split.validation.targets, spec.k)
     epoch_seconds = time.perf_counter() - started
     worst, expected = spec.expected_epochs()
-    parallel = max(1, min(cpus // spec.cpus_per_trial, spec.max_concurrent_trials or cpus))
+    parallel = spec.parallel_trials(cpus)
     return {
         "trials": spec.num_trials,
         "epochs_worst_case": worst,

@@ -82,6 +82,22 @@ def test_a_shuffled_grid_runs_every_point_once_in_a_seeded_order():
     assert points(method="grid", shuffle=True, seed=1) != shuffled
 
 
+def test_asha_over_a_grid_in_order_warns_only_when_its_first_rungs_would_see_one_corner():
+    def warning(cpus: int, **changes) -> str | None:
+        spec = SweepSpec.from_dict(_spec(**{"search": {"method": "grid"}, **changes}))  # tiny: 8 points, ASHA
+        return spec.order_warning(spec.parallel_trials(cpus))
+
+    text = warning(2)
+    assert text is not None and "8-point grid" in text and "2 run at once" in text and "search.shuffle: true" in text
+    assert warning(8) is None  # every point runs at once: no order to speak of
+    assert warning(16, resources={"cpus_per_trial": 4}) is not None  # 4 at once
+    assert warning(16, resources={"cpus_per_trial": 1, "max_concurrent_trials": 3}) is not None
+    assert warning(2, search={"method": "grid", "shuffle": True}) is None
+    assert warning(2, scheduler={"type": "fifo", "max_t": 6}) is None  # FIFO trains every trial fully
+    assert warning(2, search={"method": "random", "num_samples": 20}) is None
+    assert SweepSpec.from_dict(_spec()).order_warning(1) is None  # the built-in tiny spec shuffles its grid
+
+
 def test_a_plan_is_every_trial_with_every_parameter_the_same_each_time_it_is_made():
     space = {"window": [2, 4], "negative": {"randint": [1, 20]}, "alpha": {"loguniform": [0.001, 0.1]}, "ns_exponent": {"choice": [-0.5, 0.5]}}
     grid = SweepSpec.from_dict(_spec(search={"method": "grid", "num_samples": 3, "seed": 7}, space=space))

@@ -53,6 +53,8 @@ def test_sweep_writes_results_and_asha_stops_weak_trials(workdir):
     assert manifest["status"] == "completed"
     assert manifest["trials"]["total"] == 8 and manifest["split"] == {"seed": 0, "n": 150}
     assert "trials 8/8 done" in result.stderr  # the progress line
+    # One trial at a time over a grid in grid order: ASHA's first rungs would see one corner.
+    assert "warning: ASHA will judge the first trials of this 8-point grid against its first corner only" in result.stderr
 
     sweep = folder / "store" / "sweeps" / "s1"
     trials = pd.read_parquet(sweep / "trials.parquet")
@@ -484,3 +486,32 @@ def test_a_sweep_whose_trials_all_raise_fails_with_one_line(faulty_env):
     assert json.loads((sweep / "manifest.json").read_text())["status"] == "failed"
     assert not (sweep / "best").exists()
     assert_one_line_error(run_cli("results", "best", "f2", cwd=folder, env=env))
+
+
+def test_the_progress_line_shows_the_best_latest_result_the_sweep_picks_its_best_by(capsys):
+    """A trial's peak that its later epochs lost is not the sweep's best (the best trial is chosen
+    by its final result), and an errored trial's results do not count."""
+    from types import SimpleNamespace
+
+    from sessrec.tuning import RecordedTrial, _progress_callback
+
+    kept = [RecordedTrial(0, "k", {"epochs": 2}, [{"epoch": 1, "recall_at_k": 0.2}, {"epoch": 2, "recall_at_k": 0.3}], "ck", False)]
+    a, b = (SimpleNamespace(trial_id=name, status="RUNNING", last_result={}, config={"epochs": 3}, error_file=None,
+                            get_error=lambda: "ValueError: injected") for name in "ab")
+    progress = _progress_callback("recall_at_k", 3, live=False, kept=kept)
+
+    def line() -> str:
+        return capsys.readouterr().err.strip().splitlines()[-1]
+
+    progress.on_trial_start(0, [a, b], a)
+    assert "best recall_at_k 0.3000" in line()  # the finished trial of an earlier run
+    progress.on_trial_result(0, [a, b], a, {"recall_at_k": 0.6})
+    progress.on_trial_result(0, [a, b], a, {"recall_at_k": 0.5})
+    progress.on_trial_result(0, [a, b], b, {"recall_at_k": 0.55})
+    a.status = "TERMINATED"
+    a.last_result = {"epoch": 3}
+    progress.on_trial_complete(0, [a, b], a)
+    assert "trials 2/3 done" in (text := line()) and "best recall_at_k 0.5500" in text  # not a's 0.6 at epoch 1
+    b.status = "ERROR"
+    progress.on_trial_error(0, [a, b], b)
+    assert "best recall_at_k 0.5000" in line()
