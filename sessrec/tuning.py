@@ -953,6 +953,7 @@ def dry_run(spec: SweepSpec, dataset: Dataset, cpus: int) -> dict[str, Any]:
         "parallel_trials": parallel,
         "estimated_wall_seconds": round(expected * epoch_seconds / parallel, 1),
         "estimated_wall_seconds_worst_case": round(worst * epoch_seconds / parallel, 1),
+        "warning": spec.order_warning(parallel),
     }
 
 

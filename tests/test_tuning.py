@@ -101,6 +101,9 @@ def test_dry_run_counts(workdir):
     assert estimate["trials"] == 8 and estimate["epochs_worst_case"] == 32
     assert estimate["epochs_expected_with_asha"] == 8 * (1 + 1 / 2 + 2 / 4)
     assert estimate["measured_epoch_seconds"] > 0
+    # One trial at a time over a grid in grid order: the same warning as the sweep itself gives.
+    assert estimate["warning"].startswith("ASHA will judge the first trials of this 8-point grid")
+    assert f"warning: {estimate['warning']}" in result.stderr
     assert not (folder / "store" / "sweeps").exists()
 
 

@@ -63,6 +63,8 @@ def run(
     if dry_run:
         data = load_dataset(dataset or spec.dataset or _missing_dataset(), config.storage)
         estimate = tuning.dry_run(spec, data, num_cpus or os.cpu_count() or 1)
+        if estimate["warning"]:
+            typer.echo(f"warning: {estimate['warning']}", err=True)
         emit(estimate, as_json, _estimate_text)
         return
     # Ray prints cluster events (e.g. a node that died) to stdout; keep stdout for our result.
@@ -87,9 +89,14 @@ def _estimate_text(e: dict) -> str:
         f"epochs, ASHA expected  {e['epochs_expected_with_asha']:,.0f}\n"
         f"one epoch (measured)   {e['measured_epoch_seconds']:.3f} s\n"
         f"parallel trials        {e['parallel_trials']}\n"
-        f"estimated wall time    {e['estimated_wall_seconds'] / 60:,.1f} min "
-        f"(worst case {e['estimated_wall_seconds_worst_case'] / 60:,.1f} min)"
+        f"estimated wall time    {_duration(e['estimated_wall_seconds'])} "
+        f"(worst case {_duration(e['estimated_wall_seconds_worst_case'])})"
     )
+
+
+def _duration(seconds: float) -> str:
+    # The estimate counts training and evaluation only: seconds are fine enough.
+    return f"{seconds:,.0f} s" if seconds < 60 else f"{seconds / 60:,.1f} min"
 
 
 @app.command()
