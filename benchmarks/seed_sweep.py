@@ -200,7 +200,8 @@ def markdown(result: dict[str, Any]) -> list[str]:
         f"{SPLIT['n']:,} validation pairs). Training every trial as the seed did, {result['fifo_speedup']:.2f}x faster, best recall "
         f"{100 * result['fifo_recall_difference']:+.2f} points.",
         "",
-        "Each chosen configuration trained again as a sessrec trial (one thread, seeded) and scored on pairs no sweep saw:",
+        "Each chosen configuration trained again as a sessrec trial (one thread, seeded) and scored on the validation pairs "
+        "and on the test pairs, which no sweep saw:",
         "",
         "| configuration | chosen by | validation Recall@10 | test Recall@10 |",
         "| --- | --- | --- | --- |",

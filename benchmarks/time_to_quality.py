@@ -97,12 +97,13 @@ def measure(spec_name: str, target: float, budget_s: float, cpus: int, long_epoc
         done.set()
         tuning.disconnect()
     trials_started = len(list(tune_dir.glob("run-*/*/result.json")))
+    # Read once more after the sweep: the watcher's last poll may have missed its final results.
     best_result = max(results_so_far(tune_dir, spec.metric), key=lambda result: result[spec.metric], default=None)
     longer = None
     if "seconds" not in reached and long_epochs and best_result is not None:
         longer = longer_schedule(spec, best_result["config"], long_epochs)
     return {"spec": spec_name, "target": target, "cpus": cpus, "budget_s": budget_s, "seconds_to_target": reached.get("seconds"),
-            "best": max((b for _, b in timeline), default=0.0), "trials_started": trials_started,
+            "best": float(best_result[spec.metric]) if best_result else 0.0, "trials_started": trials_started,
             "planned_trials": spec.num_trials, "finished": finished, "timeline": timeline, "longer_schedule": longer,
             "seconds_to_milestones": {f"{level:.2f}": first_reached(timeline, level) for level in MILESTONES if level < target}}
 
