@@ -219,18 +219,24 @@ def list_children(uri: str) -> list[str]:
 
 def walk_files(uri: str) -> Iterator[str]:
     """Relative paths of every file below a folder/prefix."""
+    for path, _ in walk_file_sizes(uri):
+        yield path
+
+
+def walk_file_sizes(uri: str) -> Iterator[tuple[str, int]]:
+    """Relative path and size in bytes of every file below a folder/prefix (one listing on S3)."""
     if is_s3(uri):
         loc = S3Location.parse(uri)
         prefix = loc.key.rstrip("/") + "/"
         pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix)
         for page in _s3_call(uri, lambda: list(pages)):
             for obj in page.get("Contents", []):
-                yield obj["Key"][len(prefix) :]
+                yield obj["Key"][len(prefix) :], int(obj["Size"])
         return
     root = Path(uri)
     for path in sorted(root.rglob("*")):
         if path.is_file():
-            yield str(path.relative_to(root))
+            yield str(path.relative_to(root)), path.stat().st_size
 
 
 def reachable(uri: str) -> bool:

@@ -66,6 +66,8 @@ def new_sweep_id(spec: SweepSpec) -> str:
 #: The config key of a trial's place in the sweep: its index in the spec's plan, or its number in
 #: Optuna's order. Not a word2vec parameter; a resume knows a trial by it.
 POINT = "point"
+#: The record's note of its weights' size in bytes.
+STATE_BYTES = "state_bytes"
 
 
 def train_trial(
@@ -100,8 +102,14 @@ def train_trial(
 
     def report(epoch: int, metrics: dict[str, float], state: TrainingState) -> None:
         with tempfile.TemporaryDirectory(prefix="sessrec-ckpt-") as folder:
-            Path(folder, layout.STATE_FILE).write_bytes(state.to_npz())
-            record = {POINT: point, "trial_id": trial_id, "config": params, "restored": start is not None, "history": history}
+            weights = state.to_npz()
+            Path(folder, layout.STATE_FILE).write_bytes(weights)
+            # Its size tells a resume whether the weights were stored whole (Tune uploads the two
+            # files side by side; a process killed mid-way leaves a short file on a local disk).
+            record = {
+                POINT: point, "trial_id": trial_id, "config": params, "restored": start is not None, "history": history,
+                STATE_BYTES: len(weights),
+            }
             Path(folder, layout.TRIAL_FILE).write_bytes(formats.to_json(record))
             # A failed upload reported nothing (Tune only learns of a checkpoint once it is
             # stored), so the same report can be made again from the same folder.
@@ -201,40 +209,63 @@ class RecordedTrial:
 
 def recorded_trials(paths: "SweepPaths") -> dict[int, RecordedTrial]:
     """Per point, the furthest checkpoint of every run of the sweep (Tune keeps a trial's last
-    CHECKPOINTS_KEPT). A checkpoint counts once both its files are stored."""
-    files: dict[str, set[str]] = {}
-    for path in storage.walk_files(paths.file(layout.TUNE_DIR)):
+    CHECKPOINTS_KEPT). A checkpoint counts once it was stored whole: its record is JSON and its
+    weights have the size the record gives. A run killed while it stored one leaves it part
+    written; its trial then goes on from the checkpoint before, with a warning naming it."""
+    sizes: dict[str, dict[str, int]] = {}  # checkpoint folder -> its two files' sizes
+    for path, size in storage.walk_file_sizes(paths.file(layout.TUNE_DIR)):
         folder, _, name = path.rpartition("/")
         if "/checkpoint_" in f"/{folder}" and name in (layout.STATE_FILE, layout.TRIAL_FILE):
-            files.setdefault(folder, set()).add(name)
-    newest: dict[str, str] = {}  # trial folder -> its newest complete checkpoint
-    for folder, names in files.items():
-        trial_folder = folder.rpartition("/")[0]
-        if len(names) == 2 and folder > newest.get(trial_folder, ""):
-            newest[trial_folder] = folder
+            sizes.setdefault(folder, {})[name] = size
+    checkpoints: dict[str, list[str]] = {}  # trial folder -> its checkpoints with both files, newest first
+    for folder in sorted((folder for folder, files in sizes.items() if len(files) == 2), reverse=True):
+        checkpoints.setdefault(folder.rpartition("/")[0], []).append(folder)
 
-    def read(folder: str) -> RecordedTrial:
-        uri = paths.file(layout.TUNE_DIR, folder, layout.TRIAL_FILE)
-        raw = formats.from_json(storage.read_bytes(uri), uri)
-        try:
-            trial = RecordedTrial(
-                int(raw[POINT]), str(raw["trial_id"]), dict(raw["config"]), [dict(entry) for entry in raw["history"]],
-                paths.file(layout.TUNE_DIR, folder), bool(raw.get("restored")),
-            )
-            int(trial.config["epochs"])  # what a resume reads of it: fail here, with the file's name
-            for entry in trial.history:
-                int(entry["epoch"])
+    def newest_whole(folders: list[str]) -> RecordedTrial | None:
+        for folder in folders:
+            uri = paths.file(layout.TUNE_DIR, folder, layout.TRIAL_FILE)
+            data = storage.read_bytes(uri)
+            try:
+                raw = formats.from_json(data, uri)
+            except SessrecError:
+                _skip_part_written(paths.file(layout.TUNE_DIR, folder), "its trial.json is not whole JSON", folder != folders[-1])
+                continue
+            trial, state_bytes = _trial_record(raw, uri, paths.file(layout.TUNE_DIR, folder))
+            stored = sizes[folder][layout.STATE_FILE]
+            if stored != state_bytes:
+                reason = f"its state.npz has {stored} of {state_bytes} bytes"
+                _skip_part_written(paths.file(layout.TUNE_DIR, folder), reason, folder != folders[-1])
+                continue
             return trial
-        except (KeyError, TypeError, ValueError):
-            raise SessrecError(f"{uri} is not a sessrec trial record; delete its checkpoint folder to resume from the one before") from None
+        return None
 
     with ThreadPoolExecutor(max_workers=16) as pool:  # one small read per trial: in parallel on S3
-        trials = list(pool.map(read, sorted(newest.values())))
+        trials = [trial for trial in pool.map(newest_whole, [checkpoints[key] for key in sorted(checkpoints)]) if trial]
     furthest: dict[int, RecordedTrial] = {}
     for trial in trials:
         if trial.point not in furthest or trial.epochs > furthest[trial.point].epochs:
             furthest[trial.point] = trial
     return furthest
+
+
+def _trial_record(raw: Any, uri: str, checkpoint: str) -> tuple[RecordedTrial, int]:
+    """The trial a checkpoint's record tells, and the size its weights were written with."""
+    try:
+        trial = RecordedTrial(
+            int(raw[POINT]), str(raw["trial_id"]), dict(raw["config"]), [dict(entry) for entry in raw["history"]],
+            checkpoint, bool(raw.get("restored")),
+        )
+        int(trial.config["epochs"])  # what a resume reads of it: fail here, with the file's name
+        for entry in trial.history:
+            int(entry["epoch"])
+        return trial, int(raw[STATE_BYTES])
+    except (KeyError, TypeError, ValueError):
+        raise SessrecError(f"{uri} is not a sessrec trial record; delete its checkpoint folder to resume from the one before") from None
+
+
+def _skip_part_written(checkpoint: str, reason: str, has_earlier: bool) -> None:
+    goes_on = "goes on from the checkpoint before it" if has_earlier else "goes on from an earlier run's checkpoint, or starts again"
+    sys.stderr.write(f"warning: {checkpoint} was not stored whole ({reason}); its trial {goes_on}\n")
 
 
 # ---------------------------------------------------------------------------------------------

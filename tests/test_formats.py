@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from gensim.models import KeyedVectors
@@ -206,24 +207,51 @@ def test_results_list_shows_a_damaged_manifest_instead_of_hiding_it(stored: Path
     assert "damaged" in human.stdout and str(manifest) in human.stdout
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "not a record", "epochs not numbers"])
-def test_resume_refuses_a_damaged_trial_record_naming_it(stored: Path, tmp_path: Path, damage: str):
+def _interrupted_copy(stored: Path, tmp_path: Path) -> Path:
+    """A copy of the stored sweep as a killed driver would leave it; its folder."""
     shutil.copytree(stored, tmp_path, dirs_exist_ok=True)
-    env = _cli_env(tmp_path)
     sweep = tmp_path / "store" / "sweeps" / "s1"
     manifest = json.loads((sweep / "manifest.json").read_text())
     (sweep / "manifest.json").write_text(json.dumps({**manifest, "status": "interrupted"}))
+    return sweep
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["not a record", "no weights size", "epochs not numbers"])
+def test_resume_refuses_a_damaged_trial_record_naming_it(stored: Path, tmp_path: Path, damage: str):
+    env = _cli_env(tmp_path)
+    sweep = _interrupted_copy(stored, tmp_path)
     record = max(sweep.glob("tune/run-1/point-00000-*/checkpoint_*/trial.json"))
-    data = record.read_bytes()
+    data = json.loads(record.read_bytes())
     damaged = {
-        "truncated": data[: len(data) // 2],
-        "garbage": _garbage(data),
-        "not a record": b'{"history": 3}',
-        "epochs not numbers": json.dumps({**json.loads(data), "history": [{"epoch": "last"}]}).encode(),
+        "not a record": {"history": 3},
+        "no weights size": {key: value for key, value in data.items() if key != "state_bytes"},
+        "epochs not numbers": {**data, "history": [{"epoch": "last"}]},
     }[damage]
-    record.write_bytes(damaged)
+    record.write_bytes(json.dumps(damaged).encode())
     before = {path: path.read_bytes() for path in sweep.rglob("*") if path.is_file()}
     result = run_cli("tune", "resume", "s1", "--num-cpus", "2", cwd=tmp_path, env=env)
     assert_one_line_error(result, str(record))
     assert {path: path.read_bytes() for path in sweep.rglob("*") if path.is_file()} == before  # nothing changed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["trial.json truncated", "trial.json garbage", "state.npz truncated"])
+def test_resume_goes_on_from_the_checkpoint_before_one_a_killed_run_left_part_written(stored: Path, tmp_path: Path, damage: str):
+    # A driver killed while its trial stored a checkpoint in a local folder leaves short files.
+    env = _cli_env(tmp_path)
+    sweep = _interrupted_copy(stored, tmp_path)
+    *_, _, newest = sorted(sweep.glob("tune/run-1/point-00000-*/checkpoint_*"))  # and one before it
+    damaged = newest / damage.split()[0]
+    data = damaged.read_bytes()
+    damaged.write_bytes(data[: len(data) // 2] if damage.endswith("truncated") else _garbage(data))
+    run_1 = {path: path.read_bytes() for path in (sweep / "tune" / "run-1").rglob("*") if path.is_file()}
+    result = run_cli("tune", "resume", "s1", "--num-cpus", "2", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    reason = f"its state.npz has {len(data) // 2} of {len(data)} bytes" if damage == "state.npz truncated" else "its trial.json is not whole JSON"
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {newest} was not stored whole ({reason}); its trial goes on from the checkpoint before it"]
+    trials = pd.read_parquet(sweep / "trials.parquet").set_index("point")
+    assert trials.loc[0, "restored"] and not trials.loc[1, "restored"]  # only the damaged point trained again
+    assert (trials["state"] == "completed").all() and (trials["epochs_run"] == trials["config.epochs"]).all()
+    assert {path: path.read_bytes() for path in (sweep / "tune" / "run-1").rglob("*") if path.is_file()} == run_1

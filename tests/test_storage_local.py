@@ -38,9 +38,10 @@ def test_create_exclusive(tmp_path):
 
 def test_listing_and_missing(tmp_path):
     storage.write_bytes(str(tmp_path / "x" / "1"), b"1")
-    storage.write_bytes(str(tmp_path / "x" / "y" / "2"), b"2")
+    storage.write_bytes(str(tmp_path / "x" / "y" / "2"), b"22")
     assert storage.list_children(str(tmp_path / "x")) == ["1", "y"]
     assert list(storage.walk_files(str(tmp_path / "x"))) == ["1", "y/2"]
+    assert list(storage.walk_file_sizes(str(tmp_path / "x"))) == [("1", 1), ("y/2", 2)]
     assert storage.list_children(str(tmp_path / "nothing")) == []
     with pytest.raises(NotFoundError):
         storage.read_bytes(str(tmp_path / "nothing"))

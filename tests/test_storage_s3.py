@@ -27,6 +27,7 @@ def test_round_trip_listing_and_exclusive_create(root):
     assert storage.exists(f"{root}/a/one.bin") and not storage.exists(f"{root}/a/none")
     assert storage.list_children(f"{root}/a") == ["b", "one.bin"]
     assert sorted(storage.walk_files(f"{root}/a")) == ["b/two.bin", "one.bin"]
+    assert sorted(storage.walk_file_sizes(f"{root}/a")) == [("b/two.bin", len("ünï".encode())), ("one.bin", 1)]
     assert storage.create_exclusive(f"{root}/claim", b"first")
     assert not storage.create_exclusive(f"{root}/claim", b"second")
     assert storage.read_bytes(f"{root}/claim") == b"first"

@@ -152,10 +152,14 @@ class _Unpickled:
 def test_resume_after_the_driver_is_killed_reads_no_pickle(workdir):
     folder, env = workdir
     driver, log_path = _start_slow_sweep(folder, env, "r1")
-    # Killed while a trial is mid-way (a checkpoint stored, not its last), so one has to go on.
+    # Killed while a trial is mid-way, so one has to go on: past its first checkpoint (whole once
+    # the second is begun; the kill may cut off the one being stored), before its last.
     trials_dir = folder / "store" / "sweeps" / "r1" / "tune" / "run-1"
+    mid_way = [f"checkpoint_00000{index}" for index in (1, 2, 3)]
     deadline = time.time() + 60
-    while not any(list(trial.glob("checkpoint_*")) and not list(trial.glob("checkpoint_000004")) for trial in trials_dir.glob("point-*")):
+    while not any(
+        any((trial / name).exists() for name in mid_way) and not (trial / "checkpoint_000004").exists() for trial in trials_dir.glob("point-*")
+    ):
         assert driver.poll() is None and time.time() < deadline, log_path.read_text()[-2000:]
         time.sleep(0.05)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and its embedded Ray die at once
