@@ -22,7 +22,9 @@ from sessrec.errors import SessrecError
 
 def read_parquet(data: bytes, what: str) -> pa.Table:
     try:
-        return pq.read_table(io.BytesIO(data))
+        # Not pq.read_table: its dataset scanner can leave a thread that aborts the interpreter as
+        # it exits (apache/arrow#34314: "terminate called without an active exception", exit 134).
+        return pq.ParquetFile(pa.BufferReader(data)).read()
     except (pa.ArrowException, OSError) as exc:
         raise SessrecError(f"{what} is not a readable Parquet file: {str(exc).splitlines()[0]}") from None
 

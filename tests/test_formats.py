@@ -2,10 +2,14 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from gensim.models import KeyedVectors
@@ -23,6 +27,21 @@ def test_sessions_parquet_round_trip_keeps_odd_item_codes():
     back = formats.sessions_from_parquet(formats.sessions_to_parquet(s))
     assert back.to_lists() == s.to_lists()
     assert back.content_sha256() == s.content_sha256()
+
+
+@pytest.mark.slow
+def test_a_process_that_read_a_parquet_table_exits_cleanly(tmp_path: Path):
+    # pyarrow's dataset scanner (pq.read_table) left a thread behind that aborted the interpreter
+    # as it exited, in about half the runs on a table this wide (exit 134, apache/arrow#34314):
+    # a command that read a trials table could fail after doing all its work.
+    rng = np.random.default_rng(0)
+    table = pa.table({**{f"metric_{i}": rng.random(48) for i in range(30)}, "curve": [rng.random(10).tolist() for _ in range(48)]})
+    path = tmp_path / "trials.parquet"
+    pq.write_table(table, path)
+    read_and_exit = "import sys; from sessrec import formats; formats.read_parquet(open(sys.argv[1], 'rb').read(), sys.argv[1])"
+    for _ in range(30):
+        result = subprocess.run([sys.executable, "-c", read_and_exit, str(path)], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_sessions_jsonl():
