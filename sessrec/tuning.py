@@ -223,20 +223,21 @@ def recorded_trials(paths: "SweepPaths") -> dict[int, RecordedTrial]:
 
     def newest_whole(folders: list[str]) -> RecordedTrial | None:
         for folder in folders:
+            checkpoint = paths.file(layout.TUNE_DIR, folder)
             uri = paths.file(layout.TUNE_DIR, folder, layout.TRIAL_FILE)
             data = storage.read_bytes(uri)
             try:
                 raw = formats.from_json(data, uri)
             except SessrecError:
-                _skip_part_written(paths.file(layout.TUNE_DIR, folder), "its trial.json is not whole JSON", folder != folders[-1])
-                continue
-            trial, state_bytes = _trial_record(raw, uri, paths.file(layout.TUNE_DIR, folder))
-            stored = sizes[folder][layout.STATE_FILE]
-            if stored != state_bytes:
+                reason = "its trial.json is not whole JSON"
+            else:
+                trial, state_bytes = _trial_record(raw, uri, checkpoint)
+                stored = sizes[folder][layout.STATE_FILE]
+                if stored == state_bytes:
+                    return trial
                 reason = f"its state.npz has {stored} of {state_bytes} bytes"
-                _skip_part_written(paths.file(layout.TUNE_DIR, folder), reason, folder != folders[-1])
-                continue
-            return trial
+            goes_on = "goes on from the checkpoint before it" if folder != folders[-1] else "goes on from an earlier run's checkpoint, or starts again"
+            sys.stderr.write(f"warning: {checkpoint} was not stored whole ({reason}); its trial {goes_on}\n")
         return None
 
     with ThreadPoolExecutor(max_workers=16) as pool:  # one small read per trial: in parallel on S3
@@ -261,11 +262,6 @@ def _trial_record(raw: Any, uri: str, checkpoint: str) -> tuple[RecordedTrial, i
         return trial, int(raw[STATE_BYTES])
     except (KeyError, TypeError, ValueError):
         raise SessrecError(f"{uri} is not a sessrec trial record; delete its checkpoint folder to resume from the one before") from None
-
-
-def _skip_part_written(checkpoint: str, reason: str, has_earlier: bool) -> None:
-    goes_on = "goes on from the checkpoint before it" if has_earlier else "goes on from an earlier run's checkpoint, or starts again"
-    sys.stderr.write(f"warning: {checkpoint} was not stored whole ({reason}); its trial {goes_on}\n")
 
 
 # ---------------------------------------------------------------------------------------------
