@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -228,3 +229,33 @@ def test_interrupted_command_writes_all_or_nothing(work, capsys, monkeypatch, na
     print(f"{name} {signal.Signals(signum).name}: {duration:.1f} s uninterrupted; exit codes {[o.code for o in outcomes]}")
     assert any(o.code != 0 for o in outcomes), "no moment stopped the command"
     assert any(o.mid_write for o in outcomes), f"no signal landed while the outputs were being written in {WATCH_ATTEMPTS} tries"
+
+
+class _Collected:
+    """An object whose weakref callback runs when it is freed."""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_inside_a_weakref_callback_still_stops_the_command(capsys, signum: int) -> None:
+    """Python swallows an exception a weakref callback raises (it prints "Exception ignored in"
+    and goes on): a signal landing there, as one did in matplotlib's transform tree during
+    `report`, must still stop the command, without a traceback."""
+    from sessrec.cli import interrupt_handling
+
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    reached = []
+    try:
+        with interrupt_handling(), pytest.raises(KeyboardInterrupt):
+            freed = _Collected()
+            ref = weakref.ref(freed, lambda _: signal.raise_signal(signum))  # the handler runs inside the callback
+            del freed
+            reached.append(ref() is None)  # the command's next step: it must not get further
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                pass
+            reached.append("the end of a command the signal did not stop")
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+    assert reached in ([], [True]), reached
+    assert "Exception ignored" not in capsys.readouterr().err

@@ -5,9 +5,12 @@ interpreter's own start, before any of sessrec runs, is out of reach)."""
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sessrec import outputs
@@ -40,6 +43,41 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _interrupt_again() -> None:
+    if signal.getsignal(signal.SIGINT) is _interrupt:  # the command is still running
+        _thread.interrupt_main(signal.SIGINT)
+
+
+@contextmanager
+def interrupt_handling() -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop the command with ``KeyboardInterrupt`` (except while it writes its
+    outputs), wherever they land. On leaving, both signals are ignored (the process is ending):
+    an in-process caller restores its own handlers."""
+    outputs.WRITING.clear()
+    unraisablehook = sys.unraisablehook
+
+    def deliver_again(unraisable: Any) -> None:
+        # Python swallows an exception raised where it cannot propagate (a weakref callback, a
+        # __del__, garbage collection), printing "Exception ignored in ..." with a traceback,
+        # and the interrupted command would go on and finish. A swallowed interrupt is signalled
+        # again from another thread: it lands once this callback has returned (signalled from
+        # here, the handler would run at once, still inside it).
+        if issubclass(unraisable.exc_type, KeyboardInterrupt):
+            _thread.start_new_thread(_interrupt_again, ())
+        else:
+            unraisablehook(unraisable)
+
+    sys.unraisablehook = deliver_again
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        sys.unraisablehook = unraisablehook
+
+
 def main() -> None:
     """The ``sessrec`` process. Once the command has returned, the process ends at once
     (``os._exit``) instead of through the interpreter's shutdown: with pyarrow loaded, that
@@ -58,16 +96,9 @@ def main() -> None:
 
 
 def run() -> int:
-    """The command named by ``sys.argv``, with sessrec's signal handling; its exit status. It
-    leaves Ctrl-C and SIGTERM ignored (the process is ending): an in-process caller restores
-    its own handlers."""
-    outputs.WRITING.clear()
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
-    code = _run()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    return code
+    """The command named by ``sys.argv``, with sessrec's signal handling; its exit status."""
+    with interrupt_handling():
+        return _run()
 
 
 def _run() -> int:
