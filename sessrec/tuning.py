@@ -392,8 +392,24 @@ def _point_key(point: int) -> str:
 # Progress
 
 
-def _progress_callback(metric: str, total: int, live: bool, kept: list[RecordedTrial]):
+def time_left(elapsed: float, trained_here: int, epochs_done: float, epochs_expected: float, unstarted: int, first_rung: int) -> float:
+    """Seconds a sweep has left, from the epochs it has trained in this run so far (the pace)
+    and the epochs it is expected to train in all (``SweepSpec.expected_epochs``: with ASHA most
+    trials stop at an early rung, so counting trials would put the first, unstopped ones' time
+    on every trial). A sweep that trained more than expected still has each unstarted trial's
+    first rung to go."""
+    if not trained_here:
+        return math.nan
+    to_train = max(epochs_expected - epochs_done, unstarted * first_rung)
+    return elapsed / trained_here * to_train
+
+
+def _progress_callback(spec: SweepSpec, live: bool, kept: list[RecordedTrial]):
     from ray import tune
+
+    metric, total = spec.metric, spec.num_trials
+    epochs_expected = spec.expected_epochs()[1]
+    first_rung = min(spec.grace_period, spec.max_t) if spec.scheduler == "asha" else round(spec.planned_epochs())
 
     class SweepProgress(tune.Callback):
         """One line of progress: trials finished/running/stopped early, best metric, time.
@@ -407,10 +423,15 @@ def _progress_callback(metric: str, total: int, live: bool, kept: list[RecordedT
             self.started = time.time()
             self.kept_best = max((float(t.history[-1].get(metric, -math.inf)) for t in kept), default=-math.inf)
             self.latest: dict[str, float] = {}
+            self.epoch_reached: dict[str, int] = {}  # a trial's epoch, counted from its first (a resume's too)
+            self.trained_here = 0  # epochs trained by this run: one result each
+            self.kept_epochs = sum(t.epochs for t in kept)
             self.last_print = 0.0
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             self.latest[trial.trial_id] = float(result.get(metric, -math.inf))
+            self.epoch_reached[trial.trial_id] = int(result.get("epoch", 0) or 0)
+            self.trained_here += 1
             self._print(trials)
 
         def on_trial_start(self, iteration, trials, trial, **info):
@@ -438,10 +459,11 @@ def _progress_callback(metric: str, total: int, live: bool, kept: list[RecordedT
             states = [_trial_state(t.status, t.last_result or {}, t.config) for t in trials] + ["completed"] * len(kept)
             finished = sum(s in ("completed", "stopped_early", "errored") for s in states)
             elapsed = now_s - self.started
-            done_here = finished - len(kept)
             # Trials are created lazily under a concurrency limit: the plan gives the total.
             planned = max(total, len(trials))
-            left = elapsed / done_here * (planned - finished) if done_here else math.nan
+            epochs_done = self.kept_epochs + sum(self.epoch_reached.values())
+            unstarted = planned - finished - states.count("running")
+            left = time_left(elapsed, self.trained_here, epochs_done, epochs_expected, unstarted, first_rung)
             best_value = max([self.kept_best, *self.latest.values()])
             best = f"{best_value:.4f}" if best_value > -math.inf else "-"
             line = (
@@ -469,9 +491,13 @@ def _error_line(trial) -> str:
 
 
 def _trial_state(status: str, last: dict[str, Any], config: dict[str, Any]) -> str:
-    """completed | stopped_early | errored | running | pending, from Tune's trial status."""
+    """completed | stopped_early | errored | running | pending | interrupted, from Tune's trial
+    status; Tune marks the last result of a trial that ended by itself or by the scheduler done,
+    not that of one it stopped on Ctrl-C or SIGTERM (a resume goes on with it)."""
     if status == "ERROR":
         return "errored"
+    if status == "TERMINATED" and not last.get("done"):
+        return "interrupted"
     if status == "TERMINATED":
         planned = int(config.get("epochs", 0))
         return "stopped_early" if int(last.get("epoch", 0) or 0) < planned else "completed"
@@ -511,6 +537,12 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
             "ray.train._internal.syncer",
             "ray.tune.execution.experiment_state",
             "ray.tune.execution.tune_controller",  # "Error handling checkpoint" when a deletion fails
+            # On an interrupt, a line for every trial still pending ("Could not fetch metrics"):
+            # sessrec reads no trial's results through Tune's dataframes.
+            "ray.tune.analysis.experiment_analysis",
+            # On an interrupt, "Resume experiment with: Tuner.restore(...)": sessrec's resume is
+            # its own (the CLI names it), and reads none of Tune's pickled state.
+            "ray.tune.tune",
         ):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     endpoint = _gcs_endpoint(address)
@@ -703,7 +735,7 @@ def _run(
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
                 verbose=1 if verbose else 0,
-                callbacks=[_progress_callback(spec.metric, spec.num_trials, live, kept)],
+                callbacks=[_progress_callback(spec, live, kept)],
             ),
         )
     return _finish(tuner, len(queued) + fresh, spec, split, paths, manifest, recorded, address)

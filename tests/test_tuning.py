@@ -2,6 +2,7 @@
 
 import io
 import json
+import math
 import os
 import pickle
 import shutil
@@ -205,7 +206,12 @@ def test_sigterm_stops_the_sweep_resumably(workdir):
     driver, log_path = _start_slow_sweep(folder, env, "r2")
     driver.send_signal(signal.SIGTERM)
     assert driver.wait(timeout=120) != 0
-    assert log_path.read_text().strip().splitlines()[-1] == "error: sweep r2 interrupted; continue it with: sessrec tune resume r2"
+    *progress, last = log_path.read_text().strip().splitlines()
+    assert last == "error: sweep r2 interrupted; continue it with: sessrec tune resume r2"
+    # Progress lines only: none of Tune's own (a line for each trial not started, "Resume with
+    # Tuner.restore"), and the trials Tune stopped are not counted as done or stopped early.
+    assert all(line.startswith("trials ") for line in progress), progress
+    assert "trials 6/6 done" not in progress[-1] and " 0 stopped early" in progress[-1], progress[-1]
     manifest = json.loads((folder / "store" / "sweeps" / "r2" / "manifest.json").read_text())
     assert manifest["status"] == "interrupted"
     assert not (folder / "store" / "sweeps" / "r2" / "best").exists()
@@ -235,6 +241,24 @@ def test_resume_of_a_sweep_whose_trials_all_finished_writes_its_results_without_
     assert after[columns].to_dict("records") == before[columns].to_dict("records")
     assert [list(curve) for curve in after["curve"]] == [list(curve) for curve in before["curve"]]
     assert json.loads((sweep / "best" / "metrics.json").read_text()) == best_before
+
+
+def test_time_left_counts_the_epochs_asha_is_expected_to_train_not_trials():
+    from sessrec.spec import read_spec
+    from sessrec.tuning import time_left
+
+    spec = read_spec("seed3d")[1]  # 539 trials, ASHA: grace 5, eta 3, 40 epochs
+    expected = spec.expected_epochs()[1]
+    assert expected < 539 * 40 / 3
+    # The first two trials ran all 40 epochs (no rung had anyone to compare with) in 240 s: by
+    # trials, 537 more such trials; by epochs, the expected rest at the pace of 3 s an epoch.
+    assert time_left(240.0, 80, 80, expected, unstarted=535, first_rung=5) == pytest.approx(3.0 * (expected - 80))
+    assert time_left(240.0, 80, 80, expected, 535, 5) < 240.0 / 2 * 537 / 3
+    # More trained than expected (ASHA promoted more): each unstarted trial still has its first rung.
+    assert time_left(600.0, 200, expected + 50, expected, unstarted=10, first_rung=5) == pytest.approx(3.0 * 10 * 5)
+    # A resume's pace counts only what this run trained, not the epochs its trials carried over.
+    assert time_left(30.0, 10, 510, 600, unstarted=0, first_rung=5) == pytest.approx(3.0 * 90)
+    assert math.isnan(time_left(5.0, 0, 0, expected, 539, 5))
 
 
 def test_asha_after_a_resume_starts_from_the_recorded_rungs():
