@@ -1,11 +1,13 @@
 """Time to quality: minutes until a sweep's best validation Recall@10 first reaches a target
-(25 %) on the real data, for the seed's 539-trial grid (built-in spec `seed3d`) with ASHA.
+(25 %) on the real data, for the seed's 539-trial grid (built-in spec `seed3d`) with ASHA, on
+each of several split seeds: one split's 1,000 validation pairs carry about 1.3 points of
+sampling error, so whether and when a sweep reaches a fixed level depends on the split.
 
 The sweep runs in this process; a watcher reads the trials' results as Tune writes them and,
 once the target is reached (or the time budget is spent), interrupts the sweep the way Ctrl-C
 does, so the time is the sweep's, not a full grid's.
 
-    .venv/bin/python -m benchmarks.time_to_quality [--spec seed3d] [--target 0.25] [--budget-min 60] [--cpus 2]
+    .venv/bin/python -m benchmarks.time_to_quality [--spec seed3d] [--split-seeds 0 1 2] [--target 0.25] [--budget-min 60] [--cpus 2]
     # writes benchmarks/out/time_to_quality.{md,json,png} (time_to_quality_SPEC.* for another spec)
 """
 
@@ -62,10 +64,21 @@ def longer_schedule(spec: SweepSpec, config: dict[str, Any], epochs: int) -> dic
     return {"config": params, "best": best, "best_epoch": curve.index(best) + 1, "curve": curve}
 
 
-def measure(spec_name: str, target: float, budget_s: float, cpus: int, long_epochs: int = 0) -> dict[str, Any]:
-    """The sweep until its best reaches ``target`` or ``budget_s`` is spent; if it fell short and
-    ``long_epochs`` is set, its best configuration is then trained for that many epochs."""
+def measure_splits(spec_name: str, split_seeds: list[int], target: float, budget_s: float, cpus: int,
+                   long_epochs: int = 0) -> dict[str, Any]:
+    """``measure`` on each split seed in turn (each a sweep of its own, ``budget_s`` at most)."""
+    return {"spec": spec_name, "target": target, "cpus": cpus,
+            "runs": [measure(spec_name, target, budget_s, cpus, long_epochs, split_seed) for split_seed in split_seeds]}
+
+
+def measure(spec_name: str, target: float, budget_s: float, cpus: int, long_epochs: int = 0,
+            split_seed: int | None = None) -> dict[str, Any]:
+    """The sweep (on ``split_seed``, else the spec's) until its best reaches ``target`` or
+    ``budget_s`` is spent; if it fell short and ``long_epochs`` is set, its best configuration
+    is then trained for that many epochs."""
     spec = read_spec(spec_name)[1]
+    if split_seed is not None:
+        spec = SweepSpec.from_dict(spec.raw | {"split": {"seed": split_seed, "n": spec.split_n}})
     root = tempfile.mkdtemp(prefix="sessrec-ttq-")
     pipeline.save_dataset(data_sessions(), "bench", root, {"benchmark": True}, overwrite=False)
     tune_dir = Path(layout.sweep_dir(root, "ttq"), layout.TUNE_DIR)
@@ -102,7 +115,8 @@ def measure(spec_name: str, target: float, budget_s: float, cpus: int, long_epoc
     longer = None
     if "seconds" not in reached and long_epochs and best_result is not None:
         longer = longer_schedule(spec, best_result["config"], long_epochs)
-    return {"spec": spec_name, "target": target, "cpus": cpus, "budget_s": budget_s, "seconds_to_target": reached.get("seconds"),
+    return {"spec": spec_name, "split_seed": spec.split_seed, "target": target, "cpus": cpus, "budget_s": budget_s,
+            "seconds_to_target": reached.get("seconds"),
             "best": float(best_result[spec.metric]) if best_result else 0.0, "trials_started": trials_started,
             "planned_trials": spec.num_trials, "finished": finished, "timeline": timeline, "longer_schedule": longer,
             "seconds_to_milestones": {f"{level:.2f}": first_reached(timeline, level) for level in MILESTONES if level < target}}
@@ -118,11 +132,11 @@ def first_reached(timeline: list[tuple[float, float]], level: float) -> float | 
     return next((elapsed for elapsed, best in timeline if best >= level), None)
 
 
-def longer_lines(longer: dict[str, Any] | None) -> list[str]:
+def longer_lines(longer: dict[str, Any] | None, split_seed: int) -> list[str]:
     if not longer:
         return []
     searched = ", ".join(f"{name} {value}" for name, value in sorted(longer["config"].items()) if name != "epochs")
-    return [f"The sweep's best configuration ({searched}) trained again with a {longer['config']['epochs']}-epoch schedule: "
+    return [f"Split seed {split_seed}: the sweep's best configuration ({searched}) trained again with a {longer['config']['epochs']}-epoch schedule: "
             f"best {100 * longer['best']:.2f} % at epoch {longer['best_epoch']}, {100 * longer['curve'][-1]:.2f} % at the end.", ""]
 
 
@@ -133,29 +147,38 @@ def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    minutes = [t / 60 for t, _ in result["timeline"]]
-    ax.step(minutes, [100 * b for _, b in result["timeline"]], where="post", label="best validation Recall@10 so far")
+    for run in result["runs"]:
+        minutes = [t / 60 for t, _ in run["timeline"]]
+        ax.step(minutes, [100 * b for _, b in run["timeline"]], where="post", label=f"split seed {run['split_seed']}")
     ax.axhline(100 * result["target"], color="k", linestyle=":", label=f"target {100 * result['target']:.0f} %")
-    ax.set(xlabel="minutes", ylabel="Recall@10, %", title=f"Time to quality: {result['spec']}, {result['cpus']} CPUs")
+    ax.set(xlabel="minutes", ylabel="best validation Recall@10 so far, %", title=f"Time to quality: {result['spec']}, {result['cpus']} CPUs")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def markdown(result: dict[str, Any]) -> list[str]:
-    reached = result["seconds_to_target"]
-    verdict = (f"**{reached / 60:.1f} min** to a best validation Recall@10 of {100 * result['target']:.0f} %"
+def run_line(run: dict[str, Any]) -> str:
+    reached = run["seconds_to_target"]
+    verdict = (f"**{reached / 60:.1f} min** to a best validation Recall@10 of {100 * run['target']:.0f} %"
                if reached is not None else
-               f"**not reached** within {result['budget_s'] / 60:.0f} min (best {100 * result['best']:.2f} %)")
-    ended = "the sweep had finished" if result.get("finished") else f"{result['trials_started']} trials had started by then"
+               f"**not reached** within {run['budget_s'] / 60:.0f} min (best {100 * run['best']:.2f} %)")
+    ended = "the sweep had finished" if run["finished"] else f"{run['trials_started']} trials had started by then"
     climb = ", ".join(f"{100 * float(level):.0f} % after {seconds / 60:.1f} min" if seconds is not None else f"{100 * float(level):.0f} % never"
-                      for level, seconds in result.get("seconds_to_milestones", {}).items())
+                      for level, seconds in run["seconds_to_milestones"].items())
+    return f"- Split seed {run['split_seed']}: {verdict}; {ended}." + (f" The best so far reached {climb}." if climb else "")
+
+
+def markdown(result: dict[str, Any]) -> list[str]:
+    first = result["runs"][0]
+    intro = (f"Spec `{result['spec']}` ({first['planned_trials']} trials, ASHA) on {data_label()}, {result['cpus']} CPUs, "
+             "one sweep per split seed (each split's validation pairs carry about 1.3 points of sampling error):")
     return [
-        f"Spec `{result['spec']}` ({result['planned_trials']} trials, ASHA) on {data_label()}, {result['cpus']} CPUs: "
-        f"{verdict}; {ended}." + (f" The best so far reached {climb}." if climb else ""),
+        intro,
         "",
-        *longer_lines(result.get("longer_schedule")),
+        *(run_line(run) for run in result["runs"]),
+        "",
+        *(line for run in result["runs"] for line in longer_lines(run["longer_schedule"], run["split_seed"])),
         f"![best validation recall against time]({report_name(result['spec'])}.png)",
     ]
 
@@ -163,12 +186,13 @@ def markdown(result: dict[str, Any]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--spec", default=DEFAULT_SPEC)
+    parser.add_argument("--split-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--target", type=float, default=0.25)
-    parser.add_argument("--budget-min", type=float, default=60)
+    parser.add_argument("--budget-min", type=float, default=60, help="per split seed")
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--long-epochs", type=int, default=100, help="if the target is not reached, train the best configuration this long (0: no)")
     args = parser.parse_args()
-    result = measure(args.spec, args.target, args.budget_min * 60, args.cpus, args.long_epochs)
+    result = measure_splits(args.spec, args.split_seeds, args.target, args.budget_min * 60, args.cpus, args.long_epochs)
     OUT.mkdir(exist_ok=True)
     name = report_name(args.spec)
     plot(result, OUT / f"{name}.png")
