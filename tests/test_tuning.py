@@ -546,12 +546,14 @@ def test_the_progress_line_shows_the_best_latest_result_the_sweep_picks_its_best
     by its final result), and an errored trial's results do not count."""
     from types import SimpleNamespace
 
+    from sessrec.spec import SweepSpec
     from sessrec.tuning import RecordedTrial, _progress_callback
 
+    spec = SweepSpec.from_dict({**SPEC, "space": {"window": [2, 3, 4]}, "scheduler": {"type": "fifo", "max_t": 3}})
     kept = [RecordedTrial(0, "k", {"epochs": 2}, [{"epoch": 1, "recall_at_k": 0.2}, {"epoch": 2, "recall_at_k": 0.3}], "ck", False)]
     a, b = (SimpleNamespace(trial_id=name, status="RUNNING", last_result={}, config={"epochs": 3}, error_file=None,
                             get_error=lambda: "ValueError: injected") for name in "ab")
-    progress = _progress_callback("recall_at_k", 3, live=False, kept=kept)
+    progress = _progress_callback(spec, live=False, kept=kept)
 
     def line() -> str:
         return capsys.readouterr().err.strip().splitlines()[-1]
@@ -562,7 +564,7 @@ def test_the_progress_line_shows_the_best_latest_result_the_sweep_picks_its_best
     progress.on_trial_result(0, [a, b], a, {"recall_at_k": 0.5})
     progress.on_trial_result(0, [a, b], b, {"recall_at_k": 0.55})
     a.status = "TERMINATED"
-    a.last_result = {"epoch": 3}
+    a.last_result = {"epoch": 3, "done": True}
     progress.on_trial_complete(0, [a, b], a)
     assert "trials 2/3 done" in (text := line()) and "best recall_at_k 0.5500" in text  # not a's 0.6 at epoch 1
     b.status = "ERROR"
