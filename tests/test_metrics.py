@@ -75,6 +75,41 @@ def test_ties_break_by_item_index_and_query_is_excluded(monkeypatch):
     assert list(ranks) == [3, 1, 5, 0]
 
 
+class _CountingScorer:
+    """Embeddings that count the query rows they score."""
+
+    def __init__(self, embeddings: Embeddings):
+        self.embeddings, self.index, self.ties_possible = embeddings, embeddings.index, embeddings.ties_possible
+        self.rows_scored = 0
+
+    @property
+    def n_items(self):
+        return self.embeddings.n_items
+
+    def scores(self, query_idx, items=slice(None)):
+        self.rows_scored += len(query_idx)
+        return self.embeddings.scores(query_idx, items)
+
+    def pair_scores(self, query_idx, item_idx):
+        return self.embeddings.pair_scores(query_idx, item_idx)
+
+
+def test_a_rank_past_beyond_stops_being_counted(monkeypatch):
+    monkeypatch.setattr(metrics, "ITEM_BLOCK", 32)  # 20 item blocks
+    emb = _random_embeddings(n_items=640)
+    rng = np.random.default_rng(2)
+    queries, targets = to_indices(emb.index, rng.choice(emb.keys, 300)), to_indices(emb.index, rng.choice(emb.keys, 300))
+    best, _ = top_k(emb, queries[:100], 5)
+    targets[:100] = best[:, 4]  # a third ranked 5th: hits that are counted through every block
+    full = target_ranks(emb, queries, targets)
+    counting = _CountingScorer(emb)
+    capped = target_ranks(counting, queries, targets, beyond=10)
+    assert np.array_equal(capped, np.where(full > 10, 11, full)) and (capped[:100] == 5).all()
+    rankable = int((full > 0).sum())
+    # The hits are scored over all 20 blocks; the far-off targets leave after a few.
+    assert 100 * 20 <= counting.rows_scored < 100 * 20 + (rankable - 100) * 20 / 4
+
+
 def test_recall_and_mrr_by_hand():
     scorer = _FixedScores({0: [0.0, 3.0, 2.0, 1.0], 1: [3.0, 0.0, 1.0, 2.0]})
     result = evaluate(scorer, ["i0", "i1", "i0", "nope"], ["i2", "i2", "i0", "i1"], k=2)

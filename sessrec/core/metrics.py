@@ -47,28 +47,39 @@ def to_indices(index: Mapping[str, int], items: Sequence[str]) -> np.ndarray:
     return np.fromiter((index.get(item, -1) for item in items), dtype=np.int64, count=len(items))
 
 
-def target_ranks(scorer: Scorer, query_idx: np.ndarray, target_idx: np.ndarray) -> np.ndarray:
+def target_ranks(scorer: Scorer, query_idx: np.ndarray, target_idx: np.ndarray, beyond: int | None = None) -> np.ndarray:
     """1-based rank of each target among all items but the query; 0 where it cannot be ranked
-    (query or target unknown, or target equal to the query, which is never recommended)."""
+    (query or target unknown, or target equal to the query, which is never recommended).
+
+    With ``beyond``, a rank past it is only known to be past it and reads ``beyond + 1``: a row
+    leaves the count once ``beyond`` items beat its target, so a target far down the list costs
+    the first item blocks only (Recall@K and MRR@K need no more than whether the rank is <= K).
+    """
     ranks = np.zeros(len(query_idx), dtype=np.int64)
     rankable = np.flatnonzero((query_idx >= 0) & (target_idx >= 0) & (query_idx != target_idx))
     for start in range(0, len(rankable), ROW_BLOCK):
         rows = rankable[start : start + ROW_BLOCK]
-        queries, targets = query_idx[rows], target_idx[rows]
-        truth = np.asarray(scorer.pair_scores(queries, targets))[:, None]
+        truth = np.asarray(scorer.pair_scores(query_idx[rows], target_idx[rows]))
         better = np.zeros(len(rows), dtype=np.int64)
+        counting = np.arange(len(rows))  # the rows whose rank is still open
         for low in range(0, scorer.n_items, ITEM_BLOCK):
             high = min(low + ITEM_BLOCK, scorer.n_items)
+            queries, targets = query_idx[rows[counting]], target_idx[rows[counting]]
             block = np.asarray(scorer.scores(queries, slice(low, high)))
             # The query and the target themselves never count as beating the target.
             for own in (queries, targets):
                 inside = np.flatnonzero((own >= low) & (own < high))
                 block[inside, own[inside] - low] = -np.inf
-            better += np.count_nonzero(block > truth, axis=1)
+            row_truth = truth[counting, None]
+            better[counting] += np.count_nonzero(block > row_truth, axis=1)
             if scorer.ties_possible:
                 earlier = np.arange(low, high) < targets[:, None]
-                better += np.count_nonzero((block == truth) & earlier, axis=1)
-        ranks[rows] = better + 1
+                better[counting] += np.count_nonzero((block == row_truth) & earlier, axis=1)
+            if beyond is not None:
+                counting = counting[better[counting] < beyond]
+                if not len(counting):
+                    break
+        ranks[rows] = better + 1 if beyond is None else np.minimum(better + 1, beyond + 1)
     return ranks
 
 
@@ -78,7 +89,7 @@ def evaluate(scorer: Scorer, queries: Sequence[str], targets: Sequence[str], k: 
         raise SessrecError(f"K must be at least 1, got {k}")
     if len(queries) != len(targets) or len(queries) == 0:
         raise SessrecError("evaluation needs the same positive number of queries and targets")
-    ranks = target_ranks(scorer, to_indices(scorer.index, queries), to_indices(scorer.index, targets))
+    ranks = target_ranks(scorer, to_indices(scorer.index, queries), to_indices(scorer.index, targets), beyond=k)
     hit = (ranks >= 1) & (ranks <= k)
     reciprocal = np.where(hit, 1.0 / np.maximum(ranks, 1), 0.0)
     return {"recall_at_k": float(hit.mean()), "mrr_at_k": float(reciprocal.mean()), "k": k, "pairs": len(queries)}
