@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,9 @@ def best(root: str, sweep_id: str) -> dict[str, Any]:
     return {"sweep_id": sweep_id, "status": manifest.get("status"), "config": config, **metrics}
 
 
-def write_report(root: str, sweep_id: str, to: str | None = None) -> list[str]:
-    """Build the sweep's plots and HTML page into ``<sweep>/report/`` (and ``to``, if given)."""
+def write_report(root: str, sweep_id: str, to: str | None = None, overwrite: bool = False) -> list[str]:
+    """Build the sweep's plots and HTML page into ``<sweep>/report/`` (rebuilt from the sweep's
+    results each time) and into ``to``, if given (its files replaced only with ``overwrite``)."""
     from sessrec.report import build_report
 
     manifest = _manifest(root, sweep_id)
@@ -91,13 +93,16 @@ def write_report(root: str, sweep_id: str, to: str | None = None) -> list[str]:
     except NotFoundError:
         best_metrics = None  # every trial errored: the report still shows what happened
     files = build_report(table, manifest, best_metrics)
+    if to:
+        _refuse_to_replace(to, files, overwrite)
     folders = [storage.join(layout.sweep_dir(root, sweep_id), layout.REPORT_DIR)] + ([to] if to else [])
     # index.html last in each folder: the page appears once its plots are there.
     return outputs.write_all({storage.join(folder, name): content for folder in folders for name, content in files.items()})
 
 
-def fetch(root: str, sweep_id: str, to: str) -> list[str]:
-    """Copy the best config, metrics and embeddings (Parquet and word2vec text) to ``to``."""
+def fetch(root: str, sweep_id: str, to: str, overwrite: bool = False) -> list[str]:
+    """Copy the best config, metrics and embeddings (Parquet and word2vec text) to ``to``
+    (files already there replaced only with ``overwrite``)."""
     summary = best(root, sweep_id)
     source = storage.join(layout.sweep_dir(root, sweep_id), layout.BEST_DIR)
     uri = storage.join(source, layout.EMBEDDINGS_FILE)
@@ -110,4 +115,14 @@ def fetch(root: str, sweep_id: str, to: str) -> list[str]:
         layout.CONFIG_FILE: formats.to_json(summary["config"]),
         layout.METRICS_FILE: formats.to_json({k: v for k, v in summary.items() if k != "config"}),
     }
+    _refuse_to_replace(to, files, overwrite)
     return outputs.write_all({str(target / name): content for name, content in files.items()})
+
+
+def _refuse_to_replace(folder: str, names: Iterable[str], overwrite: bool) -> None:
+    """A copy never replaces what the user already has in its folder unless told to: checked
+    before anything is written, so a refused command changes nothing."""
+    present = [] if overwrite else [name for name in names if storage.exists(storage.join(folder, name))]
+    if present:
+        shown = ", ".join(present[:3]) + (f" and {len(present) - 3} more" if len(present) > 3 else "")
+        raise SessrecError(f"{folder} already has {shown}; pass --overwrite to replace them")

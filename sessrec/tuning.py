@@ -14,6 +14,7 @@ import os
 import platform
 import resource
 import secrets
+import shutil
 import signal
 import socket
 import sys
@@ -286,7 +287,9 @@ def param_space(spec: SweepSpec) -> dict[str, Any]:
     return space
 
 
-def _searcher(spec: SweepSpec, queued: list[tuple[int, dict[str, Any]]], kept: list[RecordedTrial], fresh: int):
+def _searcher(
+    spec: SweepSpec, queued: list[tuple[int, dict[str, Any]]], kept: list[RecordedTrial], fresh: int, verbose: bool
+):
     """The trials Tune runs, in order: ``queued`` (point, config) first; then, for Optuna,
     ``fresh`` new points it suggests, learning from ``kept`` (trials an earlier run finished) and
     from each trial as it completes."""
@@ -296,9 +299,11 @@ def _searcher(spec: SweepSpec, queued: list[tuple[int, dict[str, Any]]], kept: l
     if spec.method == "optuna":
         try:
             from ray.tune.search.optuna import OptunaSearch
-            import optuna as _optuna  # noqa: F401  (the extra must be installed)
+            import optuna as _optuna  # (the extra must be installed)
         except ImportError:
             raise SessrecError("search.method optuna needs the optuna extra: pip install 'sessrec[optuna]'") from None
+        if not verbose:  # "A new study created in memory ..."
+            _optuna.logging.set_verbosity(_optuna.logging.WARNING)
         optuna = OptunaSearch(seed=spec.search_seed)
     searched = [name for name, domain in spec.space.items() if domain.kind != "fixed"]
     first_new_point = max([point for point, _ in queued] + [trial.point for trial in kept], default=-1) + 1
@@ -471,6 +476,11 @@ def _progress_callback(spec: SweepSpec, live: bool, kept: list[RecordedTrial]):
                 f"{states.count('stopped_early')} stopped early, {states.count('errored')} errored | "
                 f"best {metric} {best} | {_clock(elapsed)} elapsed, ~{_clock(left)} left"
             )
+            if live:
+                # A line that wraps is not redrawn in place: each update would leave a row behind.
+                width = shutil.get_terminal_size().columns - 1
+                if len(line) > width:
+                    line = f"{finished}/{planned} done, {states.count('running')} running | best {best} | ~{_clock(left)} left"[:width]
             sys.stderr.write(("\r\033[K" + line) if live else line + "\n")
             sys.stderr.flush()
 
@@ -543,6 +553,8 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
             # On an interrupt, "Resume experiment with: Tuner.restore(...)": sessrec's resume is
             # its own (the CLI names it), and reads none of Tune's pickled state.
             "ray.tune.tune",
+            # "Token authentication is enabled for this Ray cluster": an embedded Ray's default.
+            "ray._private.authentication.authentication_token_setup",
         ):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     endpoint = _gcs_endpoint(address)
@@ -723,7 +735,7 @@ def _run(
                 metric=spec.metric,
                 mode="max",
                 scheduler=_scheduler(spec, recorded, continued),
-                search_alg=_searcher(spec, queued, kept, fresh),
+                search_alg=_searcher(spec, queued, kept, fresh, verbose),
                 num_samples=len(queued) + fresh,
                 # One worker process serves trial after trial: no interpreter start and imports per trial.
                 reuse_actors=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -294,7 +295,7 @@ def test_cli_render_prints_its_own_command_line() -> None:
 def test_cli_validate_reads_stdin_and_chart_schema_checks() -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["k8s", "validate", "-"], input=k8s.render("tiny", k8s.RenderOptions(kind="raycronjob")))
-    assert (result.exit_code, result.stdout) == (0, "ok: 2 object(s) in 1 file(s)\n"), result.output
+    assert (result.exit_code, result.stdout) == (0, "ok: 2 objects in 1 file\n"), result.output
     chart = Path(k8s.__file__).parents[1] / "helm" / "sessrec"
     result = runner.invoke(app, ["k8s", "chart-schema", "--check", "--chart", str(chart)])
     assert result.exit_code == 0 and "up to date" in result.stdout, result.output
@@ -304,12 +305,23 @@ def test_cli_validate_good_and_bad_files(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text(k8s.render("tiny", k8s.RenderOptions(kind="rayjob")))
     ok = subprocess.run([SESSREC, "k8s", "validate", str(good)], capture_output=True, text=True)
-    assert (ok.returncode, ok.stdout.strip()) == (0, "ok: 2 object(s) in 1 file(s)"), ok.stderr
+    assert (ok.returncode, ok.stdout.strip()) == (0, "ok: 2 objects in 1 file"), ok.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text(good.read_text().replace("maxReplicas: 8", "maxReplicas: 8\n        bogus: true"))
     failed = subprocess.run([SESSREC, "k8s", "validate", str(good), str(bad)], capture_output=True, text=True)
     assert failed.returncode == 1
     assert failed.stderr.splitlines() == [
         f"{bad}: RayJob/sessrec-tiny: spec.rayClusterSpec.workerGroupSpecs[0].bogus: unknown field",
-        "error: 1 problem(s) in 4 object(s)",
+        "error: 1 problem in 1 of 4 objects",
     ]
+    as_json = subprocess.run([SESSREC, "k8s", "validate", str(good), str(bad), "--json"], capture_output=True, text=True)
+    assert as_json.returncode == 1
+    assert as_json.stderr.splitlines() == ["error: 1 problem in 1 of 4 objects"]
+    report = json.loads(as_json.stdout)
+    assert (report["files"], report["objects"], report["objects_with_problems"]) == (2, 4, 1)
+    assert report["problems"] == [{"source": str(bad), "obj": "RayJob/sessrec-tiny",
+                                   "field": "spec.rayClusterSpec.workerGroupSpecs[0].bogus", "message": "unknown field"}]
+    not_yaml = tmp_path / "not.yaml"
+    not_yaml.write_text("a: [\n")
+    broken = subprocess.run([SESSREC, "k8s", "validate", str(not_yaml)], capture_output=True, text=True)
+    assert (broken.returncode, broken.stderr.splitlines()[-1]) == (1, "error: 1 problem"), broken.stderr

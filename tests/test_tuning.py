@@ -5,6 +5,7 @@ import json
 import math
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from sessrec import formats
+from sessrec.cli.tune import _duration
 from tests.helpers import SESSREC, TWO_TRIAL_SWEEP, assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.slow
@@ -49,14 +51,19 @@ def _write_spec(folder, **changes) -> str:
 def test_sweep_writes_results_and_asha_stops_weak_trials(workdir):
     folder, env = workdir
     spec = _write_spec(folder)
-    result = run_cli("tune", "run", spec, "--sweep-id", "s1", "--num-cpus", "2", "--json", cwd=folder, env=env)
+    # Ray's own default (token auth switched on for an embedded Ray, announced with a warning).
+    default_auth = {name: value for name, value in env.items() if name != "RAY_AUTH_MODE"}
+    result = run_cli("tune", "run", spec, "--sweep-id", "s1", "--num-cpus", "2", "--json", cwd=folder, env=default_auth)
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads(result.stdout)
     assert manifest["status"] == "completed"
     assert manifest["trials"]["total"] == 8 and manifest["split"] == {"seed": 0, "n": 150}
     assert "trials 8/8 done" in result.stderr  # the progress line
     # One trial at a time over a grid in grid order: ASHA's first rungs would see one corner.
-    assert "warning: ASHA will judge the first trials of this 8-point grid against its first corner only" in result.stderr
+    warning = "warning: ASHA will judge the first trials of this 8-point grid against its first corner only"
+    assert warning in result.stderr
+    # Nothing else: Ray's and Tune's lines are for --verbose.
+    assert all(line.startswith(("trials ", warning)) for line in result.stderr.splitlines()), result.stderr
 
     sweep = folder / "store" / "sweeps" / "s1"
     trials = pd.read_parquet(sweep / "trials.parquet")
@@ -85,11 +92,20 @@ def test_sweep_writes_results_and_asha_stops_weak_trials(workdir):
     assert fetched.returncode == 0, fetched.stderr
     recs = run_cli("recommend", "I000001", "--embeddings", str(folder / "got" / "embeddings.txt"), "--json", cwd=folder, env=env)
     assert len(json.loads(recs.stdout)["I000001"]) == 10
+    # A second copy into the same folder replaces nothing there unless told to.
+    (folder / "got" / "config.json").write_text("mine")
+    assert_one_line_error(run_cli("results", "fetch", "s1", "--to", str(folder / "got"), cwd=folder, env=env),
+                          "already has embeddings.parquet, embeddings.txt, config.json and 1 more; pass --overwrite")
+    assert (folder / "got" / "config.json").read_text() == "mine"
+    assert run_cli("results", "fetch", "s1", "--to", str(folder / "got"), "--overwrite", cwd=folder, env=env).returncode == 0
+    assert json.loads((folder / "got" / "config.json").read_text())["alpha"] == 0.05
 
     report = run_cli("report", "s1", "--to", str(folder / "report"), "--json", cwd=folder, env=env)
     assert report.returncode == 0, report.stderr
     assert (sweep / "report" / "index.html").exists() and (folder / "report" / "epochs_run.png").exists()
     assert "s1" in (folder / "report" / "index.html").read_text()
+    assert_one_line_error(run_cli("report", "s1", "--to", str(folder / "report"), cwd=folder, env=env), "pass --overwrite")
+    assert run_cli("report", "s1", "--to", str(folder / "report"), "--overwrite", cwd=folder, env=env).returncode == 0
 
     again = run_cli("tune", "run", spec, "--sweep-id", "s1", cwd=folder, env=env)
     assert_one_line_error(again, "already exists")
@@ -106,6 +122,11 @@ def test_dry_run_counts(workdir):
     # One trial at a time over a grid in grid order: the same warning as the sweep itself gives.
     assert estimate["warning"].startswith("ASHA will judge the first trials of this 8-point grid")
     assert f"warning: {estimate['warning']}" in result.stderr
+    text = run_cli("tune", "run", _write_spec(folder), "--dry-run", cwd=folder, env=env).stdout
+    # What the estimate counts is said: training and evaluation, not Ray's start-up.
+    assert re.search(r"estimated wall time +(under 1|\d+) s \(worst case (under 1|\d+) s\) of training and evaluation", text), text
+    assert "plus Ray's start-up" in text
+    assert (_duration(0.4), _duration(7.2), _duration(90)) == ("under 1 s", "7 s", "1.5 min")  # not "0 s"
     assert not (folder / "store" / "sweeps").exists()
 
 
@@ -312,6 +333,7 @@ def test_optuna_search_and_its_resume(workdir):
     )
     result = run_cli("tune", "run", spec, "--sweep-id", "o1", "--num-cpus", "2", "--json", cwd=folder, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert all(line.startswith("trials ") for line in result.stderr.splitlines()), result.stderr  # no Optuna logs
     sweep = folder / "store" / "sweeps" / "o1"
     trials = pd.read_parquet(sweep / "trials.parquet")
     assert len(trials) == 4 and (trials["state"] == "completed").all() and sorted(trials["point"]) == [0, 1, 2, 3]
@@ -570,3 +592,19 @@ def test_the_progress_line_shows_the_best_latest_result_the_sweep_picks_its_best
     b.status = "ERROR"
     progress.on_trial_error(0, [a, b], b)
     assert "best recall_at_k 0.5000" in line()
+
+
+def test_the_live_progress_line_fits_the_terminal(capsys, monkeypatch):
+    """Redrawn in place with a carriage return, a line wider than the terminal would wrap and
+    leave a stale row behind at every update."""
+    from sessrec.spec import SweepSpec
+    from sessrec.tuning import _progress_callback
+
+    spec = SweepSpec.from_dict({**SPEC, "scheduler": {"type": "fifo", "max_t": 3}})
+    for columns, short in ((200, False), (60, True), (20, True)):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        progress = _progress_callback(spec, live=True, kept=[])
+        progress.on_experiment_end([])
+        (line,) = capsys.readouterr().err.strip("\n").split("\r\033[K")[1:]
+        assert len(line) < columns and line.startswith("0/8 done" if short else "trials 0/8 done"), line
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from enum import Enum
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from sessrec import k8s
+from sessrec.cli.common import JsonOption, emit
 from sessrec.errors import SessrecError
 from sessrec.spec import BUILTIN_SPECS
 
@@ -91,15 +93,28 @@ def render(
 def validate(
     files: Annotated[list[str], typer.Argument(help="Manifest files ('-' reads standard input).")],
     kube_version: Annotated[str, typer.Option(help="Kubernetes version of the built-in schemas.")] = k8s.KUBE_VERSION,
+    as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Check manifests offline: ray.io objects against KubeRay's CRDs (strict) and operator rules,
     built-in kinds against Kubernetes' schemas, and every pod against the restricted pod security rules."""
     count, problems = k8s.validate_files(files, kube_version)
-    for problem in problems:
-        typer.echo(str(problem), err=True)
+    at_fault = len({(problem.source, problem.obj) for problem in problems})
+    if as_json:
+        emit({"files": len(files), "objects": count, "objects_with_problems": at_fault,
+              "problems": [dataclasses.asdict(problem) for problem in problems]}, as_json)
+    else:
+        for problem in problems:
+            typer.echo(str(problem), err=True)
     if problems:
-        raise SessrecError(f"{len(problems)} problem(s) in {count} object(s)")
-    typer.echo(f"ok: {count} object(s) in {len(files)} file(s)")
+        # A file that is not YAML at all has no objects to be at fault.
+        where = f" in {at_fault} of {_count(count, 'object')}" if at_fault <= count else ""
+        raise SessrecError(f"{_count(len(problems), 'problem')}{where}")
+    if not as_json:
+        typer.echo(f"ok: {_count(count, 'object')} in {_count(len(files), 'file')}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @app.command("chart-schema")

@@ -59,10 +59,11 @@ def fetch(
     ctx: typer.Context,
     sweep_id: Annotated[str, SweepArgument],
     to: Annotated[str, typer.Option(help="Local folder for the best embeddings, config and metrics.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace files already in the --to folder.")] = False,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Download the best embeddings (Parquet and word2vec text), config and metrics."""
-    files = results.fetch(settings(ctx).storage, sweep_id, to)
+    files = results.fetch(settings(ctx).storage, sweep_id, to, overwrite)
     emit(files, as_json, lambda f: "\n".join(f))
 
 
@@ -70,8 +71,10 @@ def report(
     ctx: typer.Context,
     sweep_id: Annotated[str, SweepArgument],
     to: Annotated[Optional[str], typer.Option(help="Also write the report to this local folder.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace files already in the --to folder.")] = False,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
-    """Heatmaps, learning curves, ASHA's stopping picture and one self-contained HTML page."""
-    files = results.write_report(settings(ctx).storage, sweep_id, to)
+    """Heatmaps, learning curves, ASHA's stopping picture and one self-contained HTML page
+    (in the sweep's report/ folder, rebuilt each time, and in --to)."""
+    files = results.write_report(settings(ctx).storage, sweep_id, to, overwrite)
     emit(files, as_json, lambda f: "\n".join(f))

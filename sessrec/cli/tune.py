@@ -90,12 +90,15 @@ def _estimate_text(e: dict) -> str:
         f"one epoch (measured)   {e['measured_epoch_seconds']:.3f} s\n"
         f"parallel trials        {e['parallel_trials']}\n"
         f"estimated wall time    {_duration(e['estimated_wall_seconds'])} "
-        f"(worst case {_duration(e['estimated_wall_seconds_worst_case'])})"
+        f"(worst case {_duration(e['estimated_wall_seconds_worst_case'])}) of training and evaluation,\n"
+        f"                       plus Ray's start-up (seconds on an embedded Ray)"
     )
 
 
 def _duration(seconds: float) -> str:
-    # The estimate counts training and evaluation only: seconds are fine enough.
+    # Training and evaluation only: seconds are fine enough.
+    if seconds < 1:
+        return "under 1 s"
     return f"{seconds:,.0f} s" if seconds < 60 else f"{seconds / 60:,.1f} min"
 
 
