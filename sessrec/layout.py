@@ -19,7 +19,8 @@
     <root>/sweeps/<id>/best/embeddings.parquet  its embeddings
     <root>/sweeps/<id>/report/                  PNG plots and index.html
 
-The manifest of a dataset or model is written last, so a folder without one is incomplete.
+What marks an output whole is written last (a dataset's manifest, a model's metrics.json), so a
+folder without it is incomplete.
 Resume reads only the checkpoints' ``trial.json`` and ``state.npz`` (JSON and arrays), never
 Tune's own pickled state.
 Names and sweep ids are DNS-1035 slugs: they become Kubernetes names and are never paths.

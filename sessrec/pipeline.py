@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from sessrec import __version__, formats, layout, outputs, storage
@@ -31,13 +32,22 @@ class Dataset:
 
 
 def _is_file_ref(ref: str) -> bool:
-    return storage.is_s3(ref) or "/" in ref or ref.endswith((".parquet", ".jsonl", ".json"))
+    # Dataset and model names are slugs: no '/' and no '.'.
+    return storage.is_s3(ref) or "/" in ref or "." in ref
 
 
 def sessions_from_bytes(data: bytes, uri: str) -> Sessions:
-    if uri.endswith((".jsonl", ".json")):
+    """Sessions from a JSONL (.jsonl, .json) or Parquet file (.parquet, .pq, or no suffix)."""
+    name = uri.rstrip("/").rpartition("/")[2]
+    suffix = name[name.rfind(".") :].lower() if "." in name else ""
+    if suffix in (".jsonl", ".json"):
         return formats.sessions_from_jsonl(data, uri)
-    return formats.sessions_from_parquet(data, uri)
+    if suffix in (".parquet", ".pq", ""):
+        return formats.sessions_from_parquet(data, uri)
+    raise SessrecError(
+        f"{uri}: a sessions file is Parquet or JSONL (.parquet, .jsonl); "
+        "make a dataset from a transactions table with 'sessrec data prepare'"
+    )
 
 
 def load_dataset(ref: str, root: str) -> Dataset:
@@ -107,7 +117,9 @@ def prepare(
     else:
         table = formats.read_transactions(data, fmt, encoding, input_uri)
         sessions = sessions_from_transactions(table, min_length=min_length, **columns_and_filters)
-    source = {"uri": input_uri, "format": fmt, "min_length": min_length, **columns_and_filters}
+    # A local path is recorded absolute: the manifest outlives the folder the command ran in.
+    uri = input_uri if storage.is_s3(input_uri) else str(Path(input_uri).resolve())
+    source = {"uri": uri, "format": fmt, "min_length": min_length, **columns_and_filters}
     if fmt == "csv":
         source["encoding"] = encoding
     return save_dataset(sessions, name, root, source, overwrite)

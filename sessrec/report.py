@@ -205,7 +205,7 @@ def _heatmap(table: pd.DataFrame, row: str, col: str, metric: str, best: pd.Seri
     default_text = f"gensim default ({row}={_fmt(GENSIM_DEFAULTS[row])}, {col}={_fmt(GENSIM_DEFAULTS[col])})"
     if None in default:
         # No cell to mark: say so in the legend, where the reader looks for the default.
-        handles.append(Patch(visible=False, label=f"{default_text}: outside the grid"))
+        handles.append(Patch(visible=False, label=f"{default_text}: not among the values tried"))
     else:
         # Inset so that it stays visible when the best trial sits on the default cell; black dashes
         # over a white line read on both ends of the colormap.
@@ -214,7 +214,7 @@ def _heatmap(table: pd.DataFrame, row: str, col: str, metric: str, best: pd.Seri
                                    edgecolor=color, linewidth=2, linestyle=style))
         handles.append(Patch(fill=False, edgecolor="black", linewidth=1.5, linestyle="--", label=default_text))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False, fontsize=8)
-    marks = f"{default_text} is outside the grid" if None in default else "dashed box: gensim's default"
+    marks = f"{default_text} was not among the values tried" if None in default else "dashed box: gensim's default"
     grey = " Grey cells: every trial errored." if np.isnan(cells).any() else ""
     caption = f"Final {metric} of the non-errored trials, {collapsed_text}. Red box: the best trial's cell; {marks}.{grey}"
     return _Plot(f"heatmap_{row}_x_{col}.png", f"{row} × {col}", caption, _png(figure))

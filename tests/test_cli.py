@@ -38,6 +38,7 @@ def test_laptop_workflow(cli, tmp_path):
     assert prepared.returncode == 0, prepared.stderr
     manifest = prepared.json()
     assert manifest["length_min"] >= 3 and "99999" not in json.dumps(manifest.get("top_items", []))
+    assert manifest["source"]["uri"] == str(tmp_path / "tx.csv")  # absolute: readable from anywhere later
     assert cli("data", "stats", "shop", "--json").json()["sha256"] == manifest["sha256"]
 
     assert cli("data", "synth", "--name", "demo", "--json").returncode == 0
@@ -111,6 +112,7 @@ BAD_SPECS = {
         (["data", "synth", "--name", "y", "--clusters", "0"], "synth needs"),
         (["data", "stats", "nothing"], "no dataset 'nothing'"),
         (["data", "stats", "truncated.parquet"], "not a readable Parquet"),
+        (["data", "stats", "tx.csv"], "tx.csv: a sessions file is Parquet or JSONL (.parquet, .jsonl); make a dataset from a transactions table with 'sessrec data prepare'"),
         (["baseline", "small", "--n", "1000"], "too few sessions"),
         (["baseline", "small", "--n", "0"], "at least 1"),
         (["baseline", "small", "--n", "10", "-k", "0"], "K must be at least 1"),
@@ -138,6 +140,7 @@ BAD_SPECS = {
         (["data", "prepare", "tx.csv"], "--name"),
         (["train", "small", "--name", "m", "--epochs", "many"], "valid integer"),
         (["frobnicate"], "No such command"),
+        (["results", "list", "--storage", "x"], "--storage ... results list ...')"),
     ],
 )
 def test_bad_input_gets_one_line_and_changes_nothing(cli, tmp_path, args, fragment):

@@ -134,7 +134,7 @@ def test_grid_report_html(grid_report):
     best = trials.loc[trials["trial_id"] == _best_id(trials)].iloc[0]
     assert best["config.window"] == 5 and best["config.negative"] == 10 and best["config.ns_exponent"] == 0
     assert "negative=10, ns_exponent=0, window=5" in page
-    assert "outside the grid" not in page
+    assert "not among the values tried" not in page
     assert "recall@10 0.6875 · MRR@10 0.3125" in page and "on 200 pairs" in page
     # The top table holds 20 trials, the best first.
     top = page.split("Top 20 trials")[1].split("Errored trials")[0]
@@ -205,7 +205,7 @@ def test_defaults_outside_the_grid_are_noted():
     files = build_report(trials, _manifest(trials, sweep_id="no-default"), None)
     page = files["index.html"].decode("utf-8")
     # Both heatmaps with ns_exponent; window × negative still has its default cell.
-    assert page.count("ns_exponent=0.75) is outside the grid") == 2
+    assert page.count("ns_exponent=0.75) was not among the values tried") == 2
     assert page.count("dashed box: gensim&#x27;s default") == 1
 
 

@@ -113,6 +113,11 @@ def _run() -> int:
         except typer.exceptions.TyperException as exc:  # usage errors: bad or missing options
             ctx = getattr(exc, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            option, root = getattr(exc, "option_name", None), ctx.find_root() if ctx is not None else None
+            if option and root is not None and any(option in param.opts for param in root.command.params):
+                # `sessrec results list --storage X`: the root's options go before the command.
+                command = ctx.command_path.removeprefix(root.command_path).strip()
+                hint = f" ({option} goes before the command: '{root.command_path} {option} ... {command} ...')"
             print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
             return getattr(exc, "exit_code", 2)
         except typer.Abort:
