@@ -18,11 +18,15 @@ import threading
 WRITING = threading.Event()
 
 
-def write_all(files: dict[str, bytes]) -> list[str]:
-    """Write ``uri -> content`` in the given order; each file atomically (see ``storage``)."""
+def write_all(files: dict[str, bytes | None]) -> list[str]:
+    """Write ``uri -> content`` in the given order, each file atomically (see ``storage``);
+    ``None`` removes the file (an output the new version no longer has). Returns those written."""
     from sessrec import storage  # here: see the module's docstring
 
     WRITING.set()
     for uri, content in files.items():
-        storage.write_bytes(uri, content)
-    return list(files)
+        if content is None:
+            storage.delete(uri)
+        else:
+            storage.write_bytes(uri, content)
+    return [uri for uri, content in files.items() if content is not None]

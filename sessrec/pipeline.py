@@ -198,13 +198,13 @@ def train(
         "train_seconds": round(time.perf_counter() - started, 3),
         "created": now(),
     }
-    files = {
+    files: dict[str, bytes | None] = {
         layout.EMBEDDINGS_FILE: formats.embeddings_to_parquet(embeddings),
         layout.CONFIG_FILE: formats.to_json({"config": config.to_dict(), "dataset": dataset.uri, "split": result["split"], "k": k}),
         layout.CURVE_FILE: formats.to_json(curve),
     }
-    if export_word2vec:
-        files[layout.EMBEDDINGS_TEXT_FILE] = embeddings.to_word2vec_text().encode("utf-8")
+    # Without --export, an export of the model this one replaces goes: it would not match.
+    files[layout.EMBEDDINGS_TEXT_FILE] = embeddings.to_word2vec_text().encode("utf-8") if export_word2vec else None
     files = {storage.join(folder, name): content for name, content in files.items()}
     files[metrics_uri] = formats.to_json(result)  # last: marks the model complete
     outputs.write_all(files)

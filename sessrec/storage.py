@@ -149,6 +149,18 @@ def write_bytes(uri: str, data: bytes) -> None:
         raise StorageError(f"cannot write {uri}: {exc.strerror or exc}") from None
 
 
+def delete(uri: str) -> None:
+    """Remove a file; nothing to do if it is not there."""
+    if is_s3(uri):
+        loc = S3Location.parse(uri)
+        _s3_call(uri, s3_client().delete_object, Bucket=loc.bucket, Key=loc.key)
+        return
+    try:
+        Path(uri).unlink(missing_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot remove {uri}: {exc.strerror or exc}") from None
+
+
 def create_exclusive(uri: str, data: bytes) -> bool:
     """Write ``uri`` only if it does not exist yet; False if it did. Used to claim a sweep id so
     that two sweeps started with the same id never merge."""

@@ -65,6 +65,12 @@ def test_existing_outputs_are_not_replaced_without_overwrite(cli, tmp_path):
     assert_one_line_error(again, "already exists")
     assert (tmp_path / "store" / "datasets" / "demo" / "sessions.parquet").read_bytes() == before
     assert cli("data", "synth", "--name", "demo", "--sessions", "400", "--overwrite").returncode == 0
+    # A model replaced by one trained without --export loses the old export with it.
+    model = tmp_path / "store" / "models" / "m"
+    assert cli("train", "demo", "--name", "m", "--n", "20", "--epochs", "1", "--vector-size", "8", "--export", "word2vec").returncode == 0
+    assert (model / "embeddings.txt").exists()
+    assert cli("train", "demo", "--name", "m", "--n", "20", "--epochs", "1", "--vector-size", "4", "--overwrite").returncode == 0
+    assert sorted(path.name for path in model.iterdir()) == ["config.json", "curve.json", "embeddings.parquet", "metrics.json"]
 
 
 def test_corrupt_dataset_is_refused(cli, tmp_path):
@@ -194,5 +200,7 @@ def test_subprocess_entry_point_and_help(tmp_path):
     assert result.returncode == 0
     for command in ("data", "baseline", "train", "recommend", "tune", "results"):
         assert command in result.stdout
+    bare = run_cli("data", cwd=tmp_path)  # no command: its help, and no empty "error:" line
+    assert (bare.returncode, bare.stderr) == (2, "") and "synth" in bare.stdout
     bad = run_cli("--storage", str(tmp_path), "data", "stats", "nothing", cwd=tmp_path)
     assert_one_line_error(bad, "no dataset")

@@ -47,6 +47,9 @@ def test_listing_and_missing(tmp_path):
         storage.read_bytes(str(tmp_path / "nothing"))
     with pytest.raises(StorageError, match="folder"):
         storage.read_bytes(str(tmp_path / "x"))
+    storage.delete(str(tmp_path / "x" / "1"))
+    storage.delete(str(tmp_path / "x" / "1"))  # gone already: nothing to do
+    assert storage.list_children(str(tmp_path / "x")) == ["y"]
 
 
 def test_join():

@@ -33,6 +33,9 @@ def test_round_trip_listing_and_exclusive_create(root):
     assert storage.read_bytes(f"{root}/claim") == b"first"
     with pytest.raises(NotFoundError):
         storage.read_bytes(f"{root}/missing")
+    storage.delete(f"{root}/a/one.bin")
+    storage.delete(f"{root}/a/one.bin")  # gone already: nothing to do
+    assert storage.list_children(f"{root}/a") == ["b"]
 
 
 def test_storage_errors_are_one_line(s3_env, monkeypatch):

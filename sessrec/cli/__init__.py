@@ -111,6 +111,8 @@ def _run() -> int:
         try:
             result = app(standalone_mode=False)
         except typer.exceptions.TyperException as exc:  # usage errors: bad or missing options
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `sessrec data`: the help is the answer
+                return getattr(exc, "exit_code", 2)
             ctx = getattr(exc, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             option, root = getattr(exc, "option_name", None), ctx.find_root() if ctx is not None else None
