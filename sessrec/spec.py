@@ -37,6 +37,8 @@ PARAMETERS: dict[str, tuple[type, float, float]] = {
     "sample": (float, 0.0, 1.0),
 }
 METRICS = ("recall_at_k", "mrr_at_k")
+#: Trials in one sweep at most: the plan is made up front, and Tune's driver holds every trial.
+MAX_TRIALS = 100_000
 
 _number = {"type": "number"}
 _pair = {"type": "array", "items": _number, "minItems": 2, "maxItems": 2}
@@ -177,6 +179,8 @@ def _domain(name: str, raw: Any) -> Domain:
     elif isinstance(raw, dict):
         (form, args), = raw.items()
         if form == "range":
+            if len(args) == 3 and args[2] == 0:
+                raise SessrecError(f"space.{name}: range needs a step other than 0")
             values = tuple(range(*args))
             if not values:
                 raise SessrecError(f"space.{name}: range{tuple(args)} is empty")
@@ -210,6 +214,15 @@ def _domain(name: str, raw: Any) -> Domain:
     elif domain.values:
         domain = Domain(domain.kind, tuple(float(v) for v in domain.values))
     return domain
+
+
+def _check_finite(value: Any, where: str) -> None:
+    """YAML's .nan and .inf pass a schema's number type, and every range check (NaN compares false)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SessrecError(f"invalid sweep spec at {where or 'spec'}: {value} is not a finite number")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        _check_finite(item, f"{where}.{key}" if where else str(key))
 
 
 def _merge_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -253,6 +266,7 @@ class SweepSpec:
         except jsonschema.ValidationError as exc:
             where = ".".join(str(p) for p in exc.absolute_path) or "spec"
             raise SessrecError(f"invalid sweep spec at {where}: {_short(exc)}") from None
+        _check_finite(raw, "")
         merged = _merge_defaults(raw)
         space = {name: _domain(name, value) for name, value in merged["space"].items()}
         sched, search, res = merged["scheduler"], merged["search"], merged["resources"]
@@ -281,6 +295,8 @@ class SweepSpec:
         return spec
 
     def _check_rules(self) -> None:
+        if self.num_trials > MAX_TRIALS:
+            raise SessrecError(f"the sweep has {self.num_trials:,} trials, more than {MAX_TRIALS:,}: narrow the space or num_samples")
         if self.shuffle and self.method != "grid":
             raise SessrecError(f"search.shuffle orders a grid; search.method {self.method} samples in its own order")
         if self.scheduler == "asha" and self.grace_period > self.max_t:

@@ -653,6 +653,7 @@ def run_sweep(
     connect(address, num_cpus, verbose)  # before the claim: an unreachable cluster leaves the id free
     import ray
 
+    _check_trials_fit(spec, address)
     warning = spec.order_warning(spec.parallel_trials(int(ray.cluster_resources().get("CPU", 1))))
     if warning:
         sys.stderr.write(f"warning: {warning}\n")
@@ -660,7 +661,20 @@ def run_sweep(
     if not storage.create_exclusive(paths.file(layout.SPEC_FILE), spec.to_yaml().encode()):
         raise _sweep_exists(sweep_id, root)
     storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
-    return _run(spec, split, paths, manifest, {}, address, verbose, live)
+    return _run_recorded(spec, split, paths, manifest, {}, address, verbose, live)
+
+
+def _check_trials_fit(spec: SweepSpec, address: str | None) -> None:
+    """An embedded Ray never grows: a trial that needs more CPUs than it has would wait forever
+    (a cluster's autoscaler may add nodes, so there Tune waits and says why)."""
+    import ray
+
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    if address is None and spec.cpus_per_trial > cpus:
+        raise SessrecError(
+            f"resources.cpus_per_trial is {spec.cpus_per_trial}, but the embedded Ray has {cpus} CPUs "
+            "(--num-cpus): no trial could start"
+        )
 
 
 def _sweep_exists(sweep_id: str, root: str) -> SessrecError:
@@ -692,9 +706,41 @@ def resume_sweep(
     paths = SweepPaths(root, sweep_id)
     recorded = recorded_trials(paths)  # before Ray starts: a damaged record is refused at once
     connect(address, num_cpus, verbose)
+    _check_trials_fit(spec, address)
     manifest.update(status="running", resumed=now(), runs=int(manifest.get("runs", 1)) + 1)
     storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
-    return _run(spec, split, paths, manifest, recorded, address, verbose, live)
+    return _run_recorded(spec, split, paths, manifest, recorded, address, verbose, live)
+
+
+def _run_recorded(
+    spec: SweepSpec,
+    split: Split,
+    paths: SweepPaths,
+    manifest: dict[str, Any],
+    recorded: dict[int, RecordedTrial],
+    address: str | None,
+    verbose: bool,
+    live: bool,
+) -> dict[str, Any]:
+    """``_run``, with what ends it unforeseen (a bug, something Ray or Tune refuses) written to
+    the manifest as well: a sweep that claimed its id is never left 'running' by its driver."""
+    try:
+        return _run(spec, split, paths, manifest, recorded, address, verbose, live)
+    except SessrecError:
+        raise  # recorded where it was raised (interrupted, failed), or storage is what failed
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        if interrupted:
+            manifest.update(status="interrupted", interrupted=now())
+        else:
+            manifest.update(status="failed", reason=f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}")
+        try:
+            storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
+        except SessrecError:
+            pass  # the original error says more
+        if interrupted:
+            raise SessrecError(f"sweep {paths.sweep_id} interrupted; continue it with: sessrec tune resume {paths.sweep_id}") from None
+        raise
 
 
 def _run(

@@ -139,6 +139,7 @@ BAD_SPECS = {
         (["tune", "run", "ok.yaml", "--address", "127.0.0.1:1"], "cannot reach the Ray cluster"),
         (["tune", "run", "ok.yaml", "--address", "ray-head"], "not a Ray address"),
         (["tune", "resume", "no-such-sweep"], "no sweep"),
+        (["tune", "run", "tiny", "--dataset", "small", "--num-cpus", "0"], "--num-cpus"),
         (["results", "best", "../x"], "invalid sweep id"),
         (["results", "best", "no-such-sweep"], "no sweep"),
         (["results", "fetch", "no-such-sweep", "--to", "out"], "no sweep"),

@@ -52,6 +52,14 @@ def test_random_search_counts_samples():
         ({"search": {"method": "bayes"}}, "search.method"),
         ({"search": {"method": "random", "num_samples": 3, "shuffle": True}}, "search.shuffle orders a grid"),
         ({"search": {"shuffle": "yes"}}, "search.shuffle"),
+        # YAML's .nan and .inf are numbers to a schema, and NaN passes every range check.
+        ({"space": {"vector_size": float("nan")}}, r"at space.vector_size: nan is not a finite number"),
+        ({"space": {"alpha": {"linspace": [0.01, 0.1, float("inf")]}}}, r"at space.alpha.linspace.2: inf is not"),
+        ({"scheduler": {"reduction_factor": float("nan")}}, r"at scheduler.reduction_factor: nan is not"),
+        ({"space": {"window": {"range": [1, 5, 0]}}}, "step other than 0"),
+        ({"search": {"method": "random", "num_samples": 10**11}}, "100,000,000,000 trials, more than 100,000"),
+        ({"space": {"window": {"range": [1, 201]}, "negative": {"range": [1, 101]}, "ns_exponent": {"linspace": [-1, 1, 11]}}},
+         "220,000 trials"),
     ],
 )
 def test_bad_specs(changes, message):

@@ -282,6 +282,34 @@ def test_time_left_counts_the_epochs_asha_is_expected_to_train_not_trials():
     assert math.isnan(time_left(5.0, 0, 0, expected, 539, 5))
 
 
+def test_a_sweep_that_cannot_run_is_refused_before_its_claim_and_one_that_breaks_is_marked_failed(tmp_path, monkeypatch):
+    from sessrec import pipeline, tuning
+    from sessrec.core.synth import synth_sessions
+    from sessrec.errors import SessrecError
+    from sessrec.spec import SweepSpec
+
+    root = str(tmp_path / "store")
+    pipeline.save_dataset(synth_sessions(300, 60, 5), "demo", root, {}, overwrite=False)
+    sweeps = tmp_path / "store" / "sweeps"
+    try:
+        # More CPUs per trial than an embedded Ray has: no trial could ever start (it waited forever).
+        greedy = SweepSpec.from_dict({**SPEC, "resources": {"cpus_per_trial": 4}})
+        with pytest.raises(SessrecError, match="cpus_per_trial is 4, but the embedded Ray has 1 CPUs"):
+            tuning.run_sweep(greedy, root, "greedy", num_cpus=1)
+        assert not (sweeps / "greedy").exists()  # the id stays free
+
+        def broken_scheduler(*args):
+            raise AssertionError("Reduction Factor not valid!")
+
+        monkeypatch.setattr(tuning, "_scheduler", broken_scheduler)
+        with pytest.raises(AssertionError):
+            tuning.run_sweep(SweepSpec.from_dict(SPEC), root, "broken", num_cpus=1)
+        manifest = json.loads((sweeps / "broken" / "manifest.json").read_text())
+        assert (manifest["status"], manifest["reason"]) == ("failed", "AssertionError: Reduction Factor not valid!")
+    finally:
+        tuning.disconnect()
+
+
 def test_asha_after_a_resume_starts_from_the_recorded_rungs():
     from types import SimpleNamespace
 

@@ -50,7 +50,7 @@ def run(
     dataset: Annotated[Optional[str], typer.Option(help="Dataset name or sessions URI (overrides the spec).")] = None,
     sweep_id: Annotated[Optional[str], typer.Option(help="Id of the sweep (default: NAME-DATE-TIME-RANDOM).")] = None,
     address: Annotated[Optional[str], AddressOption] = None,
-    num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the embedded local Ray (default: all).")] = None,
+    num_cpus: Annotated[Optional[int], typer.Option(min=1, help="CPUs of the embedded local Ray (default: all).")] = None,
     num_samples: Annotated[Optional[int], typer.Option(help="Override search.num_samples.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Print trial and epoch counts and a time estimate, run nothing.")] = False,
     verbose: Annotated[bool, typer.Option(help="Show Ray's own logs and trial table.")] = False,
@@ -107,7 +107,7 @@ def resume(
     ctx: typer.Context,
     sweep_id: Annotated[str, typer.Argument(help="Id of the interrupted sweep.")],
     address: Annotated[Optional[str], AddressOption] = None,
-    num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the embedded local Ray (default: all).")] = None,
+    num_cpus: Annotated[Optional[int], typer.Option(min=1, help="CPUs of the embedded local Ray (default: all).")] = None,
     verbose: Annotated[bool, typer.Option(help="Show Ray's own logs and trial table.")] = False,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
