@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 
+import jsonschema
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 from sessrec.core.embeddings import Embeddings
 from sessrec.core.sessions import Sessions
 from sessrec.errors import SessrecError
+from sessrec.spec import METRICS
 
 
 def read_parquet(data: bytes, what: str) -> pa.Table:
@@ -131,8 +133,28 @@ def from_json(data: bytes, what: str):
         raise SessrecError(f"{what} is not valid JSON ({exc})") from None
 
 
+_TEXT = {"type": "string"}
+#: What sessrec reads from a sweep manifest, with the types it reads them as.
+SWEEP_MANIFEST_SCHEMA = {
+    "type": "object",
+    "required": ["status", "metric", "dataset"],
+    "properties": {
+        "status": _TEXT,
+        "metric": {"enum": list(METRICS)},
+        "dataset": {"type": "object", "required": ["uri", "sha256"], "properties": {"uri": _TEXT, "sha256": _TEXT}},
+        "trials": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+        "best": {"type": "object"},
+        "runs": {"type": "integer", "minimum": 1},
+        **{moment: _TEXT for moment in ("started", "finished", "resumed", "interrupted")},
+    },
+}
+
+
 def sweep_manifest_from_json(data: bytes, what: str) -> dict:
     manifest = from_json(data, what)
-    if not isinstance(manifest, dict):
-        raise SessrecError(f"{what} is not a sweep manifest")
+    try:
+        jsonschema.validate(manifest, SWEEP_MANIFEST_SCHEMA)
+    except jsonschema.ValidationError as exc:
+        where = ".".join(str(part) for part in exc.absolute_path) or "top level"
+        raise SessrecError(f"{what} is not a sweep manifest ({where}: {exc.message[:200]})") from None
     return manifest

@@ -211,19 +211,23 @@ def test_resume_refuses_a_damaged_sweep_spec_naming_it(tmp_path: Path, damage: s
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "mistyped"])
 def test_results_list_shows_a_damaged_manifest_instead_of_hiding_it(stored: Path, tmp_path: Path, damage: str):
     shutil.copytree(stored, tmp_path, dirs_exist_ok=True)
     env = _cli_env(tmp_path)
     manifest = tmp_path / "store" / "sweeps" / "s1" / "manifest.json"
     data = manifest.read_bytes()
-    manifest.write_bytes(data[: len(data) // 2] if damage == "truncated" else _garbage(data))
+    if damage == "mistyped":  # valid JSON, but not the types sessrec reads
+        manifest.write_text(json.dumps({**json.loads(data), "trials": "many", "metric": 7}))
+    else:
+        manifest.write_bytes(data[: len(data) // 2] if damage == "truncated" else _garbage(data))
     listed = run_cli("results", "list", "--json", cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr
     (row,) = json.loads(listed.stdout)
     assert row["sweep_id"] == "s1" and row["status"] == "damaged" and str(manifest) in row["problem"]
     human = run_cli("results", "list", cwd=tmp_path, env=env)
     assert "damaged" in human.stdout and str(manifest) in human.stdout
+    assert_one_line_error(run_cli("results", "show", "s1", cwd=tmp_path, env=env), str(manifest))
 
 
 def _interrupted_copy(stored: Path, tmp_path: Path) -> Path:
