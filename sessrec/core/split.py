@@ -34,6 +34,8 @@ class Split:
 def next_item_split(sessions: Sessions, n: int, seed: int) -> Split:
     if n < 1:
         raise SessrecError(f"split size N must be at least 1, got {n}")
+    if not 0 <= seed < 2**63:
+        raise SessrecError(f"split seed must be a whole number from 0 to 2**63 - 1, got {seed}")
     if len(sessions) < 2 * n:
         raise SessrecError(
             f"too few sessions for the split: {len(sessions)} sessions, need at least 2 x N = {2 * n}"

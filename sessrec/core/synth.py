@@ -8,10 +8,16 @@ cluster is what skip-gram learns, so a tuned model clearly beats global populari
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from sessrec.core.sessions import Sessions
 from sessrec.errors import SessrecError
+
+#: Bounds that keep a request within memory (a session of 10,000 purchases is already far-fetched).
+MAX_MEAN_LENGTH = 10_000
+MAX_EVENTS = 1_000_000_000
 
 
 def synth_sessions(
@@ -26,8 +32,12 @@ def synth_sessions(
 ) -> Sessions:
     if n_sessions < 1 or n_items < 2 or not 1 <= n_clusters <= n_items:
         raise SessrecError("synth needs n_sessions >= 1, n_items >= 2 and 1 <= n_clusters <= n_items")
-    if mean_length < min_length or min_length < 2:
-        raise SessrecError("synth needs 2 <= min_length <= mean_length")
+    if not (math.isfinite(mean_length) and min_length <= mean_length <= MAX_MEAN_LENGTH) or min_length < 2:
+        raise SessrecError(f"synth needs 2 <= min_length <= mean_length <= {MAX_MEAN_LENGTH}")
+    if n_sessions * mean_length > MAX_EVENTS:
+        raise SessrecError(f"synth makes at most {MAX_EVENTS:,} events; {n_sessions:,} sessions of mean length {mean_length} are more")
+    if not 0 <= seed < 2**63:
+        raise SessrecError(f"synth seed must be from 0 to 2**63 - 1, got {seed}")
     if not (0 <= p_next <= 1 and 0 <= p_noise <= 1 and p_next + p_noise <= 1):
         raise SessrecError("synth needs probabilities p_next, p_noise in [0, 1] with p_next + p_noise <= 1")
     rng = np.random.default_rng(seed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import time
 import zipfile
 from dataclasses import dataclass
@@ -57,6 +58,11 @@ class Word2VecConfig:
         return config
 
     def validate(self) -> None:
+        for name, value in self.to_dict().items():
+            if not math.isfinite(value):  # NaN would pass every comparison below
+                raise SessrecError(f"word2vec parameter {name} must be a finite number, got {value}")
+        if not 0 <= self.seed < 2**32:
+            raise SessrecError(f"word2vec seed must be from 0 to 2**32 - 1, got {self.seed}")
         positive = ("vector_size", "window", "epochs", "min_count", "workers")
         for name in positive:
             if getattr(self, name) < 1:
