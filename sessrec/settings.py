@@ -33,6 +33,17 @@ class Settings:
     ray_auth_token: str | None = None
     ray_auth_token_file: str | None = None
 
+    def __post_init__(self) -> None:
+        root = self.storage
+        scheme, separator, rest = root.partition("://")
+        if not root.strip():
+            raise SessrecError("the storage root is empty: give a local folder or s3://bucket/prefix")
+        if separator and scheme != "s3":
+            # Taken as a local path, 'gs://b/x' would quietly become the folders ./gs:/b/x.
+            raise SessrecError(f"storage root {root!r}: only local folders and s3://bucket/prefix are supported")
+        if separator and not rest.split("/")[0]:
+            raise SessrecError(f"storage root {root!r} names no bucket: s3://bucket/prefix")
+
     @classmethod
     def load(cls, **overrides: Any) -> "Settings":
         values: dict[str, Any] = {}
@@ -68,4 +79,7 @@ def _file_settings() -> dict[str, Any]:
     known = {f.name for f in fields(Settings)}
     if not isinstance(data, dict) or set(data) - known:
         raise SessrecError(f"settings file {path} may only set: {', '.join(sorted(known))}")
-    return data
+    wrong = sorted(name for name, value in data.items() if value is not None and not isinstance(value, str))
+    if wrong:
+        raise SessrecError(f"settings file {path}: {', '.join(wrong)} must be text")
+    return {name: value for name, value in data.items() if value is not None}

@@ -153,6 +153,9 @@ BAD_SPECS = {
         (["data", "prepare", "tx.csv"], "--name"),
         (["train", "small", "--name", "m", "--epochs", "many"], "valid integer"),
         (["frobnicate"], "No such command"),
+        (["--storage", "gs://bucket/x", "results", "list"], "only local folders and s3://bucket/prefix are supported"),
+        (["--storage", "s3://", "results", "list"], "names no bucket"),
+        (["--storage", "", "results", "list"], "the storage root is empty"),
         (["results", "list", "--storage", "x"], "--storage ... results list ...')"),
     ],
 )
@@ -200,6 +203,13 @@ def test_unknown_item_is_named(cli):
     cli("data", "synth", "--name", "demo", "--sessions", "300")
     cli("train", "demo", "--name", "m", "--n", "50", "--epochs", "1", "--vector-size", "8")
     assert_one_line_error(cli("recommend", "I000001", "no such item", "--embeddings", "m"), "'no such item'")
+
+
+def test_a_settings_file_of_the_wrong_types_is_refused(cli, tmp_path, monkeypatch):
+    (tmp_path / "typed.yaml").write_text("storage: 5\nray_address: [x]\nray_auth_token: null\n")
+    monkeypatch.setenv("SESSREC_CONFIG", str(tmp_path / "typed.yaml"))
+    monkeypatch.delenv("SESSREC_STORAGE")
+    assert_one_line_error(cli("results", "list"), "typed.yaml: ray_address, storage must be text")
 
 
 def test_subprocess_entry_point_and_help(tmp_path):
