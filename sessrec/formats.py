@@ -119,7 +119,12 @@ def embeddings_from_parquet(data: bytes, what: str = "embeddings file") -> Embed
         raise SessrecError(f"{what}: column 'vector' must hold fixed-size float vectors without nulls")
     dims = vectors.type.list_size
     matrix = np.asarray(vectors.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dims)
-    return Embeddings(np.asarray(table.column("item").to_pylist(), dtype=object), matrix)
+    items = table.column("item")
+    if not pa.types.is_string(items.type) and not pa.types.is_large_string(items.type) or items.null_count:
+        raise SessrecError(f"{what}: column 'item' must hold text ids without nulls")
+    if not np.isfinite(matrix).all():
+        raise SessrecError(f"{what}: vectors hold NaN or infinite values")
+    return Embeddings(np.asarray(items.to_pylist(), dtype=object), matrix)
 
 
 def to_json(value) -> bytes:

@@ -87,6 +87,20 @@ def test_embeddings_parquet_round_trip():
     assert back.recommend(["with space"], 2)[0][0][0] in ODD_ITEMS
 
 
+def test_embeddings_with_non_finite_values_or_missing_ids_are_refused():
+    vectors = np.ones((2, 3), dtype=np.float32)
+    vectors[1, 2] = np.nan
+    with pytest.raises(SessrecError, match="emb.parquet: vectors hold NaN or infinite values"):
+        formats.embeddings_from_parquet(formats.embeddings_to_parquet(Embeddings(np.array(["a", "b"], dtype=object), vectors)), "emb.parquet")
+    with pytest.raises(SessrecError, match="holds NaN or infinite values"):
+        Embeddings.from_word2vec_text("2 2\na 1 2\nb inf 1\n")
+    table = pa.table({"item": pa.array(["a", None]), "vector": pa.array([[1.0, 2.0], [3.0, 4.0]], pa.list_(pa.float32(), 2))})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    with pytest.raises(SessrecError, match="column 'item' must hold text ids without nulls"):
+        formats.embeddings_from_parquet(sink.getvalue().to_pybytes(), "emb.parquet")
+
+
 def test_word2vec_text_is_read_by_gensim(tmp_path):
     emb = _embeddings()
     path = tmp_path / "emb.txt"

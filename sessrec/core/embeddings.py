@@ -86,4 +86,7 @@ class Embeddings:
             raise SessrecError(f"not a word2vec text file: {exc}") from None
         if len(keys) != n:
             raise SessrecError(f"word2vec text file is truncated: header says {n} items, found {len(keys)}")
-        return cls(np.array(keys, dtype=object), np.array(rows, dtype=np.float32).reshape(n, dims))
+        vectors = np.array(rows, dtype=np.float32).reshape(n, dims)
+        if not np.isfinite(vectors).all():
+            raise SessrecError("word2vec text file holds NaN or infinite values")
+        return cls(np.array(keys, dtype=object), vectors)
