@@ -92,7 +92,7 @@ def read_transactions(data: bytes, fmt: str, encoding: str = "ISO-8859-1", what:
     if fmt == "parquet":
         return read_parquet(data, what).to_pandas()
     if fmt != "csv":
-        raise SessrecError(f"unknown transactions format {fmt!r}; use csv or parquet")
+        raise SessrecError(f"unknown format {fmt!r}: use csv or parquet (transactions) or jsonl (sessions)")
     try:
         # Everything as text: item codes such as 85123A and 22423 must stay strings.
         return pd.read_csv(io.BytesIO(data), encoding=encoding, dtype=str)

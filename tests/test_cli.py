@@ -103,6 +103,7 @@ BAD_SPECS = {
     [
         (["data", "prepare", "missing.csv", "--name", "x"], "not found: missing.csv"),
         (["data", "prepare", "tx.csv", "--name", "x", "--item-col", "Sku"], "Sku"),
+        (["data", "prepare", "tx.csv", "--name", "x", "--format", "xml"], "use csv or parquet (transactions) or jsonl (sessions)"),
         (["data", "prepare", "empty.csv", "--name", "x"], "empty"),
         (["data", "prepare", "header-only.csv", "--name", "x"], "no rows left"),
         (["data", "prepare", "utf16.csv", "--name", "x"], "not in the table"),
