@@ -80,7 +80,8 @@ def _quiet_ray_client() -> Iterator[None]:
     """Ray's client would replace our address by RAY_ADDRESS (and then look a GCS address up,
     with 20 retries) and logs package uploads and token warnings: none of that here."""
     saved = {name: os.environ.pop(name) for name in _ADDRESS_VARS if name in os.environ}
-    loggers = ["ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk", "ray._private.authentication.http_token_authentication"]
+    loggers = ["ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk", "ray._private.authentication.http_token_authentication",
+               "ray._private.runtime_env.packaging"]
     levels = {name: logging.getLogger(name).level for name in loggers}
     for name in loggers:
         logging.getLogger(name).setLevel(logging.ERROR)

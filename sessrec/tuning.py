@@ -553,6 +553,8 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
             # On an interrupt, "Resume experiment with: Tuner.restore(...)": sessrec's resume is
             # its own (the CLI names it), and reads none of Tune's pickled state.
             "ray.tune.tune",
+            # "The process_trial_save operation took 1.0 s": a checkpoint upload, timed by Tune.
+            "ray.tune.utils.util",
             # "Token authentication is enabled for this Ray cluster": an embedded Ray's default.
             "ray._private.authentication.authentication_token_setup",
         ):
@@ -577,12 +579,22 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
 
 
 def _probe(endpoint: tuple[str, int], address: str) -> None:
-    """Fail in seconds, with one line, where ray.init would retry an unreachable GCS for minutes."""
+    """Fail in seconds, with one line, where ray.init would retry for minutes: a GCS that does not
+    answer, or a port that answers HTTP/1 (the dashboard's, most likely), where the GCS speaks gRPC."""
     try:
-        with socket.create_connection(endpoint, timeout=5):
-            pass
+        with socket.create_connection(endpoint, timeout=5) as connection:
+            connection.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            try:
+                answer = connection.recv(5)
+            except TimeoutError:
+                answer = b""
     except OSError as exc:
         raise SessrecError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+    if answer.startswith(b"HTTP/"):
+        raise SessrecError(
+            f"{address} answers HTTP, so it is not the Ray GCS: --address takes the head's GCS port "
+            "(HOST:6379 by default), 'auto' or ray://HOST:10001; the dashboard's http://HOST:8265 is for 'sessrec submit'"
+        )
 
 
 def disconnect() -> None:
@@ -963,6 +975,11 @@ def _gcs_endpoint(address: str | None) -> tuple[str, int] | None:
     """(host, port) of a HOST:PORT address; None for an embedded Ray, 'auto' or ray://."""
     if not address or address == "auto" or address.startswith("ray://"):
         return None
+    if address.startswith(("http://", "https://")):
+        raise SessrecError(
+            f"{address} is the dashboard's address, for 'sessrec submit' and 'sessrec jobs': a sweep's driver joins the "
+            "cluster at the head's GCS (HOST:6379), 'auto' or ray://HOST:10001; or run it on the cluster: 'sessrec submit resume'"
+        )
     host, _, port = address.rpartition(":")
     try:
         return host or "127.0.0.1", int(port)

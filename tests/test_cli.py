@@ -145,6 +145,7 @@ BAD_SPECS = {
         (["tune", "run", "tiny", "--dataset", "small", "--sweep-id", ".."], "invalid sweep id"),
         (["tune", "run", "ok.yaml", "--address", "127.0.0.1:1"], "cannot reach the Ray cluster"),
         (["tune", "run", "ok.yaml", "--address", "ray-head"], "not a Ray address"),
+        (["tune", "run", "ok.yaml", "--address", "http://127.0.0.1:8265"], "is the dashboard's address"),
         (["tune", "resume", "no-such-sweep"], "no sweep"),
         (["tune", "run", "tiny", "--dataset", "small", "--num-cpus", "0"], "--num-cpus"),
         (["results", "best", "../x"], "invalid sweep id"),
@@ -204,6 +205,30 @@ def test_unknown_item_is_named(cli):
     cli("data", "synth", "--name", "demo", "--sessions", "300")
     cli("train", "demo", "--name", "m", "--n", "50", "--epochs", "1", "--vector-size", "8")
     assert_one_line_error(cli("recommend", "I000001", "no such item", "--embeddings", "m"), "'no such item'")
+
+
+def test_a_ray_address_that_answers_http_is_named_as_not_the_gcs(cli, tmp_path):
+    """The dashboard's port given where the GCS's belongs: ray.init would retry it for minutes."""
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # the server shares the command's stderr here
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        (tmp_path / "ok.yaml").write_text(json.dumps({"dataset": "small", "split": {"n": 10}, "space": {"window": 3}}))
+        cli("data", "synth", "--name", "small", "--sessions", "100", "--items", "50", "--clusters", "5")
+        address = f"127.0.0.1:{server.server_address[1]}"
+        assert_one_line_error(cli("tune", "run", "ok.yaml", "--address", address), f"{address} answers HTTP, so it is not the Ray GCS")
+        assert not (tmp_path / "store" / "sweeps").exists()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def test_a_settings_file_of_the_wrong_types_is_refused(cli, tmp_path, monkeypatch):
