@@ -1,9 +1,10 @@
 """The Ray Jobs API edge: submit a sweep to a remote Ray cluster, follow it, list, stop.
 
 The only module of sessrec that talks to the Jobs API (the Ray dashboard's HTTP server). A
-submitted sweep runs the same code path as on a laptop, ``sessrec tune run``, as the job's
-entrypoint; its spec travels as ``spec.yaml`` in the job's ``working_dir`` and its results
-land in the (S3) storage root, where ``sessrec results`` reads them back.
+submitted sweep runs the same code path as on a laptop, ``sessrec tune run`` (or ``tune
+resume``), as the job's entrypoint; its spec travels as ``spec.yaml`` in the job's
+``working_dir`` and its results land in the (S3) storage root, where ``sessrec results`` reads
+them back.
 
 Credentials: the cluster reads S3 credentials from its own environment. Nothing secret goes
 into the entrypoint, the job metadata or a message; only ``forward_env`` (``--forward-s3-env``)
@@ -134,7 +135,6 @@ def _iso(millis: int | None) -> str | None:
 class Submitted:
     job_id: str
     sweep_id: str
-    dataset: str
     forwarded_env: tuple[str, ...]
 
 
@@ -184,14 +184,21 @@ class JobsClient:
         return self._call(lambda: self._client.get_job_info(job_id), job_id)
 
     def resolve(self, ref: str):
-        """A job by its id, or by the id of the sweep it runs (``sessrec-<sweep id>``)."""
-        candidates = [ref] + ([job_id_for(ref)] if layout.NAME_PATTERN.match(ref) else [])
-        for job_id in candidates:
-            try:
-                return self.info(job_id)
-            except JobNotFound:
-                continue
+        """A job by its id, or the newest job of the sweep of that id (its first run, or a resume)."""
+        try:
+            return self.info(ref)
+        except JobNotFound:
+            pass
+        runs = self.sweep_jobs(ref) if layout.NAME_PATTERN.match(ref) else []
+        if runs:
+            return runs[-1]
         raise JobNotFound(f"no job {ref!r} on the Ray cluster at {self.address} (give a job id or a sweep id)")
+
+    def sweep_jobs(self, sweep_id: str) -> list:
+        """The jobs that ran or run a sweep, oldest first."""
+        jobs = self._call(self._client.list_jobs)
+        mine = [job for job in jobs if (job.metadata or {}).get(MARK) == "1" and (job.metadata or {}).get("sweep_id") == sweep_id]
+        return sorted(mine, key=lambda job: job.start_time or 0)
 
     def exists(self, job_id: str) -> bool:
         try:
@@ -260,20 +267,20 @@ class JobsClient:
 
     # -- submitting a sweep ----------------------------------------------------------------
 
-    def submit_sweep(
+    def submit_job(
         self,
-        spec: SweepSpec,
-        root: str,
-        sweep_id: str,
-        dataset_ref: str,
+        job_id: str,
+        command: list[str],
+        metadata: dict[str, str],
+        files: dict[str, str],
         ship_code: bool = False,
         forward_env: dict[str, str] | None = None,
     ) -> Submitted:
-        """Submit ``sessrec tune run`` as a job; the spec rides along in the working_dir."""
-        job_id = job_id_for(sweep_id)
-        metadata = {MARK: "1", "sweep_id": sweep_id, "spec": spec.name, "storage": root}
+        """Submit ``command`` (a ``sessrec`` command line) as job ``job_id``; ``files`` ride along
+        in its working_dir."""
         with tempfile.TemporaryDirectory(prefix="sessrec-job-") as folder:
-            Path(folder, layout.SPEC_FILE).write_text(spec.to_yaml(), encoding="utf-8")
+            for name, text in files.items():
+                Path(folder, name).write_text(text, encoding="utf-8")
             # The job's supervisor reads RAY_JOB_STOP_WAIT_TIME_S from these variables too: time
             # for the sweep to stop and mark itself interrupted on `jobs stop` (SIGTERM) before Ray sends SIGKILL.
             env_vars = {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_GRACE_S), **(forward_env or {})}
@@ -283,10 +290,10 @@ class JobsClient:
             try:
                 self._call(
                     lambda: self._client.submit_job(
-                        entrypoint=entrypoint(root, sweep_id, dataset_ref),
+                        entrypoint=shlex.join(["python", "-m", "sessrec", *command]),
                         submission_id=job_id,
                         runtime_env=runtime_env,
-                        metadata=metadata,
+                        metadata={MARK: "1", **metadata},
                     )
                 )
             except SessrecError as exc:  # a server's message may quote the runtime_env back
@@ -294,14 +301,9 @@ class JobsClient:
                 for value in (forward_env or {}).values():
                     message = message.replace(value, "***") if len(value) >= 4 else message
                 raise SessrecError(message) from None
-        return Submitted(job_id, sweep_id, dataset_ref, tuple(sorted(forward_env or {})))
+        return Submitted(job_id, metadata["sweep_id"], tuple(sorted(forward_env or {})))
 
 
-def entrypoint(root: str, sweep_id: str, dataset_ref: str) -> str:
-    """The job's command: the laptop's ``tune run``, joining the cluster it runs on."""
-    args = ["python", "-m", "sessrec", "--storage", root, "tune", "run", layout.SPEC_FILE,
-            "--address", "auto", "--sweep-id", sweep_id, "--dataset", dataset_ref]
-    return shlex.join(args)
 
 
 def describe(job) -> dict[str, Any]:
@@ -436,7 +438,10 @@ def submit_tune(
         raise SessrecError(f"the Ray cluster already has a job {job_id_for(sweep_id)!r}; choose another --sweep-id")
     uploaded = upload_dataset(upload, dataset_ref, root) if upload else None
     check_dataset(dataset_ref, root)
-    submitted = client.submit_sweep(spec, root, sweep_id, dataset_ref, ship_code, forward_env)
+    # The laptop's `tune run`, joining the cluster it runs on; the spec rides in the working_dir.
+    command = ["--storage", root, "tune", "run", layout.SPEC_FILE, "--address", "auto", "--sweep-id", sweep_id, "--dataset", dataset_ref]
+    metadata = {"sweep_id": sweep_id, "spec": spec.name, "storage": root}
+    submitted = client.submit_job(job_id_for(sweep_id), command, metadata, {layout.SPEC_FILE: spec.to_yaml()}, ship_code, forward_env)
     return {
         "job_id": submitted.job_id,
         "sweep_id": sweep_id,
@@ -444,5 +449,39 @@ def submit_tune(
         "storage": root,
         "dataset": dataset_ref,
         "uploaded": None if uploaded is None else {"name": dataset_ref, "sha256": uploaded["sha256"], "new": uploaded["uploaded"]},
+        "forwarded_env": list(submitted.forwarded_env),
+    }
+
+
+def submit_resume(
+    client: JobsClient, root: str, sweep_id: str, ship_code: bool = False, forward_env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Submit ``sessrec tune resume`` of a stored sweep as a job (its next run), so that a sweep
+    stopped on a cluster goes on there: the laptop need not reach the cluster's GCS."""
+    from sessrec.tuning import load_sweep
+
+    root = require_s3_root(root)
+    layout.check_name(sweep_id, "sweep id")
+    spec, manifest = load_sweep(root, sweep_id)
+    if manifest["status"] == "completed":
+        raise SessrecError(f"sweep {sweep_id!r} has already completed")
+    jobs = client.sweep_jobs(sweep_id)
+    active = [job for job in jobs if str(job.status) not in TERMINAL]
+    if active:
+        job_id = active[-1].submission_id
+        raise SessrecError(f"job {job_id} still runs sweep {sweep_id!r}: let it end, or 'sessrec jobs stop {job_id}' first")
+    run = int(manifest.get("runs", 1)) + 1
+    job_id = f"{job_id_for(sweep_id)}-run-{run}"
+    if any(job.submission_id == job_id for job in jobs):  # an earlier resume ended before it began its run
+        job_id += f"-{len(jobs)}"
+    command = ["--storage", root, "tune", "resume", sweep_id, "--address", "auto"]
+    metadata = {"sweep_id": sweep_id, "spec": spec.name, "storage": root, "run": str(run)}
+    submitted = client.submit_job(job_id, command, metadata, {}, ship_code, forward_env)
+    return {
+        "job_id": submitted.job_id,
+        "sweep_id": sweep_id,
+        "address": client.address,
+        "storage": root,
+        "run": run,
         "forwarded_env": list(submitted.forwarded_env),
     }

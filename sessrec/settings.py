@@ -43,6 +43,8 @@ class Settings:
             raise SessrecError(f"storage root {root!r}: only local folders and s3://bucket/prefix are supported")
         if separator and not rest.split("/")[0]:
             raise SessrecError(f"storage root {root!r} names no bucket: s3://bucket/prefix")
+        if not separator and Path(root).is_file():
+            raise SessrecError(f"storage root {root!r} is a file, not a folder")
 
     @classmethod
     def load(cls, **overrides: Any) -> "Settings":

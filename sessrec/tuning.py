@@ -21,8 +21,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -673,7 +674,8 @@ def run_sweep(
     if not storage.create_exclusive(paths.file(layout.SPEC_FILE), spec.to_yaml().encode()):
         raise _sweep_exists(sweep_id, root)
     storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
-    return _run_recorded(spec, split, paths, manifest, {}, address, verbose, live)
+    with _end_recorded(paths, manifest):
+        return _run(spec, split, paths, manifest, {}, address, verbose, live)
 
 
 def _check_trials_fit(spec: SweepSpec, address: str | None) -> None:
@@ -721,23 +723,16 @@ def resume_sweep(
     _check_trials_fit(spec, address)
     manifest.update(status="running", resumed=now(), runs=int(manifest.get("runs", 1)) + 1)
     storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
-    return _run_recorded(spec, split, paths, manifest, recorded, address, verbose, live)
-
-
-def _run_recorded(
-    spec: SweepSpec,
-    split: Split,
-    paths: SweepPaths,
-    manifest: dict[str, Any],
-    recorded: dict[int, RecordedTrial],
-    address: str | None,
-    verbose: bool,
-    live: bool,
-) -> dict[str, Any]:
-    """``_run``, with what ends it unforeseen (a bug, something Ray or Tune refuses) written to
-    the manifest as well: a sweep that claimed its id is never left 'running' by its driver."""
-    try:
+    with _end_recorded(paths, manifest):
         return _run(spec, split, paths, manifest, recorded, address, verbose, live)
+
+
+@contextmanager
+def _end_recorded(paths: SweepPaths, manifest: dict[str, Any]) -> Iterator[None]:
+    """What ends a run unforeseen (a bug, something Ray or Tune refuses) is written to the
+    manifest as well: a sweep that claimed its id is never left 'running' by its driver."""
+    try:
+        yield
     except SessrecError:
         raise  # recorded where it was raised (interrupted, failed), or storage is what failed
     except BaseException as exc:

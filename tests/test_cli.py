@@ -158,6 +158,7 @@ BAD_SPECS = {
         (["--storage", "gs://bucket/x", "results", "list"], "only local folders and s3://bucket/prefix are supported"),
         (["--storage", "s3://", "results", "list"], "names no bucket"),
         (["--storage", "", "results", "list"], "the storage root is empty"),
+        (["--storage", "tx.csv", "results", "list"], "storage root 'tx.csv' is a file, not a folder"),
         (["results", "list", "--storage", "x"], "--storage ... results list ...')"),
     ],
 )

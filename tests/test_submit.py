@@ -246,6 +246,33 @@ def test_stop_keeps_partial_results_in_storage(user: User, local_data: Path, clu
     user.assert_no_secret(*_job_texts(cluster, "sessrec-s1"))
 
 
+def test_a_stopped_sweep_goes_on_on_the_cluster_with_submit_resume(user: User, local_data: Path, cluster: RayLocalCluster):
+    """The laptop need not reach the cluster's GCS: `submit resume` runs `tune resume` as a job."""
+    spec = user.spec("medium", {**LONG, "name": "medium", "scheduler": {"type": "fifo", "max_t": 25}, "space": {"vector_size": 16, "window": [2, 3]}})
+    submitted = user("submit", "tune", spec, "--upload", str(local_data / "big" / "sessions.parquet"), "--sweep-id", "s2")
+    assert submitted.returncode == 0, submitted.stderr
+    deadline = time.monotonic() + 90
+    while not any("/checkpoint_" in key for key in user.keys("sweeps/s2/tune")):
+        assert time.monotonic() < deadline, user("jobs", "logs", "s2").stdout[-2000:]
+        time.sleep(0.5)
+    stopped = user("jobs", "stop", "s2")
+    assert stopped.returncode == 0 and "continue it: sessrec submit resume s2" in stopped.stdout, stopped.stdout + stopped.stderr
+
+    resumed = user("submit", "resume", "s2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.startswith("submitted job sessrec-s2-run-2 (sweep s2, run 2)"), resumed.stdout
+    assert_one_line_error(user("submit", "resume", "s2"), "job sessrec-s2-run-2 still runs sweep 's2'")
+    followed = user("jobs", "logs", "s2", "--follow")  # the sweep's newest job
+    assert followed.returncode == 0 and "tune resume s2 --address auto" in followed.stdout, followed.stdout[-2000:] + followed.stderr
+    assert json.loads(user("jobs", "status", "s2", "--json").stdout)["job_id"] == "sessrec-s2-run-2"
+    best = user("results", "best", "s2", "--json")
+    assert best.returncode == 0, best.stderr
+    shown = json.loads(user("results", "show", "s2", "--json").stdout)["manifest"]
+    assert (shown["status"], shown["runs"], shown["trials"]["total"]) == ("completed", 2, 2)
+    assert_one_line_error(user("submit", "resume", "s2"), "has already completed")
+    user.assert_no_secret(*_job_texts(cluster, "sessrec-s2-run-2"))
+
+
 def test_forward_s3_env_to_a_cluster_without_credentials(tmp_path, s3: SeaweedS3, local_data: Path, monkeypatch):
     """The cluster knows the S3 endpoint but has no keys: the job fails without
     --forward-s3-env (a failed job: its reason in one line after its log) and succeeds with it

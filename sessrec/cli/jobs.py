@@ -103,7 +103,7 @@ def stop(
             return f"asked job {d['job_id']} to stop; it is still {d['status']} (see 'sessrec jobs status {d['job_id']}')"
         text = f"stopped job {d['job_id']} ({d['status']})"
         if d["sweep_id"]:
-            text += f"\npartial results stay in storage: sessrec results show {d['sweep_id']}"
+            text += f"\npartial results stay in storage: sessrec results show {d['sweep_id']}; continue it: sessrec submit resume {d['sweep_id']}"
         return text
 
     emit(data, as_json, human)

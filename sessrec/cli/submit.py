@@ -20,6 +20,10 @@ AddressOption = typer.Option(
     "--address", help="The Ray dashboard's address, http://HOST:8265 (env RAY_ADDRESS or the settings file)."
 )
 
+ShipCodeOption = typer.Option(help="Send the local sessrec package along (dev clusters whose image lacks it).")
+ForwardOption = typer.Option(help="Pass your AWS_* variables to the job (visible in the Ray dashboard!); default: the cluster's own.")
+WaitOption = typer.Option(help="Follow the job's log until it ends, then print the best config.")
+
 
 def client_for(ctx: typer.Context, address: str | None) -> jobs_client.JobsClient:
     """A Jobs API client for --address (else RAY_ADDRESS / settings file) with the Ray token."""
@@ -41,16 +45,37 @@ def tune(
     upload: Annotated[
         Optional[str], typer.Option(metavar="FILE", help="First upload this local sessions file (Parquet or JSONL) as the dataset.")
     ] = None,
-    ship_code: Annotated[bool, typer.Option(help="Send the local sessrec package along (dev clusters whose image lacks it).")] = False,
-    forward_s3_env: Annotated[
-        bool, typer.Option(help="Pass your AWS_* variables to the job (visible in the Ray dashboard!); default: the cluster's own.")
-    ] = False,
-    wait: Annotated[bool, typer.Option(help="Follow the job's log until it ends, then print the best config.")] = False,
+    ship_code: Annotated[bool, ShipCodeOption] = False,
+    forward_s3_env: Annotated[bool, ForwardOption] = False,
+    wait: Annotated[bool, WaitOption] = False,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Submit a sweep as a Ray job: the same `tune run` as on a laptop, on the cluster."""
     root = jobs_client.require_s3_root(settings(ctx).storage)
     spec = load_spec(spec_ref)
+    client, forward = _client_and_env(ctx, address, forward_s3_env)
+    submitted = jobs_client.submit_tune(client, spec, root, sweep_id, dataset, upload, ship_code, forward)
+    _report(client, submitted, root, wait, as_json)
+
+
+@app.command()
+def resume(
+    ctx: typer.Context,
+    sweep_id: Annotated[str, typer.Argument(help="Id of a stopped, interrupted or failed sweep in the S3 storage.")],
+    address: Annotated[Optional[str], AddressOption] = None,
+    ship_code: Annotated[bool, ShipCodeOption] = False,
+    forward_s3_env: Annotated[bool, ForwardOption] = False,
+    wait: Annotated[bool, WaitOption] = False,
+    as_json: Annotated[bool, JsonOption] = False,
+) -> None:
+    """Continue a sweep on the cluster (after 'jobs stop', a lost driver or head): 'tune resume' as a Ray job."""
+    root = jobs_client.require_s3_root(settings(ctx).storage)
+    client, forward = _client_and_env(ctx, address, forward_s3_env)
+    submitted = jobs_client.submit_resume(client, root, sweep_id, ship_code, forward)
+    _report(client, submitted, root, wait, as_json)
+
+
+def _client_and_env(ctx: typer.Context, address: str | None, forward_s3_env: bool) -> tuple[jobs_client.JobsClient, dict[str, str] | None]:
     forward = jobs_client.forwardable_aws_env() if forward_s3_env else None
     client = client_for(ctx, address)
     if forward:
@@ -58,7 +83,11 @@ def tune(
             f"--forward-s3-env puts {', '.join(sorted(forward))} into the job's runtime_env: "
             "anyone who can open the Ray dashboard or the Jobs API can read them"
         )
-    submitted = jobs_client.submit_tune(client, spec, root, sweep_id, dataset, upload, ship_code, forward)
+    return client, forward
+
+
+def _report(client: jobs_client.JobsClient, submitted: dict, root: str, wait: bool, as_json: bool) -> None:
+    """What was submitted; with --wait, the job's log as it runs, then the sweep's best."""
     if not wait:
         emit(submitted, as_json, _submitted_text)
         return
@@ -97,7 +126,8 @@ def fail(client: jobs_client.JobsClient, job, sweep_id: str | None, root: str | 
 
 
 def _submitted_text(d: dict) -> str:
-    lines = [f"submitted job {d['job_id']} (sweep {d['sweep_id']}) to {d['address']}"]
+    run = f", run {d['run']}" if d.get("run") else ""
+    lines = [f"submitted job {d['job_id']} (sweep {d['sweep_id']}{run}) to {d['address']}"]
     if d.get("uploaded"):
         up = d["uploaded"]
         lines.append(f"dataset   {d['dataset']} ({'uploaded' if up['new'] else 'already in storage'}, sha256 {up['sha256'][:12]})")
