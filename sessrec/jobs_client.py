@@ -29,6 +29,7 @@ from typing import Any
 
 import sessrec
 from sessrec import formats, layout, storage
+from sessrec.core.split import check_split_size
 from sessrec.errors import NotFoundError, SessrecError
 from sessrec.pipeline import now
 from sessrec.spec import SweepSpec
@@ -349,17 +350,22 @@ def require_s3_root(root: str) -> str:
     return root.rstrip("/")
 
 
-def check_dataset(ref: str, root: str) -> None:
-    """The dataset must be in storage the cluster can read: a name under the root or an s3:// URI."""
+def check_dataset(ref: str, root: str, split_n: int) -> None:
+    """The dataset must be in storage the cluster can read (a name under the root or an s3://
+    URI), and large enough for the spec's split (known from a named dataset's manifest)."""
     if storage.is_s3(ref):
         if not storage.exists(ref):
             raise NotFoundError(f"no sessions file {ref}")
         return
     if "/" in ref or ref.endswith((".parquet", ".jsonl", ".json")):
         raise SessrecError(f"the cluster cannot read the local file {ref!r}: upload it with --upload {ref}")
-    manifest = storage.join(layout.dataset_dir(root, ref), layout.MANIFEST_FILE)
-    if not storage.exists(manifest):
-        raise NotFoundError(f"no dataset {ref!r} in {root}: upload a sessions file with --upload FILE")
+    uri = storage.join(layout.dataset_dir(root, ref), layout.MANIFEST_FILE)
+    try:
+        manifest = formats.from_json(storage.read_bytes(uri), uri)
+    except NotFoundError:
+        raise NotFoundError(f"no dataset {ref!r} in {root}: upload a sessions file with --upload FILE") from None
+    if isinstance(manifest, dict) and isinstance(manifest.get("sessions"), int):
+        check_split_size(manifest["sessions"], split_n)
 
 
 def upload_dataset(local_file: str, name: str, root: str) -> dict[str, Any]:
@@ -437,7 +443,7 @@ def submit_tune(
     if client.exists(job_id_for(sweep_id)):
         raise SessrecError(f"the Ray cluster already has a job {job_id_for(sweep_id)!r}; choose another --sweep-id")
     uploaded = upload_dataset(upload, dataset_ref, root) if upload else None
-    check_dataset(dataset_ref, root)
+    check_dataset(dataset_ref, root, spec.split_n)
     # The laptop's `tune run`, joining the cluster it runs on; the spec rides in the working_dir.
     command = ["--storage", root, "tune", "run", layout.SPEC_FILE, "--address", "auto", "--sweep-id", sweep_id, "--dataset", dataset_ref]
     metadata = {"sweep_id": sweep_id, "spec": spec.name, "storage": root}

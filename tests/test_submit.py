@@ -170,8 +170,9 @@ def test_submit_wait_then_results_from_s3_and_jobs_commands(user: User, local_da
     user.assert_no_secret(*_job_texts(cluster, "sessrec-w1"))
 
 
-def test_refusals_are_one_clear_line(user: User, tmp_path: Path):
+def test_refusals_are_one_clear_line(user: User, tmp_path: Path, local_data: Path):
     spec = user.spec("tiny", TINY)
+    wide = user.spec("wide", {**TINY, "split": {"seed": 0, "n": 500}})  # 1,000 pairs from 800 sessions
     token_file = tmp_path / "token"
     token_file.write_text(user.cluster.token + "\n")
     no_token = {"RAY_AUTH_TOKEN": ""}
@@ -188,6 +189,8 @@ def test_refusals_are_one_clear_line(user: User, tmp_path: Path):
         (["submit", "tune", spec, "--dataset", "sessions.parquet"], {}, ["cannot read the local file", "--upload"]),
         (["submit", "tune", spec, "--dataset", f"{user.root}/none.parquet"], {}, ["no sessions file"]),
         (["results", "best", "never-ran"], {}, ["no sweep 'never-ran'"]),
+        (["submit", "tune", wide, "--dataset", "small", "--upload", str(local_data / "demo" / "sessions.parquet"), "--sweep-id", "r3"], {},
+         ["too few sessions for the split: 800 sessions, need at least 2 x N = 1000"]),
     ]
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -196,7 +199,7 @@ def test_refusals_are_one_clear_line(user: User, tmp_path: Path):
         assert_one_line_error(result, *fragments)
     by_file = user("jobs", "list", "--json", env={**no_token, "RAY_AUTH_TOKEN_PATH": str(token_file)})
     assert by_file.returncode == 0, by_file.stderr
-    assert not user.keys("sweeps/r2")
+    assert not user.keys("sweeps/r2") and not user.keys("sweeps/r3")
     user.assert_no_secret()
 
 
@@ -244,6 +247,16 @@ def test_stop_keeps_partial_results_in_storage(user: User, local_data: Path, clu
     again = user("jobs", "stop", "s1", "--json")
     assert json.loads(again.stdout)["was_running"] is False
     user.assert_no_secret(*_job_texts(cluster, "sessrec-s1"))
+
+
+def test_stopping_a_job_says_whether_its_sweep_had_begun(user: User, local_data: Path):
+    spec = user.spec("tiny", TINY)
+    submitted = user("submit", "tune", spec, "--upload", str(local_data / "demo" / "sessions.parquet"), "--sweep-id", "s4")
+    assert submitted.returncode == 0, submitted.stderr
+    stopped = user("jobs", "stop", "s4", "--json")  # at once: the driver may not have claimed its sweep yet
+    assert stopped.returncode == 0, stopped.stderr
+    report = json.loads(stopped.stdout)
+    assert report["was_running"] and report["sweep_stored"] == ("spec.yaml" in user.keys("sweeps/s4"))
 
 
 def test_a_stopped_sweep_goes_on_on_the_cluster_with_submit_resume(user: User, local_data: Path, cluster: RayLocalCluster):

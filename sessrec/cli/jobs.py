@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from sessrec import jobs_client
+from sessrec import jobs_client, layout, storage
 from sessrec.cli.common import JsonOption, emit
 from sessrec.cli.submit import AddressOption, client_for, fail, follow
 from sessrec.errors import SessrecError
@@ -88,13 +88,15 @@ def stop(
     info = client.wait(job_id, timeout=jobs_client.STOP_GRACE_S + 30)
     metadata = info.metadata or {}
     sweep_id, root = metadata.get("sweep_id"), metadata.get("storage")
-    marked = False
+    marked, stored = False, None
     if was_running and sweep_id and root and str(info.status) in jobs_client.TERMINAL:
         try:
             marked = jobs_client.settle_manifest(root, sweep_id, "stopped", f"job {job_id} stopped with 'sessrec jobs stop'")
+            stored = storage.exists(storage.join(layout.sweep_dir(root, sweep_id), layout.SPEC_FILE))
         except SessrecError:
             pass  # no access to the storage from here: the sweep's manifest keeps saying 'running'
-    data = {"job_id": job_id, "sweep_id": sweep_id, "was_running": was_running, "status": str(info.status), "sweep_marked_stopped": marked}
+    data = {"job_id": job_id, "sweep_id": sweep_id, "was_running": was_running, "status": str(info.status),
+            "sweep_marked_stopped": marked, "sweep_stored": stored}
 
     def human(d: dict) -> str:
         if not d["was_running"]:
@@ -102,7 +104,9 @@ def stop(
         if d["status"] not in jobs_client.TERMINAL:
             return f"asked job {d['job_id']} to stop; it is still {d['status']} (see 'sessrec jobs status {d['job_id']}')"
         text = f"stopped job {d['job_id']} ({d['status']})"
-        if d["sweep_id"]:
+        if d["sweep_id"] and d["sweep_stored"] is False:
+            text += f"\nsweep {d['sweep_id']} had not begun: nothing of it is stored (submit it again under another --sweep-id)"
+        elif d["sweep_id"]:
             text += f"\npartial results stay in storage: sessrec results show {d['sweep_id']}; continue it: sessrec submit resume {d['sweep_id']}"
         return text
 

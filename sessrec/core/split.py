@@ -31,15 +31,18 @@ class Split:
     n: int
 
 
-def next_item_split(sessions: Sessions, n: int, seed: int) -> Split:
+def check_split_size(n_sessions: int, n: int) -> None:
+    """N test and N validation pairs need N sessions each."""
     if n < 1:
         raise SessrecError(f"split size N must be at least 1, got {n}")
+    if n_sessions < 2 * n:
+        raise SessrecError(f"too few sessions for the split: {n_sessions} sessions, need at least 2 x N = {2 * n}")
+
+
+def next_item_split(sessions: Sessions, n: int, seed: int) -> Split:
+    check_split_size(len(sessions), n)
     if not 0 <= seed < 2**63:
         raise SessrecError(f"split seed must be a whole number from 0 to 2**63 - 1, got {seed}")
-    if len(sessions) < 2 * n:
-        raise SessrecError(
-            f"too few sessions for the split: {len(sessions)} sessions, need at least 2 x N = {2 * n}"
-        )
     short = np.flatnonzero(sessions.lengths < 2)
     if len(short):
         raise SessrecError(f"session {int(short[0])} has fewer than 2 items; every session needs a query and an answer")
