@@ -135,6 +135,7 @@ def render_objects(spec_ref: str | None, options: RenderOptions) -> list[dict[st
             raise SessrecError("--kind raycluster takes no SPEC, --sweep-id, --cluster-selector, --schedule or --time-zone")
         name = options.name or "sessrec"
         _check_name("RayCluster", name)
+        _check_references(options)
         return [raycluster(name, options)]
     if spec_ref is None:
         raise SessrecError(f"--kind {options.kind} needs a SPEC: a spec file or one of {', '.join(BUILTIN_SPECS)}")
@@ -149,9 +150,19 @@ def render_objects(spec_ref: str | None, options: RenderOptions) -> list[dict[st
     return [sweep, *cronjob_objects(name, spec.name, options)]
 
 
+def _check_references(options: RenderOptions) -> None:
+    """What the pods refer to: an image, and the ConfigMap and Secret of the S3 settings."""
+    if not options.image.strip() or any(c.isspace() for c in options.image):
+        raise SessrecError(f"--image {options.image!r}: give an image reference, e.g. {DEFAULT_IMAGE}")
+    for flag, ref in (("--s3-config", options.s3_config), ("--s3-secret", options.s3_secret)):
+        if ref is not None and (len(ref) > 253 or not _DNS1123_SUBDOMAIN.match(ref)):
+            raise SessrecError(f"{flag} {ref!r}: not a Kubernetes object name (lower-case letters, digits, '-' and '.')")
+
+
 def _check_options(name: str, options: RenderOptions) -> None:
     kind = {"rayjob": "RayJob", "raycronjob": "RayCronJob", "cronjob": "CronJob"}[options.kind]
     _check_name(kind, name)
+    _check_references(options)
     # The CronJob creates RayJobs named <name>-<5 random characters>.
     if options.kind == "cronjob" and (problem := name_problem("RayJob", f"{name}-", generated=True)):
         raise SessrecError(f"CronJob name {name!r}: the RayJob names it generates {problem}")

@@ -902,23 +902,26 @@ def _best_embeddings(checkpoint: str) -> Embeddings:
 class _Watch:
     """Stops a sweep when what it runs on stays unreachable, so that resume can continue it.
 
-    A thread probes the storage (S3) and the Ray cluster (HOST:PORT or auto) every few
-    seconds. Storage unreachable for ``storage_patience_s``: it interrupts the driver the way
-    Ctrl-C does, so Tune stops its trials (they meanwhile retry their uploads for longer, so
-    none errors because of the outage). The cluster's GCS unreachable for
-    ``cluster_patience_s``: the trials are gone with it and Ray's client would block on it for a
-    minute, then abort the process with its own log; one line is printed and the driver exits
-    at once. Either way the trials' stored checkpoints are what resume continues from, as after
-    a killed driver.
+    A thread probes the storage (S3) and the Ray cluster every second. Storage unreachable
+    for ``storage_patience_s``: it interrupts the driver the way Ctrl-C does, so Tune stops its
+    trials (they meanwhile retry their uploads for longer, so none errors because of the
+    outage). The cluster's GCS unreachable for ``cluster_patience_s`` (a few seconds for an
+    embedded Ray, whose processes do not come back: a SIGTERM to the whole process group, from
+    `timeout`, systemd or Slurm, ends them with the driver): the trials are gone with it and
+    Ray's client would block on it for a minute, then abort the process with its own log; one
+    line is printed and the driver exits at once. Either way the trials' stored checkpoints
+    are what resume continues from, as after a killed driver.
     """
 
     PROBE_EVERY_S = 1.0
+    EMBEDDED_PATIENCE_S = 3.0
 
     def __init__(self, paths: SweepPaths, address: str | None) -> None:
         self.paths, self.address = paths, address
         self.storage_patience_s = storage_patience()
-        self.cluster_patience_s = _patience(CLUSTER_PATIENCE_VAR, CLUSTER_PATIENCE_S)
-        if address == "auto":  # the cluster Ray found (RAY_ADDRESS, or the one started here): its GCS
+        self.embedded = address is None
+        self.cluster_patience_s = self.EMBEDDED_PATIENCE_S if self.embedded else _patience(CLUSTER_PATIENCE_VAR, CLUSTER_PATIENCE_S)
+        if address in (None, "auto"):  # the Ray started here, or the one Ray found: its GCS
             import ray
 
             address = ray.get_runtime_context().gcs_address
@@ -958,10 +961,12 @@ class _Watch:
 
     def _cluster_lost(self) -> None:
         sweep_id = self.paths.sweep_id
-        sys.stderr.write(
-            f"\nerror: sweep {sweep_id} stopped: lost the Ray cluster at {self.address} (unreachable for "
-            f"{self.cluster_patience_s:.0f} s); once a cluster is up, continue it with: sessrec tune resume {sweep_id} --address ADDRESS\n"
-        )
+        if self.embedded:
+            why = f"the embedded Ray ended (its processes were stopped or killed); continue it with: sessrec tune resume {sweep_id}"
+        else:
+            why = (f"lost the Ray cluster at {self.address} (unreachable for {self.cluster_patience_s:.0f} s); "
+                   f"once a cluster is up, continue it with: sessrec tune resume {sweep_id} --address ADDRESS")
+        sys.stderr.write(f"\nerror: sweep {sweep_id} stopped: {why}\n")
         sys.stderr.flush()
         os._exit(1)
 

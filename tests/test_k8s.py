@@ -127,6 +127,10 @@ def test_render_accepts_a_spec_file(tmp_path: Path) -> None:
         ("rayjob", "tiny", {"schedule": "@daily"}, "raycronjob or cronjob"),
         ("raycronjob", "tiny", {"schedule": "0 2 * *"}, "needs 5 fields"),
         ("cronjob", "tiny", {"time_zone": "Mars/Olympus"}, "IANA"),
+        ("rayjob", "tiny", {"image": ""}, "give an image reference"),
+        ("raycluster", None, {"image": "sessrec :1"}, "give an image reference"),
+        ("rayjob", "tiny", {"s3_config": "Bad_Name"}, "--s3-config 'Bad_Name': not a Kubernetes object name"),
+        ("cronjob", "tiny", {"s3_secret": "-x"}, "--s3-secret '-x': not a Kubernetes object name"),
     ],
 )
 def test_render_refuses(kind: str, spec: str | None, options: dict, message: str) -> None:
@@ -321,6 +325,10 @@ def test_cli_validate_good_and_bad_files(tmp_path: Path) -> None:
     assert (report["files"], report["objects"], report["objects_with_problems"]) == (2, 4, 1)
     assert report["problems"] == [{"source": str(bad), "obj": "RayJob/sessrec-tiny",
                                    "field": "spec.rayClusterSpec.workerGroupSpecs[0].bogus", "message": "unknown field"}]
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("---\n")
+    nothing = subprocess.run([SESSREC, "k8s", "validate", str(empty)], capture_output=True, text=True)
+    assert (nothing.returncode, nothing.stderr.strip()) == (1, f"error: no objects in {empty}"), nothing.stderr
     not_yaml = tmp_path / "not.yaml"
     not_yaml.write_text("a: [\n")
     broken = subprocess.run([SESSREC, "k8s", "validate", str(not_yaml)], capture_output=True, text=True)

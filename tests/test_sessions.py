@@ -52,6 +52,14 @@ def test_reference_preprocessing():
     assert s.to_lists() == [["10004", "10005", "10006"], ["POST", "10002", "10003", "10002"]]
 
 
+def test_a_blank_item_code_counts_as_missing():
+    table = _transactions()
+    table.loc[5, "StockCode"] = " "  # customer 99 keeps 2 rows: under the minimum length of 3
+    assert sessions_from_transactions(table).to_lists() == [["POST", "10002", "10003", "10002"]]
+    with pytest.raises(SessrecError, match="an item id is empty"):
+        sessions(["a", ""], ["b", "c"])
+
+
 def test_ties_keep_file_order():
     table = _transactions()
     s = sessions_from_transactions(table)

@@ -148,6 +148,20 @@ def _start_slow_sweep(folder, env, sweep_id: str) -> tuple[subprocess.Popen, "os
     return driver, log_path
 
 
+def test_sigterm_to_the_whole_process_group_stops_the_sweep_resumably(workdir):
+    """`timeout`, a shell's job control, systemd and Slurm signal every process of the group: the
+    embedded Ray's own processes end too, and the driver must not wait on them."""
+    folder, env = workdir
+    driver, log_path = _start_slow_sweep(folder, env, "r3")
+    signalled = time.monotonic()
+    os.killpg(driver.pid, signal.SIGTERM)  # the driver leads its own session (start_new_session)
+    assert driver.wait(timeout=60) == 1, log_path.read_text()[-2000:]
+    assert time.monotonic() - signalled < 20
+    last = log_path.read_text().strip().splitlines()[-1]
+    assert last.startswith("error: sweep r3 stopped: the embedded Ray ended") and last.endswith("sessrec tune resume r3"), last
+    _resume_to_the_end(folder, env, "r3")
+
+
 def _resume_to_the_end(folder, env, sweep_id: str) -> None:
     assert not (folder / "store" / "sweeps" / sweep_id / "trials.parquet").exists()
     resumed = run_cli("tune", "resume", sweep_id, "--num-cpus", "1", "--json", cwd=folder, env=env)

@@ -98,6 +98,8 @@ def validate(
     """Check manifests offline: ray.io objects against KubeRay's CRDs (strict) and operator rules,
     built-in kinds against Kubernetes' schemas, and every pod against the restricted pod security rules."""
     count, problems = k8s.validate_files(files, kube_version)
+    if not count and not problems:  # as `kubectl apply` says of an empty file
+        raise SessrecError(f"no objects in {', '.join(files)}")
     at_fault = len({(problem.source, problem.obj) for problem in problems})
     if as_json:
         emit({"files": len(files), "objects": count, "objects_with_problems": at_fault,

@@ -57,6 +57,8 @@ class Sessions:
             codes_series, uniques = pd.factorize(pd.Series(items, dtype=object), sort=False)
             vocab = np.asarray(uniques, dtype=object)
             codes = codes_series.astype(np.int32)
+            if (vocab == "").any():  # it would be a blank word in a word2vec text export
+                raise SessrecError("an item id is empty")
         return cls(vocab=vocab, codes=codes, offsets=np.asarray(offsets, dtype=np.int64))
 
     def to_lists(self) -> list[list[str]]:
@@ -136,6 +138,7 @@ def sessions_from_transactions(
             f"column(s) {', '.join(missing)} not in the table (columns: {', '.join(map(str, table.columns))})"
         )
     table = table.dropna()
+    table = table[table[item_col].astype(str).str.strip() != ""]  # a blank item code is missing too
     if drop_cancellations:
         table = table[~table[invoice_col].astype(str).str.startswith("C")]
     if drop_non_products:
