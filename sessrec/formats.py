@@ -78,6 +78,8 @@ def sessions_from_jsonl(data: bytes, what: str = "sessions file") -> Sessions:
             session = json.loads(line)
         except json.JSONDecodeError as exc:
             raise SessrecError(f"{what} line {number}: malformed JSON ({exc.msg})") from None
+        except RecursionError:
+            raise SessrecError(f"{what} line {number}: nested too deeply to be a session") from None
         if not isinstance(session, list) or not all(isinstance(item, str) for item in session):
             raise SessrecError(f"{what} line {number}: expected a JSON array of strings")
         sessions.append(session)

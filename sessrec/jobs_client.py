@@ -171,6 +171,8 @@ class JobsClient:
             ) from None
         except requests.exceptions.RequestException as exc:
             raise SessrecError(f"request to {where} failed: {type(exc).__name__}") from None
+        except (ValueError, TypeError, KeyError) as exc:  # JSON that is not the Jobs API's (a proxy, another server)
+            raise SessrecError(f"{where} answered with something other than the Jobs API's JSON ({type(exc).__name__}); is it a Ray dashboard?") from None
         except RuntimeError as exc:  # Ray's own checks, e.g. a server that is no Ray dashboard
             if "Version check returned 404" in str(exc):
                 raise SessrecError(

@@ -995,6 +995,8 @@ def sync_chart_schema(chart_dir: Path, check: bool) -> bool:
         schema = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise SessrecError(f"cannot read {path}: {exc}") from None
+    if not isinstance(schema, dict) or not isinstance(schema.get("properties", {}), dict):
+        raise SessrecError(f"{path} is not a JSON Schema of the chart's values (an object with 'properties')")
     wanted = chart_sweep_schema()
     current = schema.get("properties", {}).get("sweep")
     if current == wanted:

@@ -93,9 +93,9 @@ def write_report(root: str, sweep_id: str, to: str | None = None, overwrite: boo
     except NotFoundError:
         best_metrics = None  # every trial errored: the report still shows what happened
     files = build_report(table, manifest, best_metrics)
-    if to:
+    if to is not None:
         _refuse_to_replace(to, files, overwrite)
-    folders = [storage.join(layout.sweep_dir(root, sweep_id), layout.REPORT_DIR)] + ([to] if to else [])
+    folders = [storage.join(layout.sweep_dir(root, sweep_id), layout.REPORT_DIR)] + ([to] if to is not None else [])
     # index.html last in each folder: the page appears once its plots are there.
     return outputs.write_all({storage.join(folder, name): content for folder in folders for name, content in files.items()})
 
@@ -122,6 +122,10 @@ def fetch(root: str, sweep_id: str, to: str, overwrite: bool = False) -> list[st
 def _refuse_to_replace(folder: str, names: Iterable[str], overwrite: bool) -> None:
     """A copy never replaces what the user already has in its folder unless told to: checked
     before anything is written, so a refused command changes nothing."""
+    if not folder.strip():
+        raise SessrecError("--to needs a folder")
+    if not storage.is_s3(folder) and Path(folder).is_file():
+        raise SessrecError(f"--to {folder}: a file, not a folder")
     present = [] if overwrite else [name for name in names if storage.exists(storage.join(folder, name))]
     if present:
         shown = ", ".join(present[:3]) + (f" and {len(present) - 3} more" if len(present) > 3 else "")

@@ -126,6 +126,7 @@ BAD_SPECS = {
         (["data", "stats", "nothing"], "no dataset 'nothing'"),
         (["data", "stats", "truncated.parquet"], "not a readable Parquet"),
         (["data", "prepare", "blank-item.jsonl", "--name", "x"], "an item id is empty"),
+        (["data", "prepare", "deep.jsonl", "--name", "x"], "line 1: nested too deeply"),
         (["data", "stats", "tx.csv"], "tx.csv: a sessions file is Parquet or JSONL (.parquet, .jsonl); make a dataset from a transactions table with 'sessrec data prepare'"),
         (["baseline", "small", "--n", "1000"], "too few sessions"),
         (["baseline", "small", "--n", "0"], "at least 1"),
@@ -172,6 +173,7 @@ def test_bad_input_gets_one_line_and_changes_nothing(cli, tmp_path, args, fragme
     (tmp_path / "bad.jsonl").write_text('["a","b","c"]\n["a",\n')
     (tmp_path / "numbers.jsonl").write_text('["a","b","c"]\n[1, 2, 3]\n')
     (tmp_path / "blank-item.jsonl").write_text('["a","b","c"]\n["a","","c"]\n')
+    (tmp_path / "deep.jsonl").write_text("[" * 100_000 + "\n")
     (tmp_path / "not-yaml.yaml").write_text("space: [1, 2\n")
     (tmp_path / "bad-vectors.txt").write_text("2 3\na 1 2\n")
     ok = {"split": {"n": 10}, "space": {"window": 3}, "scheduler": {"max_t": 2, "grace_period": 1}}

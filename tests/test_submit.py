@@ -217,6 +217,40 @@ def test_unreachable_address_fails_fast(monkeypatch):
     assert os.environ["RAY_ADDRESS"] == "127.0.0.1:9"
 
 
+def test_a_server_that_answers_other_json_is_named(monkeypatch):
+    """A proxy or another service on the dashboard's address: its JSON is not the Jobs API's."""
+    import http.server
+    import threading
+
+    import ray
+
+    from sessrec.errors import SessrecError
+    from sessrec.jobs_client import JobsClient
+
+    class NotRay(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"ray_version": ray.__version__, "version": "4"} if self.path == "/api/version" else [{"bogus": 1}])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotRay)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        address = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(SessrecError, match="answered with something other than the Jobs API's JSON"):
+            JobsClient(address).list()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def test_stop_keeps_partial_results_in_storage(user: User, local_data: Path, cluster: RayLocalCluster):
     spec = user.spec("long", LONG)
     submitted = user("submit", "tune", spec, "--upload", str(local_data / "big" / "sessions.parquet"), "--sweep-id", "s1")

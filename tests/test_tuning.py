@@ -97,6 +97,8 @@ def test_sweep_writes_results_and_asha_stops_weak_trials(workdir):
     assert_one_line_error(run_cli("results", "fetch", "s1", "--to", str(folder / "got"), cwd=folder, env=env),
                           "already has embeddings.parquet, embeddings.txt, config.json and 1 more; pass --overwrite")
     assert (folder / "got" / "config.json").read_text() == "mine"
+    assert_one_line_error(run_cli("results", "fetch", "s1", "--to", "", cwd=folder, env=env), "--to needs a folder")
+    assert_one_line_error(run_cli("report", "s1", "--to", str(spec), cwd=folder, env=env), "a file, not a folder")
     assert run_cli("results", "fetch", "s1", "--to", str(folder / "got"), "--overwrite", cwd=folder, env=env).returncode == 0
     assert json.loads((folder / "got" / "config.json").read_text())["alpha"] == 0.05
 
