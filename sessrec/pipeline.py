@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from sessrec import __version__, formats, layout, outputs, storage
 from sessrec.core import baselines
-from sessrec.core.embeddings import Embeddings
+from sessrec.core.embeddings import Embeddings, word2vec_text_problem
 from sessrec.core.metrics import evaluate
 from sessrec.core.sessions import Sessions, filter_min_length, sessions_from_transactions
 from sessrec.core.split import Split, next_item_split
@@ -177,6 +179,8 @@ def train(
         raise SessrecError(f"model {name!r} already exists in {root}; pass --overwrite to replace it")
     dataset = load_dataset(ref, root)
     split = split_dataset(dataset, seed, n)
+    if export_word2vec and (problem := word2vec_text_problem(_trained_items(split.train, config.min_count))):
+        raise SessrecError(f"--export word2vec: {problem}")  # before training, not after
     curve: list[dict[str, Any]] = []
     started = time.perf_counter()
 
@@ -209,6 +213,12 @@ def train(
     files[metrics_uri] = formats.to_json(result)  # last: marks the model complete
     outputs.write_all(files)
     return result
+
+
+def _trained_items(sessions: Sessions, min_count: int) -> list[str]:
+    """The items word2vec keeps: those seen at least ``min_count`` times."""
+    counts = np.bincount(sessions.codes, minlength=len(sessions.vocab))
+    return sessions.vocab[counts >= min_count].tolist()
 
 
 def load_embeddings(ref: str, root: str) -> Embeddings:

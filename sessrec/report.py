@@ -65,9 +65,12 @@ def build_report(
     for row, col in HEATMAP_PAIRS:
         if row not in varying or col not in varying:
             continue
-        wide = [p for p in (row, col) if frame[f"config.{p}"].nunique() > MAX_AXIS_VALUES]
+        wide = [p for p in (row, col) if not _categorical(frame, p)]
         if wide:
-            notes.append(f"No {row} × {col} heatmap: {', '.join(wide)} has more than {MAX_AXIS_VALUES} distinct values.")
+            notes.append(
+                f"No {row} × {col} heatmap: {', '.join(wide)} has more than {MAX_AXIS_VALUES} distinct values, "
+                "or a value of its own in every trial (a range, not a grid)."
+            )
             continue
         table = heatmap_table(frame, row, col, metric)
         if table.isna().all().all():
@@ -87,16 +90,26 @@ def build_report(
     return files
 
 
-def heatmap_table(trials: pd.DataFrame, row_param: str, col_param: str, metric: str) -> pd.DataFrame:
-    """Mean final ``metric`` of the non-errored trials per (row, column) value, other parameters collapsed.
+def _categorical(frame: pd.DataFrame, param: str) -> bool:
+    """A grid or choice: few values, shared by several trials. A range sampled at random gives
+    every trial a value of its own, which reads as a number line, not as categories."""
+    column = frame[f"config.{param}"].dropna()
+    distinct = column.nunique()
+    return distinct <= MAX_AXIS_VALUES and distinct < len(column)
 
-    Rows and columns are the sorted values of the two parameters seen in the sweep; a cell whose
-    trials all errored is NaN (it stays on the grid so the axes keep the sweep's shape).
+
+def heatmap_table(trials: pd.DataFrame, row_param: str, col_param: str, metric: str) -> pd.DataFrame:
+    """Best final ``metric`` of the non-errored trials per (row, column) value, other parameters collapsed.
+
+    The best, not the mean: under ASHA a cell holds trials stopped after a few epochs next to
+    ones that ran to the end, and a mean would rank cells by how many were stopped. Rows and
+    columns are the sorted values of the two parameters seen in the sweep; a cell with no scored
+    trial (none ran there, or all errored) is NaN and stays on the grid.
     """
     rows, cols = f"config.{row_param}", f"config.{col_param}"
     usable = trials[trials["state"] != "errored"]
     values = pd.to_numeric(usable[f"last_{metric}"], errors="coerce")
-    table = values.groupby([usable[rows], usable[cols]]).mean().unstack(cols)
+    table = values.groupby([usable[rows], usable[cols]]).max().unstack(cols)
     return table.reindex(index=sorted(trials[rows].dropna().unique()), columns=sorted(trials[cols].dropna().unique()))
 
 
@@ -193,7 +206,7 @@ def _heatmap(table: pd.DataFrame, row: str, col: str, metric: str, best: pd.Seri
     ax.set_yticks(range(len(rows)), [_fmt(v) for v in rows])
     ax.set_xlabel(col)
     ax.set_ylabel(row)
-    collapsed_text = f"mean over {', '.join(collapsed)}" if collapsed else "mean per cell"
+    collapsed_text = f"best over {', '.join(collapsed)}" if collapsed else "best per cell"
     ax.set_title(f"final {metric}: {row} × {col}\n({collapsed_text})", fontsize=11)
 
     handles = []
@@ -215,7 +228,7 @@ def _heatmap(table: pd.DataFrame, row: str, col: str, metric: str, best: pd.Seri
         handles.append(Patch(fill=False, edgecolor="black", linewidth=1.5, linestyle="--", label=default_text))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False, fontsize=8)
     marks = f"{default_text} was not among the values tried" if None in default else "dashed box: gensim's default"
-    grey = " Grey cells: every trial errored." if np.isnan(cells).any() else ""
+    grey = " Grey cells: no scored trial (none ran there, or every one errored)." if np.isnan(cells).any() else ""
     caption = f"Final {metric} of the non-errored trials, {collapsed_text}. Red box: the best trial's cell; {marks}.{grey}"
     return _Plot(f"heatmap_{row}_x_{col}.png", f"{row} × {col}", caption, _png(figure))
 
@@ -229,13 +242,13 @@ def _by_parameter(frame: pd.DataFrame, varying: list[str], metric: str, best: pd
     for ax, param in zip(axes, varying):
         x, y = usable[f"config.{param}"], usable[f"last_{metric}"]
         values = sorted(frame[f"config.{param}"].dropna().unique())
-        if len(values) <= MAX_AXIS_VALUES:
-            # A grid or choice: evenly spaced values, the mean per value as a line through the trials
-            # (a line, not bars: the y axis is zoomed in, so bar heights would mislead).
+        if _categorical(frame, param):
+            # A grid or choice: evenly spaced values, the best per value as a line through the trials
+            # (the best, as in the heatmaps; a line, not bars: the y axis is zoomed in).
             where = x.map(lambda v: _position(values, v))
-            means = y.groupby(where).mean().reindex(range(len(values)))
+            bests = y.groupby(where).max().reindex(range(len(values)))
             ax.scatter(where, y, s=14, color="#1d3557", alpha=0.7, zorder=3, label="trial")
-            ax.plot(range(len(values)), means.to_numpy(), color="#2a9d8f", marker="D", linewidth=2, label="mean per value")
+            ax.plot(range(len(values)), bests.to_numpy(), color="#2a9d8f", marker="D", linewidth=2, label="best per value")
             ax.set_xticks(range(len(values)), [_fmt(v) for v in values])
             best_x = _position(values, best[f"config.{param}"])
         else:
@@ -253,11 +266,12 @@ def _by_parameter(frame: pd.DataFrame, varying: list[str], metric: str, best: pd
         ax.grid(axis="y", alpha=0.3)
     for ax in axes[len(varying):]:
         ax.set_visible(False)
-    # One legend for all panels: each panel has only some of the entries (no means on a scatter).
+    # One legend for all panels: each panel has only some of the entries (no line on a scatter).
     entries = dict(pair for ax in axes for pair in zip(*reversed(ax.get_legend_handles_labels())))
     figure.legend(entries.values(), entries.keys(), loc="outside lower center", ncol=len(entries), frameon=False, fontsize=8)
     figure.suptitle(f"final {metric} by parameter", fontsize=11)
-    caption = f"Final {metric} of every non-errored trial against each varying parameter, with the mean per value."
+    caption = (f"Final {metric} of every non-errored trial against each varying parameter (a trial ASHA stopped "
+               "early scores at its last epoch), with the best per value of a grid or choice.")
     return _Plot("metric_by_parameter.png", "Metric by parameter", caption, _png(figure))
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from sessrec import formats, layout, outputs, storage
+from sessrec.core.embeddings import word2vec_text_problem
 from sessrec.errors import NotFoundError, SessrecError
 
 
@@ -78,7 +79,8 @@ def best(root: str, sweep_id: str) -> dict[str, Any]:
         metrics = formats.from_json(storage.read_bytes(metrics_uri), metrics_uri)
     except NotFoundError:
         raise NotFoundError(f"sweep {sweep_id!r} has no best result yet (status: {manifest.get('status')})") from None
-    return {"sweep_id": sweep_id, "status": manifest.get("status"), "config": config, **metrics}
+    return {"sweep_id": sweep_id, "status": manifest.get("status"), "dataset": manifest["dataset"], "split": manifest.get("split"),
+            "metric": manifest["metric"], "config": config, **metrics}
 
 
 def write_report(root: str, sweep_id: str, to: str | None = None, overwrite: bool = False) -> list[str]:
@@ -100,23 +102,25 @@ def write_report(root: str, sweep_id: str, to: str | None = None, overwrite: boo
     return outputs.write_all({storage.join(folder, name): content for folder in folders for name, content in files.items()})
 
 
-def fetch(root: str, sweep_id: str, to: str, overwrite: bool = False) -> list[str]:
-    """Copy the best config, metrics and embeddings (Parquet and word2vec text) to ``to``
-    (files already there replaced only with ``overwrite``)."""
+def fetch(root: str, sweep_id: str, to: str, overwrite: bool = False) -> tuple[list[str], str | None]:
+    """Copy the best config, metrics and embeddings (Parquet, and word2vec text when the item
+    ids allow it) to ``to`` (files already there replaced only with ``overwrite``); returns the
+    files written and why the text format was left out, if it was."""
     summary = best(root, sweep_id)
     source = storage.join(layout.sweep_dir(root, sweep_id), layout.BEST_DIR)
     uri = storage.join(source, layout.EMBEDDINGS_FILE)
     data = storage.read_bytes(uri)
     embeddings = formats.embeddings_from_parquet(data, uri)
     target = Path(to)
-    files = {
-        layout.EMBEDDINGS_FILE: data,
-        layout.EMBEDDINGS_TEXT_FILE: embeddings.to_word2vec_text().encode("utf-8"),
-        layout.CONFIG_FILE: formats.to_json(summary["config"]),
-        layout.METRICS_FILE: formats.to_json({k: v for k, v in summary.items() if k != "config"}),
-    }
+    files = {layout.EMBEDDINGS_FILE: data}
+    left_out = word2vec_text_problem(embeddings.keys.tolist())
+    if left_out is None:
+        files[layout.EMBEDDINGS_TEXT_FILE] = embeddings.to_word2vec_text().encode("utf-8")
+    files[layout.CONFIG_FILE] = formats.to_json(summary["config"])
+    files[layout.METRICS_FILE] = formats.to_json({k: v for k, v in summary.items() if k != "config"})
     _refuse_to_replace(to, files, overwrite)
-    return outputs.write_all({str(target / name): content for name, content in files.items()})
+    written = outputs.write_all({str(target / name): content for name, content in files.items()})
+    return written, None if left_out is None else f"{layout.EMBEDDINGS_TEXT_FILE} left out: {left_out}"
 
 
 def _refuse_to_replace(folder: str, names: Iterable[str], overwrite: bool) -> None:

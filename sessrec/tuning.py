@@ -1048,11 +1048,14 @@ def _finish(
     best = max(candidates, key=lambda r: r[key])
     embeddings = _best_embeddings(best["_checkpoint"])
     test = evaluate(embeddings, split.test.queries, split.test.targets, spec.k)
-    config = {name.removeprefix("config."): value for name, value in best.items() if name.startswith("config.")}
+    searched = {name.removeprefix("config."): value for name, value in best.items() if name.startswith("config.")}
+    # Every word2vec setting the trial trained with, defaults included: what `train` needs to retrain it.
+    config = Word2VecConfig.from_dict({**searched, "workers": spec.cpus_per_trial}).to_dict()
     best_metrics = {
         "trial_id": best["trial_id"],
         "epochs": best["epochs_run"],
-        "validation": {"recall_at_k": best["last_recall_at_k"], "mrr_at_k": best["last_mrr_at_k"], "k": spec.k},
+        "validation": {"recall_at_k": best["last_recall_at_k"], "mrr_at_k": best["last_mrr_at_k"], "k": spec.k,
+                       "pairs": len(split.validation.queries)},
         "test": test,
     }
     storage.write_bytes(paths.file(layout.BEST_DIR, layout.EMBEDDINGS_FILE), formats.embeddings_to_parquet(embeddings))

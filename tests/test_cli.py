@@ -200,9 +200,9 @@ def test_odd_item_codes_round_trip(cli, tmp_path):
     recs = cli("recommend", *odd, "--embeddings", "m", "-k", "4", "--json").json()
     assert list(recs) == odd
     assert {r["item"] for r in recs["CODE WITH SPACE"]} == set(odd) - {"CODE WITH SPACE"}
-    # The word2vec text format cannot hold codes with spaces: refused, and nothing written.
+    # The word2vec text format cannot hold codes with spaces: refused before training, nothing written.
     result = cli("train", "odd", "--name", "m2", "--n", "10", "--epochs", "1", "--vector-size", "4", "--export", "word2vec")
-    assert_one_line_error(result, "whitespace")
+    assert_one_line_error(result, "--export word2vec: 1 item id(s) contain whitespace (e.g. 'CODE WITH SPACE')")
     assert not (tmp_path / "store" / "models" / "m2").exists()
 
 

@@ -101,6 +101,24 @@ def test_embeddings_with_non_finite_values_or_missing_ids_are_refused():
         formats.embeddings_from_parquet(sink.getvalue().to_pybytes(), "emb.parquet")
 
 
+def test_fetch_leaves_out_only_the_text_format_when_item_ids_have_spaces(tmp_path):
+    """The real catalogue has ids such as 'BANK CHARGES': the best model still comes back."""
+    from sessrec import results
+
+    best = tmp_path / "sweeps" / "s1" / "best"
+    best.mkdir(parents=True)
+    manifest = {"status": "completed", "metric": "recall_at_k", "dataset": {"uri": "x", "sha256": "y"}, "split": {"seed": 0, "n": 5}}
+    (best.parent / "manifest.json").write_text(json.dumps(manifest))
+    (best / "config.json").write_text(json.dumps({"window": 3}))
+    (best / "metrics.json").write_text(json.dumps({"trial_id": "t", "validation": {}, "test": {}}))
+    embeddings = Embeddings(np.array(["BANK CHARGES", "85123A"], dtype=object), np.ones((2, 3), dtype=np.float32))
+    (best / "embeddings.parquet").write_bytes(formats.embeddings_to_parquet(embeddings))
+    written, left_out = results.fetch(str(tmp_path), "s1", str(tmp_path / "got"))
+    assert sorted(Path(path).name for path in written) == ["config.json", "embeddings.parquet", "metrics.json"]
+    assert left_out.startswith("embeddings.txt left out: 1 item id(s) contain whitespace (e.g. 'BANK CHARGES')")
+    assert json.loads((tmp_path / "got" / "metrics.json").read_text())["split"] == {"seed": 0, "n": 5}
+
+
 def test_word2vec_text_is_read_by_gensim(tmp_path):
     emb = _embeddings()
     path = tmp_path / "emb.txt"

@@ -142,7 +142,7 @@ def test_grid_report_html(grid_report):
     assert len(rows) == 21 and best["trial_id"] in rows[1] and 'class=best' in rows[1]
 
 
-def test_heatmap_table_is_the_mean_over_the_collapsed_parameter():
+def test_heatmap_table_is_the_best_over_the_collapsed_parameter():
     trials = pd.DataFrame(
         [
             _trial(0, {"window": 1, "negative": 5, "ns_exponent": 0.0}, "completed", 0.2, 3),
@@ -156,9 +156,10 @@ def test_heatmap_table_is_the_mean_over_the_collapsed_parameter():
     table = heatmap_table(trials, "negative", "ns_exponent", "recall_at_k")
     assert list(table.index) == [5, 10] and list(table.columns) == [0.0, 0.75]
     # Collapsing window; the errored trial (0.9) does not count; negative 10 × 0.75 was never run.
-    assert table.loc[5, 0.0] == pytest.approx((0.2 + 0.4) / 2)
+    # The best, not the mean: a mean would rank a cell by how many of its trials ASHA stopped early.
+    assert table.loc[5, 0.0] == pytest.approx(max(0.2, 0.4))
     assert table.loc[5, 0.75] == pytest.approx(0.5)
-    assert table.loc[10, 0.0] == pytest.approx((0.1 + 0.3) / 2)
+    assert table.loc[10, 0.0] == pytest.approx(max(0.1, 0.3))
     assert np.isnan(table.loc[10, 0.75])
 
 
@@ -197,6 +198,18 @@ def test_continuous_search_skips_wide_heatmaps():
     assert set(files) == expected | {"index.html"}
     _check_pngs(files)
     assert "ns_exponent has more than 12 distinct values" in _check_html(files, "random")
+
+
+def test_a_small_random_search_puts_its_ranges_on_number_lines_not_categories():
+    """Four trials of a range give four values, one each: as heatmap cells or evenly spaced
+    categories they would read as a grid that was never searched."""
+    rows = [_trial(n, {"window": w, "negative": 5 + n % 2, "ns_exponent": x}, "completed", 0.3 + n / 100, 3)
+            for n, (w, x) in enumerate([(2, 0.11), (2, 0.13), (7, -0.52), (7, 0.64)])]
+    trials = pd.DataFrame(rows)
+    files = build_report(trials, _manifest(trials, sweep_id="small-random"), None)
+    assert "heatmap_window_x_negative.png" in files
+    assert not any("ns_exponent" in name for name in files)
+    assert "ns_exponent has more than 12 distinct values, or a value of its own in every trial" in _check_html(files, "small-random")
 
 
 def test_defaults_outside_the_grid_are_noted():

@@ -80,6 +80,10 @@ def test_sweep_writes_results_and_asha_stops_weak_trials(workdir):
 
     best = json.loads(run_cli("results", "best", "s1", "--json", cwd=folder, env=env).stdout)
     assert best["config"]["alpha"] == 0.05 and best["config"]["epochs"] == 4
+    # What a script needs to retrain and compare it: every word2vec setting, the split, the metric.
+    assert {"seed", "workers", "min_count", "sample", "min_alpha"} <= set(best["config"])
+    assert (best["split"], best["metric"], best["validation"]["pairs"]) == ({"seed": 0, "n": 150}, "recall_at_k", 150)
+    assert best["dataset"]["sha256"] == manifest["dataset"]["sha256"]
     assert best["validation"]["recall_at_k"] == trials["last_recall_at_k"].max()
     assert best["test"]["pairs"] == 150 and 0 < best["test"]["recall_at_k"] <= 1
     embeddings = formats.embeddings_from_parquet((sweep / "best" / "embeddings.parquet").read_bytes())

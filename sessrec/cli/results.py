@@ -63,7 +63,9 @@ def fetch(
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Download the best embeddings (Parquet and word2vec text), config and metrics."""
-    files = results.fetch(settings(ctx).storage, sweep_id, to, overwrite)
+    files, left_out = results.fetch(settings(ctx).storage, sweep_id, to, overwrite)
+    if left_out:
+        typer.echo(f"warning: {left_out}", err=True)
     emit(files, as_json, lambda f: "\n".join(f))
 
 

@@ -62,9 +62,9 @@ class Embeddings:
         That format separates fields by spaces, so item codes containing whitespace cannot be
         written to it; Parquet keeps them intact.
         """
-        bad = [key for key in self.keys.tolist() if not key or any(ch.isspace() for ch in key)]
-        if bad:
-            raise SessrecError(f"item {bad[0]!r} contains whitespace; the word2vec text format cannot hold it")
+        problem = word2vec_text_problem(self.keys.tolist())
+        if problem:
+            raise SessrecError(problem)
         lines = [f"{self.n_items} {self.dims}"]
         for key, vector in zip(self.keys.tolist(), self.vectors):
             lines.append(key + " " + " ".join(repr(float(x)) for x in vector))
@@ -90,3 +90,12 @@ class Embeddings:
         if not np.isfinite(vectors).all():
             raise SessrecError("word2vec text file holds NaN or infinite values")
         return cls(np.array(keys, dtype=object), vectors)
+
+
+def word2vec_text_problem(keys: list[str]) -> str | None:
+    """Why these item ids cannot go into the word2vec text format (space-separated), or None."""
+    bad = [key for key in keys if not key or any(ch.isspace() for ch in key)]
+    if not bad:
+        return None
+    return (f"{len(bad)} item id(s) contain whitespace (e.g. {bad[0]!r}), which the word2vec text format "
+            "cannot hold; the Parquet embeddings keep them")
