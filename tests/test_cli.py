@@ -58,6 +58,17 @@ def test_laptop_workflow(cli, tmp_path):
     assert [r["item"] for r in text["I000001"]] == [r["item"] for r in recs["I000001"]]
 
 
+def test_train_off_a_terminal_prints_plain_progress_lines(cli):
+    """In a log file or a job's log a progress bar shows nothing: a line at the first and the last
+    epoch (and every 30 s between) says it runs."""
+    cli("data", "synth", "--name", "demo", "--sessions", "300")
+    result = cli("train", "demo", "--name", "m", "--n", "20", "--epochs", "4", "--vector-size", "8")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert [line.split(",")[0] for line in lines] == ["training 1/4", "training 4/4"], lines
+    assert all(" | val R@10 " in line for line in lines)
+
+
 def test_existing_outputs_are_not_replaced_without_overwrite(cli, tmp_path):
     assert cli("data", "synth", "--name", "demo", "--sessions", "300").returncode == 0
     before = (tmp_path / "store" / "datasets" / "demo" / "sessions.parquet").read_bytes()

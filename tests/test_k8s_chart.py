@@ -59,6 +59,11 @@ def test_install_dry_run_renders_notes(helm: Helm) -> None:
     for line in ("kubectl -n default get cronjob nightly-sessrec", "sessrec jobs logs", "sessrec results best <sweep-id>",
                  "get rayjobs -l app.kubernetes.io/instance=nightly"):
         assert line in notes
+    # RayCronJob's runs carry KubeRay's label only (their template is a RayJob spec, without metadata).
+    result = helm.run("install", "nightly", str(CHART), "--dry-run=client", "--values", str(CHART / "ci" / "raycronjob-values.yaml"))
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert "get rayjobs -l ray.io/cronjob-name=seed3d-nightly" in notes, notes  # its fullnameOverride
 
 
 def test_test_hook_pod_checks_the_spec_with_the_image(helm: Helm) -> None:
@@ -76,6 +81,7 @@ def tiny(**values: Any) -> dict[str, Any]:
 
 BAD_VALUES = [
     (tiny(worker={"minReplicas": 5, "maxReplicas": 2}), "worker.minReplicas (5) must not exceed worker.maxReplicas (2)"),
+    (tiny(worker={"maxReplicas": 2**31}), "'/worker/maxReplicas': maximum"),  # an int32 in the RayCluster
     (tiny(fullnameOverride="a" * 48), f'RayJob name "{"a" * 48}" is 48 characters; KubeRay allows at most 47'),
     (tiny(oneOff={"enabled": False}, schedule={"enabled": True}, fullnameOverride="nightly-" + "b" * 29),
      'RayCronJob name "nightly-' + "b" * 29 + '" is 37 characters; KubeRay allows at most 36'),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -43,11 +44,31 @@ def best_text(d: dict) -> str:
     )
 
 
+#: Seconds between progress lines when stderr is not a terminal (a log file, a pipe, a job's log).
+PROGRESS_LINE_EVERY_S = 30.0
+
+
 @contextmanager
 def progress(description: str, total: int | None, enabled: bool = True) -> Iterator[Callable[..., None]]:
-    """A progress bar on stderr (so --json output stays clean); yields an ``advance(text=...)``."""
-    if not enabled or not sys.stderr.isatty():
+    """A progress bar on stderr (so --json output stays clean); yields an ``advance(status=...)``.
+    Off a terminal, a plain line now and then and at the last step instead of a bar."""
+    if not enabled:
         yield lambda *args, **kwargs: None
+        return
+    if not sys.stderr.isatty():
+        started, done, last_line = time.monotonic(), 0, 0.0
+
+        def line(steps: int = 1, status: str = "") -> None:
+            nonlocal done, last_line
+            done += steps
+            now = time.monotonic()
+            if done == total or now - last_line >= PROGRESS_LINE_EVERY_S:
+                last_line = now
+                of_total = f"/{total}" if total else ""
+                sys.stderr.write(f"{description} {done}{of_total}, {now - started:.0f} s{' | ' + status if status else ''}\n")
+                sys.stderr.flush()
+
+        yield line
         return
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}")]
     with Progress(*columns, console=stderr, transient=False) as bar:
