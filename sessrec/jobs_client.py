@@ -307,8 +307,6 @@ class JobsClient:
         return Submitted(job_id, metadata["sweep_id"], tuple(sorted(forward_env or {})))
 
 
-
-
 def describe(job) -> dict[str, Any]:
     """What sessrec shows of a job: never its runtime_env (it may hold forwarded variables)."""
     metadata = job.metadata or {}
@@ -420,7 +418,6 @@ def forwardable_aws_env(environ: dict[str, str] | None = None) -> dict[str, str]
     if not found:
         raise SessrecError("--forward-s3-env: no AWS_* variables are set to forward")
     return found
-
 
 
 def submit_tune(
