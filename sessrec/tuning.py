@@ -727,6 +727,10 @@ def resume_sweep(
         return _run(spec, split, paths, manifest, recorded, address, verbose, live)
 
 
+def _interrupted(paths: SweepPaths) -> SessrecError:
+    return SessrecError(f"sweep {paths.sweep_id} interrupted; continue it with: sessrec tune resume {paths.sweep_id}")
+
+
 @contextmanager
 def _end_recorded(paths: SweepPaths, manifest: dict[str, Any]) -> Iterator[None]:
     """What ends a run unforeseen (a bug, something Ray or Tune refuses) is written to the
@@ -746,7 +750,7 @@ def _end_recorded(paths: SweepPaths, manifest: dict[str, Any]) -> Iterator[None]
         except SessrecError:
             pass  # the original error says more
         if interrupted:
-            raise SessrecError(f"sweep {paths.sweep_id} interrupted; continue it with: sessrec tune resume {paths.sweep_id}") from None
+            raise _interrupted(paths) from None
         raise
 
 
@@ -1028,7 +1032,7 @@ def _finish(
         # Every trial's checkpoints are in storage: record the interruption, write no results.
         manifest.update(status="interrupted", interrupted=now())
         storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
-        raise SessrecError(f"sweep {paths.sweep_id} interrupted; continue it with: sessrec tune resume {paths.sweep_id}")
+        raise _interrupted(paths)
     ran = {int(r.config[POINT]) for r in results}
     rows = _trial_rows(results, spec, recorded) + [_kept_row(spec, t) for t in recorded.values() if t.finished and t.point not in ran]
     counts = {state: sum(1 for r in rows if r["state"] == state) for state in ("completed", "stopped_early", "errored")}
