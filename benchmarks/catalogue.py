@@ -31,20 +31,32 @@ QUERIES = 10_000
 SESSREC = [sys.executable, "-m", "sessrec"]
 
 
+#: Starts a command, waits for it and writes its peak RSS (KiB) to the file named first. Each stage
+#: is started by this small process, not by the benchmark's own: Linux carries the starting
+#: process's peak RSS over into the child's ru_maxrss (vfork + exec), so a stage started from a
+#: benchmark process that has grown would report at least that process's size.
+LAUNCHER = (
+    "import os, subprocess, sys\n"
+    "process = subprocess.Popen(sys.argv[2:])\n"
+    "_, status, usage = os.wait4(process.pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
 def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MB) of the process, and its stdout."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
-        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, text=True, env=env)
-        # wait4 gives this child's own resource usage (RUSAGE_CHILDREN would mix all children).
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryDirectory() as scratch, tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        peak = Path(scratch, "peak_kib")
+        started = time.perf_counter()
+        process = subprocess.run([sys.executable, "-c", LAUNCHER, str(peak), *command],
+                                 stdout=stdout, stderr=stderr, text=True, env=env, check=False)
         wall = time.perf_counter() - started
         if process.returncode:
             stderr.seek(0)
             raise SystemExit(f"{' '.join(command)} failed: {stderr.read()[-2000:]}")
         stdout.seek(0)
-        return wall, usage.ru_maxrss / 1024, stdout.read()
+        return wall, int(peak.read_text()) / 1024, stdout.read()
 
 
 def write_transactions(root: str, path: Path) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
 import time
 from typing import Any
@@ -18,7 +17,7 @@ from benchmarks.common import data_label, data_sessions, run_module, write_repor
 
 
 def run_one(cpus: int, trials: int, epochs: int) -> dict[str, Any]:
-    from sessrec import pipeline, results, tuning
+    from sessrec import memory, pipeline, results, tuning
     from sessrec.spec import SweepSpec
 
     root = tempfile.mkdtemp(prefix="sessrec-overhead-")
@@ -44,7 +43,7 @@ def run_one(cpus: int, trials: int, epochs: int) -> dict[str, Any]:
         "tune_wall_s": manifest["wall_seconds"],  # Tuner.fit alone, as on a cluster that is already up
         "compute_s": compute, "overhead": wall * cpus / compute, "tune_overhead": manifest["wall_seconds"] * cpus / compute,
         "trial_peak_rss_mb": float(table["peak_rss_mb"].max()),
-        "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "driver_peak_rss_mb": memory.peak_rss_mb(),
     }
 
 

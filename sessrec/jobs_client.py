@@ -357,7 +357,7 @@ def check_dataset(ref: str, root: str, split_n: int) -> None:
         if not storage.exists(ref):
             raise NotFoundError(f"no sessions file {ref}")
         return
-    if "/" in ref or ref.endswith((".parquet", ".jsonl", ".json")):
+    if layout.is_file_ref(ref):
         raise SessrecError(f"the cluster cannot read the local file {ref!r}: upload it with --upload {ref}")
     uri = storage.join(layout.dataset_dir(root, ref), layout.MANIFEST_FILE)
     try:

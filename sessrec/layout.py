@@ -62,6 +62,12 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
+def is_file_ref(ref: str) -> bool:
+    """A path or s3:// URI of a file, not the name of a stored dataset or model: names are
+    slugs, with no '/' and no '.'."""
+    return storage.is_s3(ref) or "/" in ref or "." in ref
+
+
 def dataset_dir(root: str, name: str) -> str:
     return storage.join(root, DATASETS, check_name(name, "dataset name"))
 

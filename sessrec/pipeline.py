@@ -33,11 +33,6 @@ class Dataset:
     sha256: str
 
 
-def _is_file_ref(ref: str) -> bool:
-    # Dataset and model names are slugs: no '/' and no '.'.
-    return storage.is_s3(ref) or "/" in ref or "." in ref
-
-
 def sessions_from_bytes(data: bytes, uri: str) -> Sessions:
     """Sessions from a JSONL (.jsonl, .json) or Parquet file (.parquet, .pq, or no suffix)."""
     name = uri.rstrip("/").rpartition("/")[2]
@@ -54,7 +49,7 @@ def sessions_from_bytes(data: bytes, uri: str) -> Sessions:
 
 def load_dataset(ref: str, root: str) -> Dataset:
     """A dataset by name (under the storage root) or a sessions file (Parquet or JSONL) by URI."""
-    if _is_file_ref(ref):
+    if layout.is_file_ref(ref):
         sessions = sessions_from_bytes(storage.read_bytes(ref), ref)
         return Dataset(sessions, ref, sessions.content_sha256())
     folder = layout.dataset_dir(root, ref)
@@ -72,7 +67,7 @@ def load_dataset(ref: str, root: str) -> Dataset:
 
 
 def dataset_manifest(ref: str, root: str) -> dict[str, Any]:
-    if _is_file_ref(ref):
+    if layout.is_file_ref(ref):
         dataset = load_dataset(ref, root)
         return {"uri": ref, "sha256": dataset.sha256, **dataset.sessions.stats()}
     path = storage.join(layout.dataset_dir(root, ref), layout.MANIFEST_FILE)
@@ -223,7 +218,7 @@ def _trained_items(sessions: Sessions, min_count: int) -> list[str]:
 
 def load_embeddings(ref: str, root: str) -> Embeddings:
     """Embeddings by URI (Parquet, or word2vec text with a .txt/.vec suffix) or by model name."""
-    if not _is_file_ref(ref) and not ref.endswith((".txt", ".vec")):
+    if not layout.is_file_ref(ref):
         ref = storage.join(layout.model_dir(root, ref), layout.EMBEDDINGS_FILE)
     data = storage.read_bytes(ref)
     if ref.endswith((".txt", ".vec")):

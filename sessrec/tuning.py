@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import platform
-import resource
 import secrets
 import shutil
 import signal
@@ -33,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sessrec import __version__, formats, layout, storage
+from sessrec import __version__, formats, layout, memory, storage
 from sessrec.core.embeddings import Embeddings
 from sessrec.core.metrics import evaluate
 from sessrec.core.sessions import Sessions
@@ -129,8 +128,8 @@ def train_trial(
         report(start.epochs_done, {**history[-1], "replayed": True}, start)
 
     def on_epoch(epoch: int, metrics: dict[str, float], model) -> None:
-        # The worker's peak memory so far (Linux reports KiB), for the trials table.
-        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # The worker's peak memory so far, for the trials table.
+        peak_rss_mb = memory.peak_rss_mb()
         history.append({**metrics, "epoch": epoch, "peak_rss_mb": peak_rss_mb})
         report(epoch, {**metrics, "peak_rss_mb": peak_rss_mb, "replayed": False}, TrainingState.capture(model, epoch))
 

@@ -4,10 +4,13 @@ reader behind time to quality (their timings are taken by hand, never here)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from benchmarks.catalogue import run_measured
 from benchmarks.scaling import asha_epochs, driver_costs, makespan, project
 from benchmarks.time_to_quality import best_so_far, first_reached
 
@@ -79,3 +82,11 @@ def test_first_reached_is_the_first_time_the_best_so_far_got_there():
     assert first_reached(timeline, 0.22) == 40.0
     assert first_reached(timeline, 0.18) == 10.0
     assert first_reached(timeline, 0.25) is None
+
+
+def test_a_stage_s_peak_memory_is_its_own_not_the_benchmark_s():
+    ballast = np.ones(2**27)  # the benchmark process at 1 GiB
+    _, peak_mb, stdout = run_measured([sys.executable, "-c", "import numpy; print(len(numpy.ones(2**24)))"])
+    assert stdout == f"{2**24}\n"
+    assert 128 < peak_mb < 300  # its 128 MiB array and Python, not the 1 GiB it was started from
+    del ballast

@@ -187,6 +187,7 @@ def test_refusals_are_one_clear_line(user: User, tmp_path: Path, local_data: Pat
         (["submit", "tune", spec], {"SESSREC_STORAGE": str(tmp_path / "store")}, ["cannot read the local storage", "s3://"]),
         (["submit", "tune", spec, "--sweep-id", "r2"], {}, ["no dataset 'demo'", "--upload"]),
         (["submit", "tune", spec, "--dataset", "sessions.parquet"], {}, ["cannot read the local file", "--upload"]),
+        (["submit", "tune", spec, "--dataset", "sessions.v2"], {}, ["cannot read the local file", "--upload"]),  # what 'tune run' reads as a file
         (["submit", "tune", spec, "--dataset", f"{user.root}/none.parquet"], {}, ["no sessions file"]),
         (["results", "best", "never-ran"], {}, ["no sweep 'never-ran'"]),
         (["submit", "tune", wide, "--dataset", "small", "--upload", str(local_data / "demo" / "sessions.parquet"), "--sweep-id", "r3"], {},
