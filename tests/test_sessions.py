@@ -67,6 +67,24 @@ def test_ties_keep_file_order():
     assert s.to_lists()[1][1:3] == ["10002", "10003"]
 
 
+def test_values_of_other_types_are_read_as_their_text():
+    """A Parquet column may mix 10002 and "10002", and customer numbers may be floats: the same
+    text is the same item, and sessions still sort by customer number."""
+    table = _transactions().dropna()
+    table["StockCode"] = pd.Series([10002, "POST", "10003", "10002", 10004, 10005, 10006, 10008, 10009], index=table.index, dtype=object)
+    table["CustomerID"] = table["CustomerID"].astype(float)
+    s = sessions_from_transactions(table)
+    assert s.to_lists() == [["10004", "10005", "10006"], ["POST", "10002", "10003", "10002"]]
+    assert sorted(s.vocab) == ["10002", "10003", "10004", "10005", "10006", "POST"]
+
+
+def test_from_codes_keeps_the_values_that_occur_in_order_of_first_appearance():
+    s = Sessions.from_codes(np.array(["a", "b", "c", "d"], dtype=object), np.array([2, 0, 2, 3]), np.array([0, 2, 4]))
+    assert list(s.vocab) == ["c", "a", "d"]
+    assert s.to_lists() == [["c", "a"], ["c", "d"]]
+    assert s.content_sha256() == sessions(["c", "a"], ["c", "d"]).content_sha256()
+
+
 def test_optional_filters():
     s = sessions_from_transactions(_transactions(), drop_cancellations=True, drop_non_products=True, min_length=2)
     assert s.to_lists() == [["10004", "10005", "10006"], ["10002", "10003"], ["10008", "10009"]]

@@ -51,15 +51,18 @@ class Sessions:
     @classmethod
     def from_flat(cls, items: np.ndarray, offsets: np.ndarray) -> "Sessions":
         """Build from a flat array of item strings and session offsets."""
-        if len(items) == 0:
-            vocab, codes = np.array([], dtype=object), np.array([], dtype=np.int32)
-        else:
-            codes_series, uniques = pd.factorize(pd.Series(items, dtype=object), sort=False)
-            vocab = np.asarray(uniques, dtype=object)
-            codes = codes_series.astype(np.int32)
-            if (vocab == "").any():  # it would be a blank word in a word2vec text export
-                raise SessrecError("an item id is empty")
-        return cls(vocab=vocab, codes=codes, offsets=np.asarray(offsets, dtype=np.int64))
+        codes, uniques = pd.factorize(pd.Series(items, dtype=object), sort=False)
+        return cls.from_codes(np.asarray(uniques, dtype=object), codes, offsets)
+
+    @classmethod
+    def from_codes(cls, values: np.ndarray, codes: np.ndarray, offsets: np.ndarray) -> "Sessions":
+        """Build from codes into ``values``, distinct item strings. The vocabulary keeps the values
+        that occur, in order of first appearance."""
+        used_codes, used = pd.factorize(np.asarray(codes), sort=False)
+        vocab = np.asarray(values, dtype=object)[used]
+        if (vocab == "").any():  # it would be a blank word in a word2vec text export
+            raise SessrecError("an item id is empty")
+        return cls(vocab=vocab, codes=used_codes.astype(np.int32), offsets=np.asarray(offsets, dtype=np.int64))
 
     def to_lists(self) -> list[list[str]]:
         items = self.vocab[self.codes].tolist()
@@ -103,11 +106,28 @@ class Sessions:
 
 
 def _session_key_order(keys: pd.Series) -> np.ndarray:
-    """Sort key for session ids: numeric when every id is numeric (customer numbers), else text."""
-    numeric = pd.to_numeric(keys, errors="coerce")
+    """Sort key for session ids: numeric when every id is numeric (customer numbers), else text.
+
+    Each distinct id is converted once: a session's rows repeat its id, and converting every row
+    held several copies of the column."""
+    codes, uniques = pd.factorize(keys)
+    numeric = pd.to_numeric(pd.Series(uniques), errors="coerce")
     if not numeric.isna().any():
-        return pd.factorize(numeric, sort=True)[0]
-    return pd.factorize(keys.astype(str), sort=True)[0]
+        return pd.factorize(numeric, sort=True)[0][codes]
+    return pd.factorize(pd.Series(uniques).astype(str), sort=True)[0][codes]
+
+
+def _parse_times(times: pd.Series, time_format: str | None) -> np.ndarray:
+    """Each distinct time parsed once (the rows of an invoice share its time), as datetime64."""
+    codes, uniques = pd.factorize(times)
+    try:
+        with warnings.catch_warnings():
+            # pandas warns when it parses element by element; the result is the same.
+            warnings.simplefilter("ignore", UserWarning)
+            parsed = pd.to_datetime(pd.Series(uniques), format=time_format)
+    except (ValueError, TypeError) as exc:
+        raise SessrecError(f"cannot parse time column {times.name!r}: {str(exc).splitlines()[0]}") from None
+    return parsed.to_numpy()[codes]
 
 
 def sessions_from_transactions(
@@ -138,29 +158,31 @@ def sessions_from_transactions(
             f"column(s) {', '.join(missing)} not in the table (columns: {', '.join(map(str, table.columns))})"
         )
     table = table.dropna()
-    table = table[table[item_col].astype(str).str.strip() != ""]  # a blank item code is missing too
+    # Item codes and invoices repeat over many rows: each distinct one is turned into text and
+    # tested once (converting every row made a string per row, the largest share of memory).
+    item_codes, item_values = pd.factorize(table[item_col])
+    # Distinct values may share a text (1 and "1" in a Parquet column): one code per text.
+    text_codes, item_text = pd.factorize(pd.Series(item_values, dtype=object).astype(str))
+    item_codes, item_text = text_codes[item_codes], pd.Series(item_text, dtype=object)
+    keep = (item_text.str.strip() != "").to_numpy()[item_codes]  # a blank item code is missing too
     if drop_cancellations:
-        table = table[~table[invoice_col].astype(str).str.startswith("C")]
+        invoice_codes, invoices = pd.factorize(table[invoice_col])
+        keep &= ~pd.Series(invoices, dtype=object).astype(str).str.startswith("C").to_numpy()[invoice_codes]
     if drop_non_products:
         try:
             pattern = re.compile(product_pattern)
         except re.error as exc:
             raise SessrecError(f"invalid product pattern {product_pattern!r}: {exc}") from None
-        table = table[table[item_col].astype(str).str.contains(pattern)]
+        keep &= item_text.str.contains(pattern).to_numpy()[item_codes]
+    if not keep.all():
+        table, item_codes = table[keep], item_codes[keep]
     if table.empty:
         raise SessrecError("no rows left after dropping rows with missing values and filters")
-    try:
-        with warnings.catch_warnings():
-            # pandas warns when it parses element by element; the result is the same.
-            warnings.simplefilter("ignore", UserWarning)
-            times = pd.to_datetime(table[time_col], format=time_format)
-    except (ValueError, TypeError) as exc:
-        raise SessrecError(f"cannot parse time column {time_col!r}: {str(exc).splitlines()[0]}") from None
+    times = _parse_times(table[time_col], time_format)
     session_order = _session_key_order(table[session_col])
     # np.lexsort is stable: rows with the same session and time keep their file order.
-    order = np.lexsort((times.to_numpy(), session_order))
+    order = np.lexsort((times, session_order))
     sorted_sessions = session_order[order]
-    items = table[item_col].astype(str).to_numpy(dtype=object)[order]
     boundaries = np.flatnonzero(np.diff(sorted_sessions)) + 1
     starts = np.concatenate([[0], boundaries])
     ends = np.concatenate([boundaries, [len(sorted_sessions)]])
@@ -171,7 +193,7 @@ def sessions_from_transactions(
     lengths = (ends - starts)[keep]
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return Sessions.from_flat(items[event_keep], offsets)
+    return Sessions.from_codes(item_text.to_numpy(dtype=object), item_codes[order][event_keep], offsets)
 
 
 def filter_min_length(sessions: Sessions, min_length: int) -> Sessions:
@@ -184,4 +206,4 @@ def filter_min_length(sessions: Sessions, min_length: int) -> Sessions:
     event_keep = np.repeat(keep, sessions.lengths)
     offsets = np.zeros(int(keep.sum()) + 1, dtype=np.int64)
     np.cumsum(sessions.lengths[keep], out=offsets[1:])
-    return Sessions.from_flat(sessions.vocab[sessions.codes[event_keep]], offsets)
+    return Sessions.from_codes(sessions.vocab, sessions.codes[event_keep], offsets)

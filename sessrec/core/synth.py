@@ -69,4 +69,4 @@ def synth_sessions(
         cluster = cluster_of_pos[current]
         start, size = cluster_bounds[cluster], np.diff(cluster_bounds)[cluster]
     names = np.array([f"I{i:06d}" for i in range(n_items)], dtype=object)
-    return Sessions.from_flat(names[item_order[positions]], offsets)
+    return Sessions.from_codes(names, item_order[positions], offsets)
