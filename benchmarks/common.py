@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -25,6 +28,13 @@ def run_module(module: str, *args: str) -> dict[str, Any]:
     measurement inherits another's); the JSON object it prints last."""
     out = subprocess.run([sys.executable, "-m", module, *args], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def scratch_dir(prefix: str) -> str:
+    """A temporary folder removed when the process exits (a sweep leaves hundreds of MB)."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def reference_sessions() -> Sessions:

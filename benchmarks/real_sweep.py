@@ -8,10 +8,9 @@ split seeds 0, 1, 2 against the baselines.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 
-from benchmarks.common import REFERENCE, mean_std, reference_sessions, write_report
+from benchmarks.common import REFERENCE, mean_std, reference_sessions, scratch_dir, write_report
 from sessrec import pipeline, results, tuning
 from sessrec.core import baselines
 from sessrec.core.metrics import evaluate
@@ -29,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     sessions = reference_sessions()
     spec = read_spec(args.spec)[1]
-    root = tempfile.mkdtemp(prefix="sessrec-real-")
+    root = scratch_dir("sessrec-real-")
     pipeline.save_dataset(sessions, spec.dataset or "retail", root, {"uri": str(REFERENCE)}, overwrite=False)
 
     started = time.perf_counter()

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-
-
 from benchmarks.common import mean_std, reference_sessions, write_report
 from sessrec.core import baselines
 from sessrec.core.metrics import evaluate

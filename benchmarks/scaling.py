@@ -21,14 +21,13 @@ import argparse
 import heapq
 import json
 import pickle
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import data_label, data_sessions, run_module, write_report
+from benchmarks.common import data_label, data_sessions, run_module, scratch_dir, write_report
 
 PROJECTED_CPUS = (16, 64)
 CONFIG = {"vector_size": 64, "window": 5, "negative": 5, "alpha": 0.05}
@@ -59,7 +58,7 @@ def run_one(cpus: int, trials: int, epochs: int) -> dict[str, Any]:
     from sessrec import pipeline, tuning
     from sessrec.spec import SweepSpec
 
-    root = tempfile.mkdtemp(prefix="sessrec-scaling-")
+    root = scratch_dir("sessrec-scaling-")
     pipeline.save_dataset(data_sessions(), "bench", root, {"benchmark": True}, overwrite=False)
     # Tune's control loop runs on the driver's main thread: its CPU time during Tuner.fit (the
     # sweep's _finish) is what caps the results per second a driver can take.

@@ -19,12 +19,14 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import statistics
-import tempfile
 import time
 from typing import Any
 
-from benchmarks.common import data_sessions, mean_std, run_module, write_report
+import numpy as np
+
+from benchmarks.common import data_sessions, mean_std, run_module, scratch_dir, write_report
 
 #: The seed's full 3-D grid (539 trials) and a sub-grid of it that runs in minutes on 2 CPUs.
 GRIDS: dict[str, dict[str, list[Any]]] = {
@@ -79,7 +81,7 @@ def run_seed(grid: dict[str, list[Any]], cpus: int) -> dict[str, Any]:
         tune_config=tune.TuneConfig(
             scheduler=ASHAScheduler(metric="recall_at_k", mode="max", max_t=100, grace_period=10),
         ),
-        run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(prefix="seed-sweep-"), verbose=0),
+        run_config=tune.RunConfig(storage_path=scratch_dir("seed-sweep-"), verbose=0),
     )
     results = tuner.fit()
     wall = time.perf_counter() - started
@@ -97,6 +99,58 @@ SCHEDULERS = {
     "sessrec": {"type": "asha", "max_t": EPOCHS, "grace_period": 3, "reduction_factor": 2},
     "sessrec-fifo": {"type": "fifo", "max_t": EPOCHS},
 }
+
+
+#: ASHA settings replayed on the FIFO run's curves (grace period, reduction factor).
+REPLAYED = ((1, 2), (2, 2), (3, 2), (4, 2), (5, 2), (6, 2), (2, 3), (3, 3), (4, 3), (5, 3))
+#: Random grid orders each replayed setting is run in.
+REPLAY_ORDERS = 200
+
+
+def asha_rungs(grace: int, reduction: float, max_t: int) -> list[int]:
+    """The epochs at which Ray's ASHA (one bracket) judges a trial, as ``_Bracket`` makes them."""
+    count = int(np.log(max_t / grace) / np.log(reduction) + 1)
+    # A milestone may fall between epochs (reduction 2.5); a trial meets it at the next epoch.
+    return [math.ceil(grace * reduction**k) for k in range(count)]
+
+
+def replay_asha(curves: list[list[float]], order: list[int], grace: int, reduction: float, max_t: int) -> tuple[float, int]:
+    """ASHA's decisions on known curves, the trials arriving one at a time in ``order``: the best
+    recall it would see and the epochs it would train. sessrec's trials train on one thread
+    from a fixed seed, so a trial's curve is the same under any scheduler; and as in Ray, a
+    trial reaching a rung is stopped when below the (1 - 1/reduction) quantile of the results
+    recorded there before it."""
+    rungs = asha_rungs(grace, reduction, max_t)
+    recorded: dict[int, list[float]] = {rung: [] for rung in rungs}
+    best, epochs = -math.inf, 0
+    for trial in order:
+        curve, stop = curves[trial], max_t
+        for rung in rungs:
+            value = curve[rung - 1]
+            seen = recorded[rung]
+            stopped = bool(seen) and value < np.nanpercentile(seen, (1 - 1 / reduction) * 100)
+            seen.append(value)
+            if stopped:
+                stop = rung
+                break
+        epochs += stop
+        best = max(best, max(curve[:stop]))
+    return best, epochs
+
+
+def replay(curves: list[list[float]], orders: int = REPLAY_ORDERS) -> list[dict[str, Any]]:
+    """Each replayed ASHA setting over random grid orders: how often it keeps the best recall that
+    training every trial fully finds, and the epochs it trains."""
+    full_best = max(max(curve) for curve in curves)
+    rows = []
+    for grace, reduction in REPLAYED:
+        runs = [replay_asha(curves, list(np.random.default_rng(seed).permutation(len(curves))), grace, reduction, EPOCHS)
+                for seed in range(orders)]
+        rows.append({"grace_period": grace, "reduction_factor": reduction, "rungs": asha_rungs(grace, reduction, EPOCHS),
+                     "keeps_best": float(np.mean([best >= full_best for best, _ in runs])),
+                     "mean_best": float(np.mean([best for best, _ in runs])),
+                     "mean_epochs": float(np.mean([epochs for _, epochs in runs]))})
+    return rows
 
 
 def sessrec_spec(grid: dict[str, list[Any]], scheduler: dict[str, Any], order: int) -> dict[str, Any]:
@@ -119,7 +173,7 @@ def run_sessrec(grid: dict[str, list[Any]], cpus: int, scheduler: dict[str, Any]
     from sessrec.spec import SweepSpec
 
     started = time.perf_counter()
-    root = tempfile.mkdtemp(prefix="sessrec-seedgrid-")
+    root = scratch_dir("sessrec-seedgrid-")
     pipeline.save_dataset(data_sessions(), "bench", root, {"benchmark": True}, overwrite=False)
     manifest = tuning.run_sweep(SweepSpec.from_dict(sessrec_spec(grid, scheduler, order)), root, "bench", num_cpus=cpus)
     wall = time.perf_counter() - started
@@ -128,7 +182,7 @@ def run_sessrec(grid: dict[str, list[Any]], cpus: int, scheduler: dict[str, Any]
     table = results.trials(root, "bench")
     return {"wall_s": wall, "best_recall": best["validation"]["recall_at_k"], "best_config": best["config"],
             "trials": manifest["trials"]["total"], "stopped_early": manifest["trials"]["stopped_early"],
-            "epochs_trained": int(table["epochs_run"].sum())}
+            "epochs_trained": int(table["epochs_run"].sum()), "curves": [list(map(float, curve)) for curve in table["curve"]]}
 
 
 def measure(cpus: int, grid_name: str, orders: int = 3) -> dict[str, Any]:
@@ -159,6 +213,7 @@ def measure(cpus: int, grid_name: str, orders: int = 3) -> dict[str, Any]:
                  "test": retrained_mean(run["best_config"], "test_recall") - retrained_mean(seed["best_config"], "test_recall")}
                 for run in asha
             ],
+            "asha_replay": replay(fifo["curves"]),
             "speedup": seed["wall_s"] / statistics.median(run["wall_s"] for run in asha),
             "speedups": [seed["wall_s"] / run["wall_s"] for run in asha],
             "recall_difference": min(differences), "recall_differences": differences,
@@ -230,6 +285,15 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "ASHA's choice less the seed's, in mean recall over those word2vec seeds: "
         + "; ".join(f"order {d['order']}: validation {100 * d['validation']:+.2f}, test {100 * d['test']:+.2f} points"
                     for d in result["retrained_differences"]) + ".",
+        "",
+        f"ASHA settings replayed on the FIFO run's curves ({REPLAY_ORDERS} random grid orders, trials one at a time; a "
+        "sessrec trial's curve does not depend on the scheduler): how often ASHA keeps the best recall of training every "
+        f"trial fully ({100 * max(max(curve) for curve in fifo['curves']):.1f} %), and the epochs it trains.",
+        "",
+        "| grace period | reduction factor | rungs (epochs) | keeps the best | mean best recall | mean epochs trained |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *(f"| {row['grace_period']} | {row['reduction_factor']:g} | {', '.join(map(str, row['rungs']))} | {100 * row['keeps_best']:.0f} % | "
+          f"{100 * row['mean_best']:.2f} % | {row['mean_epochs']:.0f} of {len(fifo['curves']) * EPOCHS} |" for row in result["asha_replay"]),
     ]
     return lines
 

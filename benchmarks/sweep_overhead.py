@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from typing import Any
 
-from benchmarks.common import data_label, data_sessions, run_module, write_report
+from benchmarks.common import data_label, data_sessions, run_module, scratch_dir, write_report
 
 
 def run_one(cpus: int, trials: int, epochs: int) -> dict[str, Any]:
     from sessrec import memory, pipeline, results, tuning
     from sessrec.spec import SweepSpec
 
-    root = tempfile.mkdtemp(prefix="sessrec-overhead-")
+    root = scratch_dir("sessrec-overhead-")
     pipeline.save_dataset(data_sessions(), "bench", root, {"benchmark": True}, overwrite=False)
     spec = SweepSpec.from_dict({
         "name": "overhead",

@@ -17,13 +17,12 @@ import argparse
 import json
 import os
 import signal
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from benchmarks.common import OUT, data_label, data_sessions, write_report
+from benchmarks.common import OUT, data_label, data_sessions, scratch_dir, write_report
 from sessrec import layout, pipeline, tuning
 from sessrec.core.split import next_item_split
 from sessrec.core.word2vec import Word2VecConfig, fit
@@ -79,7 +78,7 @@ def measure(spec_name: str, target: float, budget_s: float, cpus: int, long_epoc
     spec = read_spec(spec_name)[1]
     if split_seed is not None:
         spec = SweepSpec.from_dict(spec.raw | {"split": {"seed": split_seed, "n": spec.split_n}})
-    root = tempfile.mkdtemp(prefix="sessrec-ttq-")
+    root = scratch_dir("sessrec-ttq-")
     pipeline.save_dataset(data_sessions(), "bench", root, {"benchmark": True}, overwrite=False)
     tune_dir = Path(layout.sweep_dir(root, "ttq"), layout.TUNE_DIR)
     timeline: list[tuple[float, float]] = []

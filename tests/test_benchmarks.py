@@ -12,6 +12,7 @@ import pytest
 
 from benchmarks.catalogue import run_measured
 from benchmarks.scaling import asha_epochs, driver_costs, makespan, project
+from benchmarks.seed_sweep import asha_rungs, replay_asha
 from benchmarks.time_to_quality import best_so_far, first_reached
 
 COSTS = {"epoch_s": 1.0, "eval_s": 0.0, "per_epoch_overhead_s": 0.0, "startup_s": 0.0, "driver_cpu_per_result_s": 0.0,
@@ -90,3 +91,26 @@ def test_a_stage_s_peak_memory_is_its_own_not_the_benchmark_s():
     assert stdout == f"{2**24}\n"
     assert 128 < peak_mb < 300  # its 128 MiB array and Python, not the 1 GiB it was started from
     del ballast
+
+
+@pytest.mark.parametrize("grace, reduction, max_t", [(3, 2, 10), (1, 3, 27), (2, 2.5, 20), (5, 2, 10)])
+def test_the_asha_replay_decides_as_ray_s_bracket_does(grace, reduction, max_t):
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
+    rng = np.random.default_rng(grace)
+    curves = rng.random((60, max_t)).cumsum(axis=1).tolist()
+    order = list(rng.permutation(60))
+    bracket = _Bracket(grace, max_t, reduction, 0)
+    assert sorted(milestone for milestone, _ in bracket._rungs) == pytest.approx(asha_rungs(grace, reduction, max_t), abs=1)
+    best, epochs = -1.0, 0
+    for index in order:  # each trial runs alone to its end or its stop, as the replay assumes
+        trial = SimpleNamespace(trial_id=str(index))
+        for epoch, value in enumerate(curves[index], start=1):
+            best = max(best, value)
+            if bracket.on_result(trial, epoch, value) == TrialScheduler.STOP or epoch == max_t:
+                epochs += epoch
+                break
+    assert replay_asha(curves, order, grace, reduction, max_t) == (best, epochs)
