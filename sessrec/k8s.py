@@ -532,6 +532,23 @@ def cron_problem(expr: str) -> str | None:
     return None
 
 
+def cron_pattern() -> str:
+    """A regular expression (RE2 and ECMAScript alike, for the chart's values schema) that accepts
+    what ``cron_problem`` accepts, from the same field table; ranges that run backwards are the
+    one thing it lets through."""
+    def value(low: int, high: int, names: tuple[str, ...]) -> str:
+        spelled = ["".join(f"[{c.upper()}{c.lower()}]" for c in name) for name in names]
+        return "(" + "|".join(["0*(" + "|".join(str(n) for n in range(high, low - 1, -1)) + ")", *spelled]) + ")"
+
+    def field(low: int, high: int, names: tuple[str, ...]) -> str:
+        part = rf"([*?]|{value(low, high, names)}(-{value(low, high, names)})?)(/0*[1-9][0-9]*)?"
+        return f"{part}(,{part})*"
+
+    fields = r"\s+".join(field(low, high, names) for _, low, high, names in _CRON_FIELDS)
+    descriptors = "|".join(sorted(d[1:] for d in _CRON_DESCRIPTORS))
+    return rf"^\s*(@({descriptors})|@every \s*{_GO_DURATION.pattern[1:-1]}|{fields})\s*$"
+
+
 def _cron_value(text: str, low: int, high: int, names: tuple[str, ...]) -> int | None:
     if text.upper() in names:
         return names.index(text.upper()) + low
@@ -977,7 +994,7 @@ def _configmap_content_problems(data: dict, source: str, label: str, kube_versio
 
 
 # --------------------------------------------------------------------------------------------
-# The Helm chart's values schema embeds the sweep spec schema
+# The Helm chart's values schema embeds the sweep spec schema and the cron pattern
 
 
 def chart_sweep_schema() -> dict[str, Any]:
@@ -985,10 +1002,17 @@ def chart_sweep_schema() -> dict[str, Any]:
     return {key: value for key, value in SWEEP_SPEC_SCHEMA.items() if key != "$schema"}
 
 
-def sync_chart_schema(chart_dir: Path, check: bool) -> bool:
-    """Make values.schema.json's `sweep` equal the spec schema; returns whether it already was.
+def chart_schema_parts() -> dict[tuple[str, ...], Any]:
+    """What the chart's values.schema.json takes from sessrec's own definitions, by where it goes."""
+    return {
+        ("properties", "sweep"): chart_sweep_schema(),
+        ("properties", "schedule", "properties", "cron", "pattern"): cron_pattern(),
+    }
 
-    With ``check``, nothing is written.
+
+def sync_chart_schema(chart_dir: Path, check: bool) -> bool:
+    """Make values.schema.json's `sweep` equal the spec schema and its cron pattern the one
+    ``cron_problem`` checks; returns whether they already were. With ``check``, nothing is written.
     """
     path = chart_dir / "values.schema.json"
     try:
@@ -997,11 +1021,16 @@ def sync_chart_schema(chart_dir: Path, check: bool) -> bool:
         raise SessrecError(f"cannot read {path}: {exc}") from None
     if not isinstance(schema, dict) or not isinstance(schema.get("properties", {}), dict):
         raise SessrecError(f"{path} is not a JSON Schema of the chart's values (an object with 'properties')")
-    wanted = chart_sweep_schema()
-    current = schema.get("properties", {}).get("sweep")
-    if current == wanted:
-        return True
-    if not check:
-        schema.setdefault("properties", {})["sweep"] = wanted
+    current = True
+    for where, wanted in chart_schema_parts().items():
+        node = schema
+        for key in where[:-1]:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        if node.get(where[-1]) != wanted:
+            current = False
+            node[where[-1]] = wanted
+    if not current and not check:
         path.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
-    return False
+    return current

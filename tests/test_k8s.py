@@ -162,6 +162,24 @@ def test_cron_refuses(expr: str, message: str) -> None:
     assert message in (k8s.cron_problem(expr) or "")
 
 
+def test_the_chart_s_cron_pattern_accepts_what_cron_problem_accepts() -> None:
+    """The values schema's pattern is made from the same field table: on listed and on random
+    expressions the two agree, except on ranges that run backwards, which only cron_problem sees."""
+    import random
+    import re
+
+    pattern = re.compile(k8s.cron_pattern())
+    pieces = ["*", "?", "0", "5", "07", "59", "60", "23", "24", "31", "32", "12", "13", "6", "7", "JAN", "dec", "Sun", "MONDAY",
+              "1-5", "5-1", "*/15", "*/0", "1-30/7", "x", "", "-1", "1,2", "2/3"]
+    rng = random.Random(0)
+    expressions = [" ".join(rng.choice(pieces) for _ in range(rng.choice([4, 5, 5, 5, 6]))) for _ in range(3000)]
+    expressions += ["@daily", "@every 90s", "@every 1.5h", "@every", "@every 1x", "@hourly now", " 0 2 * * * ", "0  2 * * *", "0 2 * * *\n"]
+    for expr in expressions:
+        if "backwards" in (k8s.cron_problem(expr) or ""):
+            continue
+        assert (k8s.cron_problem(expr) is None) == bool(pattern.match(expr)), expr
+
+
 def test_strict_schema_is_the_api_servers_strict_field_validation() -> None:
     schema = k8s.strict_schema(
         {

@@ -97,6 +97,8 @@ BAD_VALUES = [
     (tiny(oneOff={"sweepId": "Nightly_Run"}), "'/oneOff/sweepId'"),
     (tiny(s3={"storage": "/data/sessrec"}), "'/s3/storage'"),
     (tiny(schedule={"enabled": True, "cron": "0 2 * *"}), "'/schedule/cron'"),
+    (tiny(schedule={"enabled": True, "cron": "0 25 * * *"}), "'/schedule/cron'"),  # KubeRay would refuse it at run time
+    (tiny(schedule={"enabled": True, "cron": "0 2 * * MON-FR"}), "'/schedule/cron'"),
     (tiny(schedule={"enabled": True, "mode": "cron"}), "'/schedule/mode'"),
     ({"sweep": {**TINY, "metric": "precision_at_k"}}, "'/sweep/metric'"),
     ({"sweep": {**TINY, "space": {"window": 2, "hidden_size": 8}}}, "additional properties 'hidden_size' not allowed"),
@@ -136,10 +138,14 @@ def test_values_schema_embeds_the_spec_schema(tmp_path: Path) -> None:
     chart = tmp_path / "chart"
     shutil.copytree(CHART, chart)
     schema["properties"]["sweep"]["properties"].pop("metric")
+    schema["properties"]["schedule"]["properties"]["cron"]["pattern"] = ".*"
     (chart / "values.schema.json").write_text(json.dumps(schema))
     assert not k8s.sync_chart_schema(chart, check=True)
     assert not k8s.sync_chart_schema(chart, check=False)
-    assert json.loads((chart / "values.schema.json").read_text())["properties"]["sweep"] == k8s.chart_sweep_schema()
+    repaired = json.loads((chart / "values.schema.json").read_text())
+    assert repaired["properties"]["sweep"] == k8s.chart_sweep_schema()
+    assert repaired["properties"]["schedule"]["properties"]["cron"]["pattern"] == k8s.cron_pattern()
+    assert k8s.sync_chart_schema(chart, check=True)
 
 
 def test_chart_versions_follow_the_package() -> None:

@@ -124,7 +124,7 @@ def chart_schema(
     chart: Annotated[Path, typer.Option(help="The Helm chart folder.")] = Path("helm/sessrec"),
     check: Annotated[bool, typer.Option(help="Only report whether it is current; exit 1 if not.")] = False,
 ) -> None:
-    """Copy the sweep spec schema into the chart's values.schema.json (the `sweep` key)."""
+    """Copy the sweep spec schema and the cron schedule pattern into the chart's values.schema.json."""
     current = k8s.sync_chart_schema(chart, check)
     if check and not current:
         raise SessrecError(f"{chart}/values.schema.json is out of date: run `sessrec k8s chart-schema --chart {chart}`")
