@@ -54,6 +54,7 @@ def build_report(
 ) -> dict[str, bytes]:
     """File name → content: one PNG per plot and an ``index.html`` that embeds them all."""
     metric = _check(trials, manifest)
+    label = metric_label(metric, manifest.get("k"))
     frame = _normalise(trials, metric)
     config = [c.removeprefix("config.") for c in frame.columns if c.startswith("config.")]
     varying = [p for p in config if frame[f"config.{p}"].nunique(dropna=True) > 1]
@@ -76,18 +77,24 @@ def build_report(
         if table.isna().all().all():
             notes.append(f"No {row} × {col} heatmap: no trial finished without error.")
             continue
-        plots.append(_heatmap(table, row, col, metric, best, [p for p in varying if p not in (row, col)]))
+        plots.append(_heatmap(table, row, col, label, best, [p for p in varying if p not in (row, col)]))
         covered.update((row, col))
     # With no scored trial (all errored) only the early-stopping picture has anything to show.
     if best is not None and varying and (len(varying) <= 2 or not set(varying) <= covered):
-        plots.append(_by_parameter(frame, varying, metric, best))
+        plots.append(_by_parameter(frame, varying, metric, label, best))
     if best is not None and len(best["curve"]):
-        plots.append(_curves(frame, varying, metric, best, top_curves))
+        plots.append(_curves(frame, varying, metric, label, best, top_curves))
     plots.append(_epochs_run(frame))
 
     files = {plot.name: plot.png for plot in plots}
     files[INDEX] = _html(frame, manifest, best_metrics, metric, config, varying, best, plots, notes).encode("utf-8")
     return files
+
+
+def metric_label(metric: str, k: int | None) -> str:
+    """recall_at_k with K 10 reads Recall@10 (a manifest without K keeps the metric's name)."""
+    name = {"recall_at_k": "Recall", "mrr_at_k": "MRR"}.get(metric)
+    return f"{name}@{k}" if name and isinstance(k, int) else metric
 
 
 def _categorical(frame: pd.DataFrame, param: str) -> bool:
@@ -183,7 +190,7 @@ def _position(values: list[Any], value: Any) -> int | None:
     return None
 
 
-def _heatmap(table: pd.DataFrame, row: str, col: str, metric: str, best: pd.Series | None, collapsed: list[str]) -> _Plot:
+def _heatmap(table: pd.DataFrame, row: str, col: str, metric_name: str, best: pd.Series | None, collapsed: list[str]) -> _Plot:
     rows, cols = list(table.index), list(table.columns)
     cells = table.to_numpy(dtype=float)
     figure = Figure(figsize=(1.6 + 1.05 * len(cols), 1.6 + 0.75 * len(rows)))
@@ -191,7 +198,7 @@ def _heatmap(table: pd.DataFrame, row: str, col: str, metric: str, best: pd.Seri
     cmap = colormaps["viridis"].with_extremes(bad="#d9d9d9")
     norm = Normalize(np.nanmin(cells), np.nanmax(cells))
     image = ax.imshow(np.ma.masked_invalid(cells), cmap=cmap, norm=norm, origin="lower", aspect="auto")
-    figure.colorbar(image, ax=ax, label=f"final {metric}", fraction=0.06, pad=0.03)
+    figure.colorbar(image, ax=ax, label=f"final {metric_name}", fraction=0.06, pad=0.03)
     for i in range(len(rows)):
         for j in range(len(cols)):
             value = cells[i, j]
@@ -207,7 +214,7 @@ def _heatmap(table: pd.DataFrame, row: str, col: str, metric: str, best: pd.Seri
     ax.set_xlabel(col)
     ax.set_ylabel(row)
     collapsed_text = f"best over {', '.join(collapsed)}" if collapsed else "best per cell"
-    ax.set_title(f"final {metric}: {row} × {col}\n({collapsed_text})", fontsize=11)
+    ax.set_title(f"final {metric_name}: {row} × {col}\n({collapsed_text})", fontsize=11)
 
     handles = []
     spot = None if best is None else (_position(rows, best[f"config.{row}"]), _position(cols, best[f"config.{col}"]))
@@ -229,11 +236,11 @@ def _heatmap(table: pd.DataFrame, row: str, col: str, metric: str, best: pd.Seri
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False, fontsize=8)
     marks = f"{default_text} was not among the values tried" if None in default else "dashed box: gensim's default"
     grey = " Grey cells: no scored trial (none ran there, or every one errored)." if np.isnan(cells).any() else ""
-    caption = f"Final {metric} of the non-errored trials, {collapsed_text}. Red box: the best trial's cell; {marks}.{grey}"
+    caption = f"Final {metric_name} of the non-errored trials, {collapsed_text}. Red box: the best trial's cell; {marks}.{grey}"
     return _Plot(f"heatmap_{row}_x_{col}.png", f"{row} × {col}", caption, _png(figure))
 
 
-def _by_parameter(frame: pd.DataFrame, varying: list[str], metric: str, best: pd.Series) -> _Plot:
+def _by_parameter(frame: pd.DataFrame, varying: list[str], metric: str, metric_name: str, best: pd.Series) -> _Plot:
     usable = frame[(frame["state"] != "errored") & frame[f"last_{metric}"].notna()]
     columns = min(len(varying), 3)
     lines = math.ceil(len(varying) / columns)
@@ -262,20 +269,20 @@ def _by_parameter(frame: pd.DataFrame, varying: list[str], metric: str, best: pd
         pad = max((high - low) * 0.15, 0.01)
         ax.set_ylim(max(low - pad, 0), high + pad)
         ax.set_xlabel(param)
-        ax.set_ylabel(f"final {metric}")
+        ax.set_ylabel(f"final {metric_name}")
         ax.grid(axis="y", alpha=0.3)
     for ax in axes[len(varying):]:
         ax.set_visible(False)
     # One legend for all panels: each panel has only some of the entries (no line on a scatter).
     entries = dict(pair for ax in axes for pair in zip(*reversed(ax.get_legend_handles_labels())))
     figure.legend(entries.values(), entries.keys(), loc="outside lower center", ncol=len(entries), frameon=False, fontsize=8)
-    figure.suptitle(f"final {metric} by parameter", fontsize=11)
-    caption = (f"Final {metric} of every non-errored trial against each varying parameter (a trial ASHA stopped "
+    figure.suptitle(f"final {metric_name} by parameter", fontsize=11)
+    caption = (f"Final {metric_name} of every non-errored trial against each varying parameter (a trial ASHA stopped "
                "early scores at its last epoch), with the best per value of a grid or choice.")
     return _Plot("metric_by_parameter.png", "Metric by parameter", caption, _png(figure))
 
 
-def _curves(frame: pd.DataFrame, varying: list[str], metric: str, best: pd.Series, top: int) -> _Plot:
+def _curves(frame: pd.DataFrame, varying: list[str], metric: str, metric_name: str, best: pd.Series, top: int) -> _Plot:
     ranked = _ranked(frame, metric)
     ranked = ranked[ranked["curve"].map(len) > 0].head(top)
     figure = Figure(figsize=(9.5, 4.6))
@@ -290,11 +297,11 @@ def _curves(frame: pd.DataFrame, varying: list[str], metric: str, best: pd.Serie
                 linewidth=3 if is_best else 1.4, linestyle="-" if trial["state"] == "completed" else "--", label=label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel(f"validation {metric}")
+    ax.set_ylabel(f"validation {metric_name}")
     ax.grid(alpha=0.3)
-    ax.set_title(f"validation {metric} per epoch, top {len(ranked)} trials by final value", fontsize=11)
+    ax.set_title(f"validation {metric_name} per epoch, top {len(ranked)} trials by final value", fontsize=11)
     ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    caption = f"Validation {metric} after each epoch for the {len(ranked)} best trials (dashed: stopped early by ASHA)."
+    caption = f"Validation {metric_name} after each epoch for the {len(ranked)} best trials (dashed: stopped early by ASHA)."
     return _Plot("curves.png", "Learning curves", caption, _png(figure))
 
 
@@ -402,11 +409,12 @@ def _html(
     figures += "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
 
     # Column → (header, formatter); the optional columns of the trials table only when present.
+    k = manifest.get("k")
     columns = {
-        f"last_{metric}": (f"final {metric}", _score),
-        "last_recall_at_k": ("final recall_at_k", _score),
-        "last_mrr_at_k": ("final mrr_at_k", _score),
-        f"best_{metric}": (f"best {metric}", _score),
+        f"last_{metric}": (f"final {metric_label(metric, k)}", _score),
+        "last_recall_at_k": (f"final {metric_label('recall_at_k', k)}", _score),
+        "last_mrr_at_k": (f"final {metric_label('mrr_at_k', k)}", _score),
+        f"best_{metric}": (f"best {metric_label(metric, k)}", _score),
         "best_epoch": ("at epoch", _e),
         "epochs_run": ("epochs run", _e),
         "train_seconds": ("train s", lambda v: "–" if pd.isna(v) else f"{float(v):.1f}"),
@@ -447,7 +455,7 @@ def _html(
 <h1>{title}</h1><p class="note">spec {name} · sessrec sweep report</p>
 <h2>Summary</h2><table class="summary">{rows}</table>
 <h2>Plots</h2>{figures}
-<h2>Top {min(TOP_TRIALS, len(top))} trials by final {html.escape(metric)}</h2>{top_table}
+<h2>Top {min(TOP_TRIALS, len(top))} trials by final {html.escape(metric_label(metric, k))}</h2>{top_table}
 <h2>Errored trials</h2>{errors}
 </body></html>
 """
