@@ -117,6 +117,15 @@ def _client_class():
     return Client
 
 
+def _refusal(where: str, status: int, body: str) -> SessrecError:
+    """Ray's token check names the token in its answer; anything else that refuses (a proxy or an
+    ingress in front of the dashboard) is reported as what it said."""
+    if "authentication token" in body:
+        return SessrecError(AUTH_ERROR)
+    return SessrecError(f"{where} answered HTTP {status} ({_first_line(body)[:200] or 'no reason given'}): "
+                        "not Ray's token check; is a proxy in front of the dashboard?")
+
+
 def _first_line(text: str | None) -> str:
     return (str(text or "").strip().splitlines() or [""])[0].strip()
 
@@ -157,11 +166,16 @@ class JobsClient:
         try:
             with _quiet_ray_client():
                 return fn()
-        except AuthenticationError:
-            raise SessrecError(AUTH_ERROR) from None
+        except AuthenticationError as exc:
+            # Ray's client raises this for any 401/403, quoting the answer's body ("Authentication
+            # required|failed: BODY\n\nadvice"), and for a token it cannot find itself.
+            kind, _, rest = exc.message.partition(": ")
+            if kind not in ("Authentication required", "Authentication failed"):
+                raise SessrecError(AUTH_ERROR) from None
+            raise _refusal(where, 401 if kind.endswith("required") else 403, rest.split("\n\n")[0]) from None
         except _HttpError as exc:
             if exc.status in (401, 403):
-                raise SessrecError(AUTH_ERROR) from None
+                raise _refusal(where, exc.status, exc.text) from None
             if exc.status == 404 and job_id is not None:
                 raise JobNotFound(f"no job {job_id!r} on the Ray cluster at {self.address}") from None
             raise SessrecError(f"{where} answered HTTP {exc.status}: {_first_line(exc.text)[:300]}") from None

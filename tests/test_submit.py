@@ -8,10 +8,12 @@ would); one test starts a second cluster without credentials to show --forward-s
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -221,7 +223,6 @@ def test_unreachable_address_fails_fast(monkeypatch):
 def test_a_server_that_answers_other_json_is_named(monkeypatch):
     """A proxy or another service on the dashboard's address: its JSON is not the Jobs API's."""
     import http.server
-    import threading
 
     import ray
 
@@ -239,13 +240,47 @@ def test_a_server_that_answers_other_json_is_named(monkeypatch):
         def log_message(self, *args) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotRay)
+    with _serving(NotRay) as address, pytest.raises(SessrecError, match="answered with something other than the Jobs API's JSON"):
+        JobsClient(address).list()
+
+
+@pytest.mark.parametrize(("status", "body", "message"), [
+    (403, "Forbidden by the ingress", "answered HTTP 403 (Forbidden by the ingress): not Ray's token check; is a proxy"),
+    (401, "", "answered HTTP 401 (no reason given)"),
+    (401, "Unauthorized: Missing authentication token", "missing or wrong auth token (set RAY_AUTH_TOKEN)"),
+    (403, "Forbidden: Invalid authentication token", "missing or wrong auth token (set RAY_AUTH_TOKEN)"),
+])
+def test_a_refusal_that_is_not_ray_s_token_check_says_what_refused(status: int, body: str, message: str):
+    import http.server
+
+    from sessrec.errors import SessrecError
+    from sessrec.jobs_client import JobsClient
+
+    class Refusing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with _serving(Refusing) as address, pytest.raises(SessrecError) as refused:
+        JobsClient(address, token="t").list()
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+@contextlib.contextmanager
+def _serving(handler: type) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 for the block; its address."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        address = f"http://127.0.0.1:{server.server_address[1]}"
-        with pytest.raises(SessrecError, match="answered with something other than the Jobs API's JSON"):
-            JobsClient(address).list()
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
