@@ -84,6 +84,13 @@ KINDS = ("rayjob", "raycronjob", "cronjob", "raycluster")
 
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+#: A container image reference as registries parse it (distribution/reference): an optional
+#: registry host and port, a lower-case path, an optional tag and an optional digest.
+IMAGE_REFERENCE = re.compile(
+    r"^((?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\.)*[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+)
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 
 POD_SECURITY = {
@@ -152,8 +159,8 @@ def render_objects(spec_ref: str | None, options: RenderOptions) -> list[dict[st
 
 def _check_references(options: RenderOptions) -> None:
     """What the pods refer to: an image, and the ConfigMap and Secret of the S3 settings."""
-    if not options.image.strip() or any(c.isspace() for c in options.image):
-        raise SessrecError(f"--image {options.image!r}: give an image reference, e.g. {DEFAULT_IMAGE}")
+    if not IMAGE_REFERENCE.match(options.image):
+        raise SessrecError(f"--image {options.image!r}: give an image reference, e.g. {DEFAULT_IMAGE} or REGISTRY/PATH:TAG@sha256:DIGEST")
     for flag, ref in (("--s3-config", options.s3_config), ("--s3-secret", options.s3_secret)):
         if ref is not None and (len(ref) > 253 or not _DNS1123_SUBDOMAIN.match(ref)):
             raise SessrecError(f"{flag} {ref!r}: not a Kubernetes object name (lower-case letters, digits, '-' and '.')")
@@ -994,7 +1001,7 @@ def _configmap_content_problems(data: dict, source: str, label: str, kube_versio
 
 
 # --------------------------------------------------------------------------------------------
-# The Helm chart's values schema embeds the sweep spec schema and the cron pattern
+# The Helm chart's values schema embeds the sweep spec schema, the cron and the image patterns
 
 
 def chart_sweep_schema() -> dict[str, Any]:
@@ -1007,13 +1014,13 @@ def chart_schema_parts() -> dict[tuple[str, ...], Any]:
     return {
         ("properties", "sweep"): chart_sweep_schema(),
         ("properties", "schedule", "properties", "cron", "pattern"): cron_pattern(),
+        ("definitions", "image", "pattern"): IMAGE_REFERENCE.pattern,
     }
 
 
 def sync_chart_schema(chart_dir: Path, check: bool) -> bool:
-    """Make values.schema.json's `sweep` equal the spec schema and its cron pattern the one
-    ``cron_problem`` checks; returns whether they already were. With ``check``, nothing is written.
-    """
+    """Make the parts of values.schema.json that sessrec defines (``chart_schema_parts``) equal
+    their definitions; returns whether they already were. With ``check``, nothing is written."""
     path = chart_dir / "values.schema.json"
     try:
         schema = json.loads(path.read_text(encoding="utf-8"))

@@ -88,6 +88,13 @@ def test_rayjob_on_an_existing_cluster() -> None:
         assert absent not in job
 
 
+def test_an_image_may_carry_a_registry_port_and_a_digest() -> None:
+    image = "registry.example.com:5000/ml/sessrec:1.2.3@sha256:" + "ab" * 32
+    job = find(rendered("rayjob", image=image), "RayJob")
+    head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert head["image"] == image
+
+
 def test_schedules_generate_a_sweep_id_per_run() -> None:
     cron = find(rendered("raycronjob", schedule="@daily", time_zone="Europe/Berlin"), "RayCronJob")["spec"]
     assert (cron["schedule"], cron["timeZone"]) == ("@daily", "Europe/Berlin")
@@ -129,6 +136,8 @@ def test_render_accepts_a_spec_file(tmp_path: Path) -> None:
         ("cronjob", "tiny", {"time_zone": "Mars/Olympus"}, "IANA"),
         ("rayjob", "tiny", {"image": ""}, "give an image reference"),
         ("raycluster", None, {"image": "sessrec :1"}, "give an image reference"),
+        ("rayjob", "tiny", {"image": "Team/Sessrec:1"}, "give an image reference"),
+        ("rayjob", "tiny", {"image": "sessrec@sha256:123"}, "give an image reference"),
         ("rayjob", "tiny", {"s3_config": "Bad_Name"}, "--s3-config 'Bad_Name': not a Kubernetes object name"),
         ("cronjob", "tiny", {"s3_secret": "-x"}, "--s3-secret '-x': not a Kubernetes object name"),
     ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,13 @@ def test_test_hook_pod_checks_the_spec_with_the_image(helm: Helm) -> None:
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
+def test_a_digest_pins_every_pod_s_image(helm: Helm) -> None:
+    digest = "sha256:" + "0123456789abcdef" * 4
+    objects = helm.objects(tiny(image={"repository": "registry.example.com:5000/ml/sessrec", "tag": "1.2.3", "digest": digest}))
+    images = [container["image"] for obj in objects for container in _containers(obj)]
+    assert images and set(images) == {f"registry.example.com:5000/ml/sessrec:1.2.3@{digest}"}
+
+
 def tiny(**values: Any) -> dict[str, Any]:
     return {"sweep": TINY, **values}
 
@@ -98,6 +106,10 @@ BAD_VALUES = [
     (tiny(s3={"storage": "/data/sessrec"}), "'/s3/storage'"),
     (tiny(schedule={"enabled": True, "cron": "0 2 * *"}), "'/schedule/cron'"),
     (tiny(schedule={"enabled": True, "cron": "0 25 * * *"}), "'/schedule/cron'"),  # KubeRay would refuse it at run time
+    (tiny(image={"repository": "Team/Sessrec"}), "'/image/repository'"),  # registries want lower-case paths
+    (tiny(image={"repository": "sessrec:0.1.0"}), "'/image/repository'"),  # the tag has its own value
+    (tiny(image={"digest": "sha256:abc"}), "'/image/digest'"),
+    (tiny(schedule={"enabled": True, "kubectl": {"image": "kubectl latest"}}), "'/schedule/kubectl/image'"),
     (tiny(schedule={"enabled": True, "cron": "0 2 * * MON-FR"}), "'/schedule/cron'"),
     (tiny(schedule={"enabled": True, "mode": "cron"}), "'/schedule/mode'"),
     ({"sweep": {**TINY, "metric": "precision_at_k"}}, "'/sweep/metric'"),
@@ -212,3 +224,16 @@ def test_raycluster_matches_the_cli(helm: Helm) -> None:
     assert find(theirs, "RayCluster", "sessrec")["spec"] == find(ours, "RayCluster", "sessrec")["spec"]
     settings = find(theirs, "ConfigMap", k8s.DEFAULT_S3_CONFIG)["data"]
     assert set(settings) == {"SESSREC_STORAGE", "AWS_DEFAULT_REGION"}
+
+
+def _containers(node: Any) -> Iterator[dict[str, Any]]:
+    """Every container anywhere in an object (pod templates nest at different depths per kind)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("containers", "initContainers") and isinstance(value, list):
+                yield from value
+            else:
+                yield from _containers(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _containers(item)

@@ -50,8 +50,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- .Values.sweep.name | default "sweep" }}
 {{- end }}
 
+{{/* The image by tag, pinned to image.digest when one is given. */}}
 {{- define "sessrec.image" -}}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- $reference := printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- if .Values.image.digest }}{{ printf "%s@%s" $reference .Values.image.digest }}{{ else }}{{ $reference }}{{ end }}
 {{- end }}
 
 {{/* The RayCluster that `job.target: cluster` selects. */}}
