@@ -173,17 +173,19 @@ def markdown(rows: list[dict[str, Any]]) -> list[str]:
     ratios = ", ".join(f"{label} {last[key] / first[key]:.1f}x" for key, label in (
         ("synth_s", "synth"), ("prepare_s", "prepare"), ("epoch_s", "epoch"), ("evaluation_s", "evaluation"),
         ("prepare_peak_mb", "prepare memory"), ("train_peak_mb", "train memory")))
-    per_event = ", ".join(f"{1e6 * r['epoch_s'] / r['events']:.1f} µs" for r in rows)
-    weights_mb = ", ".join(f"{2 * r['items'] * 64 * 4 / 2**20:.0f} MB" for r in rows)
-    per_event_8d = ", ".join(f"{1e6 * r['epoch_8d_s'] / r['events']:.1f} µs" for r in rows)
-    weights_8d_mb = ", ".join(f"{2 * r['items'] * 8 * 4 / 2**20:.1f} MB" for r in rows)
-    growth = (last["epoch_s"] / last["events"]) / (first["epoch_s"] / first["events"])
-    growth_8d = (last["epoch_8d_s"] / last["events"]) / (first["epoch_8d_s"] / first["events"])
+
+    def per_event(key: str) -> str:
+        """An epoch's time per event at each size, and its growth from the first to the last."""
+        times = ", ".join(f"{1e6 * r[key] / r['events']:.1f} µs" for r in rows)
+        return f"{times}; {(last[key] / last['events']) / (first[key] / first['events']):.1f}x"
+
+    def weights(dims: int) -> str:
+        return ", ".join(f"{2 * r['items'] * dims * 4 / 2**20:.1f} MB" for r in rows)
     lines += ["", f"From {first['items']:,} to {last['items']:,} items ({grow:g}x the data): {ratios}.", "",
-              f"An epoch's time per event ({per_event}; {growth:.1f}x) grows with the catalogue: gensim's inner loop reads "
-              f"and writes rows of its two weight matrices ({weights_mb}) at random, and once they outgrow a CPU cache "
-              f"each access waits longer. With 8-dimensional vectors (weights {weights_8d_mb}) it grows less "
-              f"({per_event_8d}; {growth_8d:.1f}x). Everything sessrec does around training (synth, prepare, evaluation) "
+              f"An epoch's time per event ({per_event('epoch_s')}) grows with the catalogue: gensim's inner loop reads "
+              f"and writes rows of its two weight matrices ({weights(64)}) at random, and once they outgrow a CPU cache "
+              f"each access waits longer. With 8-dimensional vectors (weights {weights(8)}) it grows less "
+              f"({per_event('epoch_8d_s')}). Everything sessrec does around training (synth, prepare, evaluation) "
               "grows linearly or less, and memory stays below linear (a fixed share is the interpreter and libraries).",
               "", "![time and memory against catalogue size](catalogue.png)"]
     return lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import platform
 import shutil
 import subprocess
@@ -35,6 +36,13 @@ def scratch_dir(prefix: str) -> str:
     folder = tempfile.mkdtemp(prefix=prefix)
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
+
+
+def asha_rungs(grace: int, reduction: float, max_t: int) -> list[int]:
+    """The epochs at which Ray's ASHA (one bracket) judges a trial, as ``_Bracket`` makes them."""
+    count = int(np.log(max_t / grace) / np.log(reduction) + 1)
+    # A milestone may fall between epochs (reduction 2.5); a trial meets it at the next epoch.
+    return [math.ceil(grace * reduction**k) for k in range(count)]
 
 
 def reference_sessions() -> Sessions:

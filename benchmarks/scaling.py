@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import data_label, data_sessions, run_module, scratch_dir, write_report
+from benchmarks.common import asha_rungs, data_label, data_sessions, run_module, scratch_dir, write_report
 
 PROJECTED_CPUS = (16, 64)
 CONFIG = {"vector_size": 64, "window": 5, "negative": 5, "alpha": 0.05}
@@ -130,12 +130,8 @@ def makespan(durations: list[float], slots: int) -> float:
 def asha_epochs(trials: int, grace: int, reduction: int, max_t: int, seed: int = 0) -> list[int]:
     """Epochs each trial runs when ASHA keeps 1/reduction at every rung, in a shuffled order
     (the survivors of a grid are scattered through it)."""
-    rungs, rung = [], grace
-    while rung < max_t:
-        rungs.append(rung)
-        rung *= reduction
     epochs, survivors = [], trials
-    for stop in rungs:
+    for stop in asha_rungs(grace, reduction, max_t):
         stopped = survivors - survivors // reduction
         epochs += [stop] * stopped
         survivors -= stopped

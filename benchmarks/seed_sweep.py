@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import statistics
 import time
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import data_sessions, mean_std, run_module, scratch_dir, write_report
+from benchmarks.common import asha_rungs, data_sessions, mean_std, run_module, scratch_dir, write_report
 
 #: The seed's full 3-D grid (539 trials) and a sub-grid of it that runs in minutes on 2 CPUs.
 GRIDS: dict[str, dict[str, list[Any]]] = {
@@ -108,13 +107,6 @@ SCHEDULERS = {
 REPLAYED = ((1, 2), (2, 2), (3, 2), (4, 2), (5, 2), (6, 2), (2, 3), (3, 3), (4, 3), (5, 3))
 #: Random grid orders each replayed setting is run in.
 REPLAY_ORDERS = 200
-
-
-def asha_rungs(grace: int, reduction: float, max_t: int) -> list[int]:
-    """The epochs at which Ray's ASHA (one bracket) judges a trial, as ``_Bracket`` makes them."""
-    count = int(np.log(max_t / grace) / np.log(reduction) + 1)
-    # A milestone may fall between epochs (reduction 2.5); a trial meets it at the next epoch.
-    return [math.ceil(grace * reduction**k) for k in range(count)]
 
 
 def replay_asha(curves: list[list[float]], order: list[int], grace: int, reduction: float, max_t: int) -> list[int]:

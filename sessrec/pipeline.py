@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from sessrec import __version__, formats, layout, outputs, storage
 from sessrec.core import baselines
 from sessrec.core.embeddings import Embeddings, word2vec_text_problem
@@ -212,8 +210,7 @@ def train(
 
 def _trained_items(sessions: Sessions, min_count: int) -> list[str]:
     """The items word2vec keeps: those seen at least ``min_count`` times."""
-    counts = np.bincount(sessions.codes, minlength=len(sessions.vocab))
-    return sessions.vocab[counts >= min_count].tolist()
+    return sessions.vocab[sessions.item_counts() >= min_count].tolist()
 
 
 def load_embeddings(ref: str, root: str) -> Embeddings:

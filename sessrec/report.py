@@ -410,11 +410,12 @@ def _html(
 
     # Column → (header, formatter); the optional columns of the trials table only when present.
     k = manifest.get("k")
+    label = metric_label(metric, k)
     columns = {
-        f"last_{metric}": (f"final {metric_label(metric, k)}", _score),
+        f"last_{metric}": (f"final {label}", _score),
         "last_recall_at_k": (f"final {metric_label('recall_at_k', k)}", _score),
         "last_mrr_at_k": (f"final {metric_label('mrr_at_k', k)}", _score),
-        f"best_{metric}": (f"best {metric_label(metric, k)}", _score),
+        f"best_{metric}": (f"best {label}", _score),
         "best_epoch": ("at epoch", _e),
         "epochs_run": ("epochs run", _e),
         "train_seconds": ("train s", lambda v: "–" if pd.isna(v) else f"{float(v):.1f}"),
@@ -455,7 +456,7 @@ def _html(
 <h1>{title}</h1><p class="note">spec {name} · sessrec sweep report</p>
 <h2>Summary</h2><table class="summary">{rows}</table>
 <h2>Plots</h2>{figures}
-<h2>Top {min(TOP_TRIALS, len(top))} trials by final {html.escape(metric_label(metric, k))}</h2>{top_table}
+<h2>Top {min(TOP_TRIALS, len(top))} trials by final {html.escape(label)}</h2>{top_table}
 <h2>Errored trials</h2>{errors}
 </body></html>
 """

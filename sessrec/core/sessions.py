@@ -164,18 +164,18 @@ def sessions_from_transactions(
     # Distinct values may share a text (1 and "1" in a Parquet column): one code per text.
     text_codes, item_text = pd.factorize(pd.Series(item_values, dtype=object).astype(str))
     item_codes, item_text = text_codes[item_codes], pd.Series(item_text, dtype=object)
-    keep = (item_text.str.strip() != "").to_numpy()[item_codes]  # a blank item code is missing too
+    rows_kept = (item_text.str.strip() != "").to_numpy()[item_codes]  # a blank item code is missing too
     if drop_cancellations:
         invoice_codes, invoices = pd.factorize(table[invoice_col])
-        keep &= ~pd.Series(invoices, dtype=object).astype(str).str.startswith("C").to_numpy()[invoice_codes]
+        rows_kept &= ~pd.Series(invoices, dtype=object).astype(str).str.startswith("C").to_numpy()[invoice_codes]
     if drop_non_products:
         try:
             pattern = re.compile(product_pattern)
         except re.error as exc:
             raise SessrecError(f"invalid product pattern {product_pattern!r}: {exc}") from None
-        keep &= item_text.str.contains(pattern).to_numpy()[item_codes]
-    if not keep.all():
-        table, item_codes = table[keep], item_codes[keep]
+        rows_kept &= item_text.str.contains(pattern).to_numpy()[item_codes]
+    if not rows_kept.all():
+        table, item_codes = table[rows_kept], item_codes[rows_kept]
     if table.empty:
         raise SessrecError("no rows left after dropping rows with missing values and filters")
     times = _parse_times(table[time_col], time_format)
