@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from sessrec import yaml_text
 from sessrec.errors import SessrecError
 
 #: setting name -> environment variable
@@ -75,8 +76,10 @@ def _file_settings() -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        data = yaml_text.load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SessrecError(f"settings file {path} is not valid YAML: {yaml_text.error_text(exc)}") from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise SessrecError(f"cannot read settings file {path}: {str(exc).splitlines()[0]}") from None
     known = {f.name for f in fields(Settings)}
     if not isinstance(data, dict) or set(data) - known:

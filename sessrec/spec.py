@@ -21,21 +21,10 @@ import jsonschema
 import numpy as np
 import yaml
 
-from sessrec.core.word2vec import Word2VecConfig
+from sessrec import yaml_text
+from sessrec.core.word2vec import PARAMETERS, Word2VecConfig
 from sessrec.errors import SessrecError
 
-#: Parameters a sweep may search or fix, with (type, lowest, highest) allowed values.
-PARAMETERS: dict[str, tuple[type, float, float]] = {
-    "vector_size": (int, 1, 1024),
-    "window": (int, 1, 200),
-    "negative": (int, 1, 100),
-    "ns_exponent": (float, -5.0, 5.0),
-    "alpha": (float, 1e-6, 1.0),
-    "min_alpha": (float, 0.0, 1.0),
-    "epochs": (int, 1, 1000),
-    "min_count": (int, 1, 1000),
-    "sample": (float, 0.0, 1.0),
-}
 METRICS = ("recall_at_k", "mrr_at_k")
 #: Trials in one sweep at most: the plan is made up front, and Tune's driver holds every trial.
 MAX_TRIALS = 100_000
@@ -113,8 +102,8 @@ SWEEP_SPEC_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {
                 "type": {"enum": ["asha", "fifo"]},
-                "max_t": {"type": "integer", "minimum": 1, "description": "Epoch budget of a trial."},
-                "grace_period": {"type": "integer", "minimum": 1},
+                "max_t": {"type": "integer", "minimum": 1, "maximum": PARAMETERS["epochs"][2], "description": "Epoch budget of a trial."},
+                "grace_period": {"type": "integer", "minimum": 1, "maximum": PARAMETERS["epochs"][2]},
                 "reduction_factor": {"type": "number", "exclusiveMinimum": 1},
             },
         },
@@ -181,14 +170,16 @@ def _domain(name: str, raw: Any) -> Domain:
         if form == "range":
             if len(args) == 3 and args[2] == 0:
                 raise SessrecError(f"space.{name}: range needs a step other than 0")
-            values = tuple(range(*args))
+            values = range(*args)
             if not values:
                 raise SessrecError(f"space.{name}: range{tuple(args)} is empty")
-            domain = Domain("grid", values)
+            _check_grid_size(name, len(values))  # before the values are made: range(1, 10**11) would fill the memory
+            domain = Domain("grid", tuple(values))
         elif form == "linspace":
             start, stop, num = args
             if num < 1 or num != int(num):
                 raise SessrecError(f"space.{name}: linspace needs a whole number of points >= 1")
+            _check_grid_size(name, int(num))
             # Rounded so 0.2-steps give 0.2, not 0.20000000000000007, in configs and reports.
             domain = Domain("grid", tuple(round(float(v), 10) for v in np.linspace(start, stop, int(num))))
         elif form == "choice":
@@ -214,6 +205,11 @@ def _domain(name: str, raw: Any) -> Domain:
     elif domain.values:
         domain = Domain(domain.kind, tuple(float(v) for v in domain.values))
     return domain
+
+
+def _check_grid_size(name: str, size: int) -> None:
+    if size > MAX_TRIALS:
+        raise SessrecError(f"space.{name}: {size:,} values, and a sweep has at most {MAX_TRIALS:,} trials")
 
 
 def _check_finite(value: Any, where: str) -> None:
@@ -261,11 +257,10 @@ class SweepSpec:
     def from_dict(cls, raw: Any) -> "SweepSpec":
         if not isinstance(raw, dict):
             raise SessrecError("a sweep spec must be a YAML mapping")
-        try:
-            jsonschema.validate(raw, SWEEP_SPEC_SCHEMA)
-        except jsonschema.ValidationError as exc:
-            where = ".".join(str(p) for p in exc.absolute_path) or "spec"
-            raise SessrecError(f"invalid sweep spec at {where}: {_short(exc)}") from None
+        error = jsonschema.exceptions.best_match(_SPEC_VALIDATOR.iter_errors(raw))
+        if error is not None:
+            where = ".".join(str(p) for p in error.absolute_path) or "spec"
+            raise SessrecError(f"invalid sweep spec at {where}: {_short(error)}")
         _check_finite(raw, "")
         merged = _merge_defaults(raw)
         space = {name: _domain(name, value) for name, value in merged["space"].items()}
@@ -408,6 +403,14 @@ class SweepSpec:
         return yaml.safe_dump(self.raw, sort_keys=False)
 
 
+# An integer is an int: JSON Schema would take 10.0 too, and a float would reach Ray and the split.
+_SCHEMA_VALIDATOR = jsonschema.validators.validator_for(SWEEP_SPEC_SCHEMA)
+_SPEC_VALIDATOR = jsonschema.validators.extend(
+    _SCHEMA_VALIDATOR,
+    type_checker=_SCHEMA_VALIDATOR.TYPE_CHECKER.redefine("integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)),
+)(SWEEP_SPEC_SCHEMA)
+
+
 def _short(exc: jsonschema.ValidationError) -> str:
     message = exc.message
     return message if len(message) <= 200 else message[:197] + "..."
@@ -415,9 +418,9 @@ def _short(exc: jsonschema.ValidationError) -> str:
 
 def parse_spec(text: str, source: str = "spec") -> SweepSpec:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml_text.load(text)
     except yaml.YAMLError as exc:
-        raise SessrecError(f"{source} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise SessrecError(f"{source} is not valid YAML: {yaml_text.error_text(exc)}") from None
     try:
         return SweepSpec.from_dict(raw)
     except SessrecError as exc:

@@ -58,6 +58,10 @@ def test_random_search_counts_samples():
         ({"scheduler": {"reduction_factor": float("nan")}}, r"at scheduler.reduction_factor: nan is not"),
         ({"space": {"window": {"range": [1, 5, 0]}}}, "step other than 0"),
         ({"search": {"method": "random", "num_samples": 10**11}}, "100,000,000,000 trials, more than 100,000"),
+        ({"scheduler": {"type": "fifo", "max_t": 5000}}, "scheduler.max_t: 5000 is greater than the maximum of 1000"),
+        # Refused before its values are made: they would fill the memory first.
+        ({"space": {"window": {"range": [1, 10**11]}}}, "99,999,999,999 values, and a sweep has at most 100,000 trials"),
+        ({"space": {"ns_exponent": {"linspace": [-1, 1, 10**11]}}}, "100,000,000,000 values"),
         ({"space": {"window": {"range": [1, 201]}, "negative": {"range": [1, 101]}, "ns_exponent": {"linspace": [-1, 1, 11]}}},
          "220,000 trials"),
     ],
@@ -68,7 +72,7 @@ def test_bad_specs(changes, message):
 
 
 def test_not_yaml_or_not_a_mapping():
-    with pytest.raises(SessrecError, match="not valid YAML"):
+    with pytest.raises(SessrecError, match=r"not valid YAML: expected ',' or '\]', but got '<stream end>' at line 1, column 9"):
         parse_spec("a: [1, 2")
     with pytest.raises(SessrecError, match="mapping"):
         parse_spec("- 1\n- 2\n")
@@ -125,3 +129,13 @@ def test_a_plan_is_every_trial_with_every_parameter_the_same_each_time_it_is_mad
     assert other_seed.plan() != random_spec.plan()
     with pytest.raises(SessrecError, match="no plan"):
         SweepSpec.from_dict(_spec(search={"method": "optuna", "num_samples": 4}, space=space)).plan()
+
+
+def test_a_number_with_an_exponent_and_no_dot_is_a_number():
+    # YAML 1.2, Helm and Kubernetes read 1e-3 as a number; PyYAML alone would read the text '1e-3'.
+    spec = parse_spec("dataset: demo\nsearch: {method: random, num_samples: 2}\n"
+                      "space: {alpha: {loguniform: [1e-3, 1e-1]}, window: 5}\nscheduler: {type: fifo, max_t: 10}\n")
+    assert spec.raw["space"]["alpha"] == {"loguniform": [0.001, 0.1]}
+    with pytest.raises(SessrecError, match="scheduler.max_t: 10.0 is not of type 'integer'"):
+        parse_spec("space: {window: 5}\nscheduler: {type: asha, max_t: 1e1}\n")
+    assert parse_spec("space: {window: 5, negative: 12}\n").raw["space"] == {"window": 5, "negative": 12}  # integers stay integers

@@ -25,6 +25,20 @@ from sessrec.core.split import Pairs
 from sessrec.errors import SessrecError
 
 
+#: Parameters a model is trained with, and a sweep may search or fix: (type, lowest, highest).
+PARAMETERS: dict[str, tuple[type, float, float]] = {
+    "vector_size": (int, 1, 1024),
+    "window": (int, 1, 200),
+    "negative": (int, 1, 100),
+    "ns_exponent": (float, -5.0, 5.0),
+    "alpha": (float, 1e-6, 1.0),
+    "min_alpha": (float, 0.0, 1.0),
+    "epochs": (int, 1, 1000),
+    "min_count": (int, 1, 1000),
+    "sample": (float, 0.0, 1.0),
+}
+
+
 @dataclass(frozen=True)
 class Word2VecConfig:
     vector_size: int = 100
@@ -50,7 +64,7 @@ class Word2VecConfig:
             kind = int if fields[name] == "int" else float
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise SessrecError(f"word2vec parameter {name} must be a number, got {value!r}")
-            if kind is int and float(value) != int(value):
+            if kind is int and isinstance(value, float) and not value.is_integer():
                 raise SessrecError(f"word2vec parameter {name} must be an integer, got {value!r}")
             typed[name] = kind(value)
         config = cls(**typed)
@@ -63,18 +77,13 @@ class Word2VecConfig:
                 raise SessrecError(f"word2vec parameter {name} must be a finite number, got {value}")
         if not 0 <= self.seed < 2**32:
             raise SessrecError(f"word2vec seed must be from 0 to 2**32 - 1, got {self.seed}")
-        positive = ("vector_size", "window", "epochs", "min_count", "workers")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise SessrecError(f"word2vec parameter {name} must be at least 1, got {getattr(self, name)}")
-        if self.negative < 1:
-            raise SessrecError(f"word2vec parameter negative must be at least 1, got {self.negative}")
-        if not 0 < self.alpha <= 1 or not 0 <= self.min_alpha <= self.alpha:
-            raise SessrecError(f"word2vec needs 0 < alpha <= 1 and 0 <= min_alpha <= alpha, got {self.alpha}, {self.min_alpha}")
-        if not -10 <= self.ns_exponent <= 10:
-            raise SessrecError(f"word2vec parameter ns_exponent out of range: {self.ns_exponent}")
-        if self.sample < 0:
-            raise SessrecError(f"word2vec parameter sample must be >= 0, got {self.sample}")
+        for name, (_, low, high) in PARAMETERS.items():
+            if not low <= getattr(self, name) <= high:
+                raise SessrecError(f"word2vec parameter {name} must lie in [{low:g}, {high:g}], got {getattr(self, name)}")
+        if not 1 <= self.workers <= 1024:
+            raise SessrecError(f"word2vec parameter workers must lie in [1, 1024], got {self.workers}")
+        if self.min_alpha > self.alpha:
+            raise SessrecError(f"word2vec needs min_alpha <= alpha, got {self.min_alpha} > {self.alpha}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
