@@ -23,11 +23,14 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 import os
 import re
+import shlex
 import sys
 import zoneinfo
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -35,7 +38,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from sessrec import __version__, layout
+from sessrec import __version__, layout, yaml_text
 from sessrec.errors import SessrecError
 from sessrec.spec import BUILTIN_SPECS, SWEEP_SPEC_SCHEMA, parse_spec, read_spec
 
@@ -115,6 +118,7 @@ class RenderOptions:
     name: str | None = None
     image: str = DEFAULT_IMAGE
     sweep_id: str | None = None
+    dataset: str | None = None
     cluster_selector: Mapping[str, str] = field(default_factory=dict)
     schedule: str | None = None
     time_zone: str | None = None
@@ -147,8 +151,15 @@ def render_objects(spec_ref: str | None, options: RenderOptions) -> list[dict[st
     if spec_ref is None:
         raise SessrecError(f"--kind {options.kind} needs a SPEC: a spec file or one of {', '.join(BUILTIN_SPECS)}")
     text, spec = read_spec(spec_ref)
+    if not (options.dataset or spec.dataset):  # the job's `tune run` would fail on the cluster
+        raise SessrecError(f"{spec_ref}: the spec names no dataset: set 'dataset' in it or pass --dataset "
+                           "(a dataset in the storage, or an s3:// sessions file)")
     name = options.name or f"sessrec-{spec.name}"
     _check_options(name, options)
+    worker_cpus = math.ceil(quantity_value(WORKER_RESOURCES["limits"]["cpu"]))  # KubeRay gives Ray a worker's CPU limit, rounded up
+    if not options.cluster_selector and spec.cpus_per_trial > worker_cpus:
+        raise SessrecError(f"resources.cpus_per_trial is {spec.cpus_per_trial}, but a worker has {worker_cpus} CPUs: "
+                           "no trial could start (the autoscaler can add workers, not bigger ones)")
     sweep = sweep_configmap(name, spec.name, text)
     if options.kind == "rayjob":
         return [sweep, rayjob(name, spec.name, options)]
@@ -177,8 +188,16 @@ def _check_options(name: str, options: RenderOptions) -> None:
         if options.kind != "rayjob":
             raise SessrecError("--sweep-id is for --kind rayjob only: each scheduled run must write its own sweep")
         layout.check_name(options.sweep_id, "sweep id")
-    if options.cluster_selector and not options.cluster_selector.get("ray.io/cluster"):
-        raise SessrecError("--cluster-selector needs ray.io/cluster=<RayCluster name> (KubeRay selects the cluster by it)")
+    if options.dataset is not None and not options.dataset.startswith("s3://"):
+        if layout.is_file_ref(options.dataset):
+            raise SessrecError(f"--dataset {options.dataset!r}: the cluster reads a dataset in the storage, or an s3:// sessions file")
+        layout.check_name(options.dataset, "dataset name")
+    if options.cluster_selector:
+        cluster = options.cluster_selector.get("ray.io/cluster")
+        if not cluster:
+            raise SessrecError("--cluster-selector needs ray.io/cluster=<RayCluster name> (KubeRay selects the cluster by it)")
+        if problem := name_problem("RayCluster", cluster):
+            raise SessrecError(f"--cluster-selector ray.io/cluster={cluster}: no RayCluster can have that name: it {problem}")
     if options.kind == "rayjob" and (options.schedule or options.time_zone):
         raise SessrecError("--schedule and --time-zone are for --kind raycronjob or cronjob")
     if options.schedule is not None and (problem := cron_problem(options.schedule)):
@@ -272,11 +291,16 @@ def raycluster_spec(instance: str, image: str, s3_config: str, s3_secret: str | 
 
 
 def raycluster(name: str, options: RenderOptions) -> dict[str, Any]:
+    spec = raycluster_spec(name, options.image, options.s3_config, options.s3_secret)
+    # An update of the pod templates (a new image, say) replaces every pod. Without it KubeRay
+    # keeps the running head and workers as they are while new workers get the new template: a
+    # head and workers of different images. (Not on a RayJob's cluster: KubeRay refuses it there.)
+    spec["upgradeStrategy"] = {"type": "Recreate"}
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayCluster",
         "metadata": {"name": name, "labels": _labels(name, "ray-cluster")},
-        "spec": raycluster_spec(name, options.image, options.s3_config, options.s3_secret),
+        "spec": spec,
     }
 
 
@@ -316,7 +340,9 @@ def _submitter_template(name: str, image: str) -> dict[str, Any]:
 def rayjob_spec(name: str, options: RenderOptions, sweep_id: str | None) -> dict[str, Any]:
     """One sweep as a RayJob spec: on a new cluster, or on the one ``cluster_selector`` picks."""
     spec: dict[str, Any] = {
-        "entrypoint": ENTRYPOINT + (f" --sweep-id {sweep_id}" if sweep_id else ""),
+        # A fixed id: a retry (backoffLimit) runs this again and continues the sweep the last attempt began.
+        "entrypoint": ENTRYPOINT + (f" --dataset {shlex.quote(options.dataset)}" if options.dataset else "")
+        + (f" --sweep-id {sweep_id} --resume-existing" if sweep_id else ""),
         "runtimeEnvYAML": RUNTIME_ENV_YAML,
         "submissionMode": "K8sJobMode",
         "activeDeadlineSeconds": JOB_DEADLINE_SECONDS,
@@ -675,9 +701,9 @@ def validate_files(paths: Iterable[str], kube_version: str = KUBE_VERSION) -> tu
 
 def validate_text(text: str, source: str, kube_version: str = KUBE_VERSION) -> tuple[int, list[Problem]]:
     try:
-        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+        documents = [doc for doc in yaml_text.load_all(text) if doc is not None]
     except yaml.YAMLError as exc:
-        return 0, [Problem(source, "-", "-", f"not valid YAML: {' '.join(str(exc).split())}")]
+        return 0, [Problem(source, "-", "-", f"not valid YAML: {yaml_text.error_text(exc)}")]
     problems: list[Problem] = []
     for index, doc in enumerate(documents):
         problems += validate_object(doc, source, kube_version, index)
@@ -700,6 +726,7 @@ def validate_object(obj: Any, source: str, kube_version: str = KUBE_VERSION, ind
     found += _operator_problems(obj, kind)
     for path, pod in _pod_specs(obj, kind):
         found += _pod_security_problems(pod, path)
+        found += _pod_resources_problems(pod, path)
     problems = [Problem(source, label, where, message) for where, message in found]
     if kind == "ConfigMap" and isinstance(obj.get("data"), dict):
         problems += _configmap_content_problems(obj["data"], source, label, kube_version)
@@ -836,7 +863,7 @@ def _job_rules(spec: dict, path: str) -> list[tuple[str, str]]:
             found.append((f"{path}.{key}", "must be positive"))
     if "runtimeEnvYAML" in spec:
         try:
-            runtime_env = yaml.safe_load(spec["runtimeEnvYAML"] or "{}")
+            runtime_env = yaml_text.load(spec["runtimeEnvYAML"] or "{}")
         except yaml.YAMLError:
             runtime_env = None
         if not isinstance(runtime_env, dict):
@@ -964,6 +991,44 @@ def _pod_security_problems(pod: dict, path: str) -> list[tuple[str, str]]:
     return found
 
 
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_QUANTITY_SCALE = {"": 1, "m": Fraction(1, 1000), **{s: 1000**i for i, s in enumerate("kMGTPE", 1)},
+                   **{f"{s}i": 1024**i for i, s in enumerate("KMGTPE", 1)}}
+
+
+def quantity_value(quantity: Any) -> Fraction | None:
+    """A resource quantity ("500m", "1.5Gi", 4) as an exact number; None for what is not one (the
+    schema names that)."""
+    if isinstance(quantity, (int, float)) and not isinstance(quantity, bool):
+        return Fraction(quantity)
+    match = _QUANTITY.match(quantity) if isinstance(quantity, str) else None
+    return Fraction(match.group(1)) * _QUANTITY_SCALE[match.group(2) or ""] if match else None
+
+
+def _pod_resources_problems(pod: dict, path: str) -> list[tuple[str, str]]:
+    """What the API server refuses (a request above its limit) or warns of and cannot run (a
+    fraction of a byte)."""
+    found = []
+    for group in ("initContainers", "containers"):
+        for index, container in enumerate(pod.get(group) or []):
+            resources = container.get("resources") if isinstance(container, dict) else None
+            if not isinstance(resources, dict):
+                continue
+            where = f"{path}.{group}[{index}].resources"
+            requests, limits = (resources.get(key) if isinstance(resources.get(key), dict) else {} for key in ("requests", "limits"))
+            for name, request in requests.items():
+                wanted, limit = quantity_value(request), quantity_value(limits.get(name))
+                if wanted is not None and limit is not None and wanted > limit:
+                    found.append((f"{where}.requests.{name}", f"{request} exceeds limits.{name} ({limits[name]}): the API server refuses the pod"))
+            for kind, values in (("requests", requests), ("limits", limits)):
+                for name in ("memory", "ephemeral-storage"):
+                    value = values.get(name)
+                    amount = quantity_value(value)
+                    if amount is not None and (amount.denominator != 1 or str(value).endswith("m")):
+                        found.append((f"{where}.{kind}.{name}", f"{value} is {float(amount):g} bytes: the m suffix is milli (Mi: mebibytes)"))
+    return found
+
+
 def _container_context_problems(context: dict) -> list[tuple[str, str]]:
     found = []
     if context.get("allowPrivilegeEscalation") is not False:
@@ -991,7 +1056,7 @@ def _configmap_content_problems(data: dict, source: str, label: str, kube_versio
                 problems.append(Problem(source, label, f"data.{key}", str(exc)))
         elif key.endswith((".yaml", ".yml")):
             try:
-                documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+                documents = [doc for doc in yaml_text.load_all(text) if doc is not None]
             except yaml.YAMLError:
                 continue  # YAML configuration of some other program, not ours to judge
             if documents and all(isinstance(doc, dict) and "apiVersion" in doc and "kind" in doc for doc in documents):

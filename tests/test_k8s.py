@@ -35,7 +35,9 @@ def problems(objects: list[dict[str, Any]]) -> list[str]:
 @pytest.mark.parametrize("spec", BUILTIN_SPECS)
 @pytest.mark.parametrize("kind", ["rayjob", "raycronjob", "cronjob"])
 def test_rendered_jobs_are_valid(kind: str, spec: str) -> None:
-    assert problems(rendered(kind, spec)) == []
+    # seed3d and reference name no dataset of their own: the job is told which.
+    dataset = None if yaml.safe_load(builtin_spec_text(spec)).get("dataset") else "retail"
+    assert problems(rendered(kind, spec, dataset=dataset)) == []
 
 
 def test_rendered_cluster_is_valid_and_hardened() -> None:
@@ -65,11 +67,11 @@ def test_rendered_cluster_is_valid_and_hardened() -> None:
 
 
 def test_rayjob_ships_the_spec_and_runs_the_laptop_command() -> None:
-    objects = rendered("rayjob", "seed3d", sweep_id="seed3d-weekly")
+    objects = rendered("rayjob", "seed3d", sweep_id="seed3d-weekly", dataset="retail")
     sweep = find(objects, "ConfigMap", "sessrec-seed3d-sweep")
     assert sweep["data"]["sweep.yaml"] == builtin_spec_text("seed3d")  # verbatim, comments included
     job = find(objects, "RayJob", "sessrec-seed3d")["spec"]
-    assert job["entrypoint"] == "sessrec tune run sweep.yaml --address auto --sweep-id seed3d-weekly"
+    assert job["entrypoint"] == "sessrec tune run sweep.yaml --address auto --dataset retail --sweep-id seed3d-weekly --resume-existing"
     assert yaml.safe_load(job["runtimeEnvYAML"])["working_dir"] == "/etc/sessrec"
     submitter = job["submitterPodTemplate"]["spec"]
     assert submitter["volumes"] == [{"name": "sweep", "configMap": {"name": "sessrec-seed3d-sweep"}}]
@@ -111,9 +113,9 @@ def test_schedules_generate_a_sweep_id_per_run() -> None:
 
 def test_render_accepts_a_spec_file(tmp_path: Path) -> None:
     spec = tmp_path / "mine.yaml"
-    spec.write_text("name: mine\nspace: {window: [1, 2]}\n")
+    spec.write_text("name: mine\ndataset: demo\nspace: {window: [1, 2]}\n")
     assert find(rendered("rayjob", str(spec)), "RayJob")["metadata"]["name"] == "sessrec-mine"
-    spec.write_text("name: mine\nspace: {window: [1, 2]}\nscheduler: {max_t: 2, grace_period: 5}\n")
+    spec.write_text("name: mine\ndataset: demo\nspace: {window: [1, 2]}\nscheduler: {max_t: 2, grace_period: 5}\n")
     with pytest.raises(SessrecError, match="grace_period"):
         rendered("rayjob", str(spec))
 
@@ -131,6 +133,7 @@ def test_render_accepts_a_spec_file(tmp_path: Path) -> None:
         ("raycronjob", "tiny", {"sweep_id": "fixed"}, "each scheduled run"),
         ("rayjob", "tiny", {"sweep_id": "Not_A_Slug"}, "invalid sweep id"),
         ("rayjob", "tiny", {"cluster_selector": {"team": "ml"}}, "ray.io/cluster"),
+        ("rayjob", "tiny", {"cluster_selector": {"ray.io/cluster": "My_Cluster"}}, "no RayCluster can have that name"),
         ("rayjob", "tiny", {"schedule": "@daily"}, "raycronjob or cronjob"),
         ("raycronjob", "tiny", {"schedule": "0 2 * *"}, "needs 5 fields"),
         ("cronjob", "tiny", {"time_zone": "Mars/Olympus"}, "IANA"),
@@ -145,6 +148,28 @@ def test_render_accepts_a_spec_file(tmp_path: Path) -> None:
 def test_render_refuses(kind: str, spec: str | None, options: dict, message: str) -> None:
     with pytest.raises(SessrecError, match=message):
         rendered(kind, spec, **options)
+
+
+def test_a_job_without_a_dataset_is_refused() -> None:
+    for kind in ("rayjob", "raycronjob", "cronjob"):
+        with pytest.raises(SessrecError, match="the spec names no dataset: set 'dataset' in it or pass --dataset"):
+            rendered(kind, "seed3d")
+    with pytest.raises(SessrecError, match="the cluster reads a dataset in the storage, or an s3:// sessions file"):
+        rendered("rayjob", "seed3d", dataset="./sessions.parquet")
+    with pytest.raises(SessrecError, match="invalid dataset name"):
+        rendered("rayjob", "seed3d", dataset="My Data")
+    cron = find(rendered("cronjob", "seed3d", dataset="s3://bucket/retail.parquet"), "ConfigMap", "sessrec-seed3d-rayjob")
+    assert "--dataset s3://bucket/retail.parquet" in cron["data"]["rayjob.yaml"]
+
+
+def test_a_trial_bigger_than_a_worker_is_refused_on_an_ephemeral_cluster_only(tmp_path) -> None:
+    spec = yaml.safe_load(builtin_spec_text("tiny"))
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump({**spec, "resources": {**spec.get("resources", {}), "cpus_per_trial": 8}}))
+    with pytest.raises(SessrecError, match="cpus_per_trial is 8, but a worker has 4 CPUs"):
+        rendered("rayjob", str(path))
+    # A shared cluster's workers are its own business.
+    assert rendered("rayjob", str(path), cluster_selector={"ray.io/cluster": "big-workers"})
 
 
 @pytest.mark.parametrize("expr", ["0 2 * * *", "*/15 0-6,22 1-31/2 JAN-mar sun", "@daily", "@every 1h30m", "0 0 ? * MON-FRI"])
@@ -247,6 +272,12 @@ CASES = [
     (_mutated(_rayjob, f"{M_WCONTAINER}.resources.limits.cpu", 1.5), f"{WPOD}.containers[0].resources.limits.cpu",
      "integer or a string"),
     (_mutated(_rayjob, "spec.activeDeadlineSeconds", 2**40), "spec.activeDeadlineSeconds", "int32"),
+    (_mutated(_rayjob, f"{M_WCONTAINER}.resources.requests.memory", "9Gi"), f"{WPOD}.containers[0].resources.requests.memory",
+     "9Gi exceeds limits.memory (8Gi): the API server refuses the pod"),
+    (_mutated(_rayjob, f"{M_WCONTAINER}.resources.limits.cpu", "3500m"), f"{WPOD}.containers[0].resources.requests.cpu",
+     "4 exceeds limits.cpu (3500m)"),
+    (_mutated(_rayjob, f"{M_WCONTAINER}.resources.limits.memory", "8000m"), f"{WPOD}.containers[0].resources.limits.memory",
+     "8000m is 8 bytes: the m suffix is milli"),
     (_mutated(_rayjob, "spec.submissionMode", "Batch"), "spec.submissionMode", "not K8sJobMode"),
     (_mutated(_rayjob, "metadata.name", "a" * 48), "metadata.name", "at most 47"),
     (_mutated(_rayjob, "metadata.name", "1-sweep"), "metadata.name", "DNS-1035"),

@@ -43,9 +43,13 @@ def test_ci_values_render_valid_objects(helm: Helm, values: Path) -> None:
     assert result.returncode == 0, result.stderr
     count, found = k8s.validate_text(result.stdout, f"helm template -f {values.name}")
     assert found == [], "\n".join(map(str, found))
-    kinds = {doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc}
-    assert {"ConfigMap", "Pod"} <= kinds  # the settings, the spec and the `helm test` pod
+    objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    kinds = {doc["kind"] for doc in objects}
     settings = yaml.safe_load(values.read_text())
+    # The S3 settings always; the spec and the `helm test` pod that checks it when there is a spec.
+    assert "ConfigMap" in kinds and ("Pod" in kinds) == ("sweep" in settings)
+    spec_maps = [doc for doc in objects if doc["metadata"]["labels"].get("app.kubernetes.io/component") == "sweep-spec"]
+    assert len(spec_maps) == ("sweep" in settings)
     assert ("RayCluster" in kinds) == settings.get("cluster", {}).get("enabled", False)
     assert ("RayJob" in kinds) == settings.get("oneOff", {}).get("enabled", True)
     mode = settings.get("schedule", {}).get("mode") if settings.get("schedule", {}).get("enabled") else None
@@ -65,6 +69,26 @@ def test_install_dry_run_renders_notes(helm: Helm) -> None:
     assert result.returncode == 0, result.stderr
     notes = result.stdout.split("NOTES:", 1)[1]
     assert "get rayjobs -l ray.io/cronjob-name=seed3d-nightly" in notes, notes  # its fullnameOverride
+
+
+def test_the_cluster_alone_needs_no_sweep_spec(helm: Helm) -> None:
+    result = helm.run("install", "shared", str(CHART), "--dry-run=client", "--values", str(CHART / "ci" / "cluster-only-values.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert "sweep" not in yaml.safe_load((CHART / "ci" / "cluster-only-values.yaml").read_text())
+    notes = result.stdout.split("NOTES:", 1)[1]
+    # KubeRay names the head service and the token Secret with CheckName (names over 50 characters lose their
+    # start): looked up by the cluster's status and by label, which hold for any length.
+    assert "get raycluster shared-sessrec -o jsonpath='{.status.head.serviceName}') 8265:8265" in notes
+    assert "get secret -l ray.io/cluster=shared-sessrec -o jsonpath='{.items[0].data.auth_token}'" in notes
+    assert "sessrec submit tune SPEC" in notes
+    assert "helm test" not in notes and "sweep \"" not in notes and "RayJob NAME" not in notes
+    assert "AWS_ENDPOINT_URL" not in notes  # AWS S3 itself: no endpoint to name
+    with_minio = helm.run("install", "dev", str(CHART), "--dry-run=client", "--values", str(CHART / "ci" / "ephemeral-values.yaml"))
+    assert "the cluster reaches the object store at http://minio.minio.svc.cluster.local:9000" in with_minio.stdout
+    # A sweep that runs, once or on a schedule, still needs its spec.
+    for values in ({"cluster": {"enabled": True}}, {"oneOff": {"enabled": False}, "schedule": {"enabled": True}}):
+        refused = helm.template(values)
+        assert refused.returncode != 0 and "missing property 'sweep'" in refused.stderr, refused.stderr
 
 
 def test_test_hook_pod_checks_the_spec_with_the_image(helm: Helm) -> None:
@@ -98,6 +122,18 @@ BAD_VALUES = [
     (tiny(fullnameOverride="c" * 54), "'/fullnameOverride': maxLength"),
     (tiny(job={"shutdownAfterJobFinishes": False}), "job.ttlSecondsAfterFinished > 0 needs job.shutdownAfterJobFinishes: true"),
     (tiny(job={"target": "cluster"}), 'job.target "cluster" needs job.clusterName or cluster.enabled: true'),
+    # Helm merges maps: raising a request keeps the default limit under it.
+    (tiny(head={"resources": {"requests": {"cpu": "6"}}}), "head.resources: requests.cpu (6) exceeds limits.cpu (2)"),
+    (tiny(worker={"resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "2G"}}}),
+     "worker.resources: requests.memory (2Gi) exceeds limits.memory (2G)"),
+    (tiny(job={"submitter": {"resources": {"requests": {"cpu": "1001m"}}}}), "job.submitter.resources: requests.cpu (1001m)"),
+    (tiny(worker={"resources": {"requests": {"memory": "8000m"}, "limits": {"memory": "8000m"}}}), "'/worker/resources/requests/memory'"),
+    # A YAML number of a million or more is a float64 to Helm, printed as 2e+09.
+    (tiny(worker={"resources": {"requests": {"memory": 2000000000}, "limits": {"memory": "1Gi"}}}),
+     "worker.resources: requests.memory (2e+09) exceeds limits.memory (1Gi)"),
+    ({"sweep": {**TINY, "resources": {"cpus_per_trial": 8}}}, "sweep.resources.cpus_per_trial (8) is more than a worker's 4 CPUs"),
+    ({"sweep": {**TINY, "resources": {"cpus_per_trial": 3}}, "worker": {"resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "1500m"}}}},
+     "sweep.resources.cpus_per_trial (3) is more than a worker's 2 CPUs"),
     (tiny(oneOff={"enabled": False}), "nothing to deploy"),
     (tiny(rayVersion="2.40.0"), "needs Ray >= 2.52.0"),
     (tiny(workers={"maxReplicas": 4}), "additional properties 'workers' not allowed"),
@@ -115,6 +151,7 @@ BAD_VALUES = [
     ({"sweep": {**TINY, "metric": "precision_at_k"}}, "'/sweep/metric'"),
     ({"sweep": {**TINY, "space": {"window": 2, "hidden_size": 8}}}, "additional properties 'hidden_size' not allowed"),
     ({"sweep": {"name": "no-space"}}, "'/sweep': missing property 'space'"),
+    ({"sweep": {k: v for k, v in TINY.items() if k != "dataset"}}, "sweep.dataset: the spec names no dataset"),
     ({}, "missing property 'sweep'"),
 ]
 
@@ -124,6 +161,30 @@ def test_bad_values_are_refused(helm: Helm, values: dict[str, Any], message: str
     result = helm.template(values)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
+
+
+def test_rules_for_ephemeral_clusters_and_private_registries_apply_where_they_matter(helm: Helm) -> None:
+    # TTL without shutdown matters only for the ephemeral clusters that a shared-cluster job never makes.
+    shared = tiny(cluster={"enabled": True}, job={"target": "cluster", "shutdownAfterJobFinishes": False})
+    assert "ttlSecondsAfterFinished" not in find(helm.objects(shared), "RayJob")["spec"]
+    # A kubectl image mirrored into the private registry is pulled with the same secrets.
+    scheduled = tiny(oneOff={"enabled": False}, schedule={"enabled": True, "mode": "cronjob"}, imagePullSecrets=[{"name": "regcred"}])
+    pod = find(helm.objects(scheduled), "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    # A trial as big as a worker fits (a 1.5-CPU limit gives Ray 2 CPUs); another team's cluster is not checked.
+    big = {**TINY, "resources": {"cpus_per_trial": 2}}
+    assert helm.template({"sweep": big, "worker": {"resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "1500m"}}}}).returncode == 0
+    elsewhere = {"sweep": {**TINY, "resources": {"cpus_per_trial": 64}}, "job": {"target": "cluster", "clusterName": "gpu-pool"}}
+    assert helm.template(elsewhere).returncode == 0
+
+
+def test_requests_equal_to_limits_in_other_units_are_accepted(helm: Helm) -> None:
+    worker = {"resources": {"requests": {"cpu": 1, "memory": "1Gi"}, "limits": {"cpu": "1000m", "memory": 2000000000}}}
+    cluster = find(helm.objects(tiny(worker=worker, cluster={"enabled": True})), "RayCluster")
+    container = cluster["spec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"] == {"cpu": "1000m", "memory": 2000000000}
+    head = {"resources": {"requests": {"cpu": 2, "memory": "1.5Gi"}, "limits": {"cpu": "2000m", "memory": "1536Mi"}}}
+    assert helm.template(tiny(head=head)).returncode == 0
 
 
 def test_unquoted_n_in_a_sweep_is_refused_not_misread(helm: Helm, tmp_path: Path) -> None:
@@ -136,10 +197,10 @@ def test_unquoted_n_in_a_sweep_is_refused_not_misread(helm: Helm, tmp_path: Path
 
 @pytest.mark.parametrize("name", BUILTIN_SPECS)
 def test_sweep_configmap_round_trips_the_spec(helm: Helm, name: str) -> None:
-    spec = yaml.safe_load(builtin_spec_text(name))
+    spec = {"dataset": "retail", **yaml.safe_load(builtin_spec_text(name))}  # a running sweep needs one
     text = find(helm.objects({"sweep": spec}), "ConfigMap", "sessrec-tiny-sweep")["data"]["sweep.yaml"]
     assert yaml.safe_load(text) == spec
-    assert parse_spec(text).raw == parse_spec(builtin_spec_text(name)).raw
+    assert parse_spec(text).raw == parse_spec(yaml.safe_dump(spec)).raw
 
 
 def test_values_schema_embeds_the_spec_schema(tmp_path: Path) -> None:
@@ -222,6 +283,11 @@ def test_raycluster_matches_the_cli(helm: Helm) -> None:
     ours = cli("raycluster", None)
     theirs = chart(helm, {"cluster": {"enabled": True}, "oneOff": {"enabled": False}}, release="sessrec")
     assert find(theirs, "RayCluster", "sessrec")["spec"] == find(ours, "RayCluster", "sessrec")["spec"]
+    # An upgrade replaces the long-lived cluster's pods (KubeRay refuses the field on a RayJob's cluster).
+    assert find(ours, "RayCluster")["spec"]["upgradeStrategy"] == {"type": "Recreate"}
+    assert "upgradeStrategy" not in find(chart(helm, {}), "RayJob")["spec"]["rayClusterSpec"]
+    kept = chart(helm, {"cluster": {"enabled": True, "upgradeStrategy": "None"}, "oneOff": {"enabled": False}})
+    assert find(kept, "RayCluster")["spec"]["upgradeStrategy"] == {"type": "None"}
     settings = find(theirs, "ConfigMap", k8s.DEFAULT_S3_CONFIG)["data"]
     assert set(settings) == {"SESSREC_STORAGE", "AWS_DEFAULT_REGION"}
 

@@ -51,6 +51,9 @@ def render(
     sweep_id: Annotated[
         Optional[str], typer.Option(help="Fixed sweep id of a one-off rayjob (default: generated at run time).")
     ] = None,
+    dataset: Annotated[
+        Optional[str], typer.Option(help="Dataset name in the storage or s3:// sessions URI (overrides the spec's).")
+    ] = None,
     s3_config: Annotated[
         str, typer.Option(help="ConfigMap with SESSREC_STORAGE and AWS_* settings.")
     ] = k8s.DEFAULT_S3_CONFIG,
@@ -64,6 +67,7 @@ def render(
         name=name,
         image=image,
         sweep_id=sweep_id,
+        dataset=dataset,
         cluster_selector=_selector(cluster_selector or []),
         schedule=schedule,
         time_zone=time_zone,
@@ -79,6 +83,7 @@ def render(
         ("--schedule", schedule, None),
         ("--time-zone", time_zone, None),
         ("--sweep-id", sweep_id, None),
+        ("--dataset", dataset, None),
         ("--s3-config", s3_config, k8s.DEFAULT_S3_CONFIG),
         ("--s3-secret", s3_secret, k8s.DEFAULT_S3_SECRET),
     ):

@@ -47,7 +47,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* The sweep's name (spec `name`, default "sweep"), used in labels and sweep ids. */}}
 {{- define "sessrec.sweepName" -}}
-{{- .Values.sweep.name | default "sweep" }}
+{{- (.Values.sweep | default dict).name | default "sweep" }}
 {{- end }}
 
 {{/* The image by tag, pinned to image.digest when one is given. */}}
@@ -183,7 +183,8 @@ entrypoint works on an ephemeral cluster and on a shared one.
 {{- define "sessrec.rayJobSpec" -}}
 {{- $root := .root -}}
 {{- $fullname := include "sessrec.fullname" $root -}}
-entrypoint: {{ printf "sessrec tune run sweep.yaml --address auto%s" (ternary (printf " --sweep-id %s" .sweepId) "" (ne .sweepId "")) | quote }}
+{{- /* A fixed id: a retry (backoffLimit) runs this again and continues the sweep the last attempt began. */}}
+entrypoint: {{ printf "sessrec tune run sweep.yaml --address auto%s" (ternary (printf " --sweep-id %s --resume-existing" .sweepId) "" (ne .sweepId "")) | quote }}
 # ConfigMap volumes hold `..data` and timestamped folders besides the keys; upload only the keys.
 runtimeEnvYAML: |
   working_dir: /etc/sessrec
@@ -243,6 +244,38 @@ rayClusterSpec:
 {{- end }}
 {{- end }}
 
+{{/*
+A resource quantity (values.schema.json allows digits with an optional fraction and suffix:
+"500m", "1.5", "2Gi", 4) as a plain number of cores or bytes.
+*/}}
+{{- define "sessrec.quantityValue" -}}
+{{- if kindIs "string" . }}
+{{- $number := regexFind "^[0-9.]+" . }}
+{{- $scale := dict "" 1.0 "m" 0.001 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 }}
+{{- mulf (float64 $number) (get $scale (trimPrefix $number .)) }}
+{{- else }}
+{{- /* A YAML number: Helm holds it as a float64, which prints as 2e+09 (not digits and a suffix). */}}
+{{- float64 . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Fails when a container asks for more than its limit: Kubernetes refuses such a pod, but only when
+KubeRay or the Job controller creates it, long after `helm install` has succeeded. Arguments: the
+values path (for the message) and its resources.
+*/}}
+{{- define "sessrec.checkRequestsWithinLimits" -}}
+{{- $path := index . 0 }}{{ $resources := index . 1 }}
+{{- range $name, $request := $resources.requests }}
+{{- if hasKey $resources.limits $name }}
+{{- $limit := get $resources.limits $name }}
+{{- if gt (float64 (include "sessrec.quantityValue" $request)) (float64 (include "sessrec.quantityValue" $limit)) }}
+{{- fail (printf "%s: requests.%s (%v) exceeds limits.%s (%v); Kubernetes would refuse the pod" $path $name $request $name $limit) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* Rules that span several values, which values.schema.json cannot express. */}}
 {{- define "sessrec.checks" -}}
 {{- $fullname := include "sessrec.fullname" . }}
@@ -252,10 +285,13 @@ rayClusterSpec:
 {{- if not (or .Values.cluster.enabled .Values.oneOff.enabled .Values.schedule.enabled) }}
 {{- fail "nothing to deploy: enable at least one of cluster, oneOff and schedule" }}
 {{- end }}
+{{- range $path, $resources := dict "head.resources" .Values.head.resources "worker.resources" .Values.worker.resources "autoscaler.resources" .Values.autoscaler.resources "job.submitter.resources" .Values.job.submitter.resources "schedule.kubectl.resources" .Values.schedule.kubectl.resources }}
+{{- include "sessrec.checkRequestsWithinLimits" (list $path $resources) }}
+{{- end }}
 {{- if gt (int .Values.worker.minReplicas) (int .Values.worker.maxReplicas) }}
 {{- fail (printf "worker.minReplicas (%d) must not exceed worker.maxReplicas (%d)" (int .Values.worker.minReplicas) (int .Values.worker.maxReplicas)) }}
 {{- end }}
-{{- if and (gt (int .Values.job.ttlSecondsAfterFinished) 0) (not .Values.job.shutdownAfterJobFinishes) }}
+{{- if and (ne .Values.job.target "cluster") (gt (int .Values.job.ttlSecondsAfterFinished) 0) (not .Values.job.shutdownAfterJobFinishes) }}
 {{- fail "job.ttlSecondsAfterFinished > 0 needs job.shutdownAfterJobFinishes: true (KubeRay refuses the RayJob otherwise); set it to 0 to keep clusters" }}
 {{- end }}
 {{- if regexMatch "^https?://[^/]*@" .Values.s3.endpointUrl }}
@@ -267,6 +303,21 @@ rayClusterSpec:
 {{- end }}
 {{- if and (eq .Values.job.target "cluster") (not .Values.job.clusterName) (not .Values.cluster.enabled) }}
 {{- fail "job.target \"cluster\" needs job.clusterName or cluster.enabled: true" }}
+{{- end }}
+{{- /* values.schema.json requires the spec when a sweep runs. */}}
+{{- if and .Values.sweep (or .Values.oneOff.enabled .Values.schedule.enabled) }}
+{{- if not .Values.sweep.dataset }}
+{{- fail "sweep.dataset: the spec names no dataset, and the job runs `sessrec tune run sweep.yaml` without --dataset" }}
+{{- end }}
+{{- /* Trials run on this chart's workers (ephemeral clusters or this release's own), whose Ray CPUs
+KubeRay sets from their CPU limit, rounded up: a trial that needs more could never start. */}}
+{{- if or (ne .Values.job.target "cluster") (not .Values.job.clusterName) }}
+{{- $perTrial := float64 (dig "resources" "cpus_per_trial" 1 .Values.sweep) }}
+{{- $workerCpus := ceil (float64 (include "sessrec.quantityValue" .Values.worker.resources.limits.cpu)) }}
+{{- if gt $perTrial $workerCpus }}
+{{- fail (printf "sweep.resources.cpus_per_trial (%v) is more than a worker's %v CPUs (worker.resources.limits.cpu): no trial could start" $perTrial $workerCpus) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if .Values.cluster.enabled }}
 {{- include "sessrec.checkNameLength" (list "RayCluster" $fullname 53) }}
