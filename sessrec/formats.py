@@ -2,7 +2,8 @@
 
 - sessions: Parquet with one ``items: list<string>`` column; JSONL with one JSON array per line.
 - transactions: CSV (any encoding) or Parquet, one row per purchase.
-- embeddings: Parquet with ``item: string`` and ``vector: fixed_size_list<float32>``.
+- embeddings: Parquet with ``item: string`` and ``vector: fixed_size_list<float32>`` (written; read: also
+  ``list``/``large_list`` of equal-length rows, of any float or integer type).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import jsonschema
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sessrec.core.embeddings import Embeddings
+from sessrec.core.embeddings import Embeddings, finite_float32
 from sessrec.core.sessions import Sessions
 from sessrec.errors import SessrecError
 from sessrec.spec import METRICS
@@ -102,6 +104,8 @@ def read_transactions(data: bytes, fmt: str, encoding: str = "ISO-8859-1", what:
         raise SessrecError(f"unknown encoding {encoding!r}") from None
     except UnicodeDecodeError as exc:
         raise SessrecError(f"{what} is not valid {encoding} text ({exc.reason} at byte {exc.start}); pass --encoding") from None
+    except UnicodeError as exc:  # a decoder's own check, e.g. UTF-16 without a byte order mark
+        raise SessrecError(f"{what} is not valid {encoding} text ({exc}); pass --encoding") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise SessrecError(f"{what} is not a readable CSV file: {str(exc).splitlines()[0]}") from None
 
@@ -116,16 +120,32 @@ def embeddings_from_parquet(data: bytes, what: str = "embeddings file") -> Embed
     table = read_parquet(data, what)
     if not {"item", "vector"} <= set(table.column_names):
         raise SessrecError(f"{what} needs columns 'item' and 'vector' (has: {', '.join(table.column_names)})")
-    vectors = table.column("vector").combine_chunks()
-    if not pa.types.is_fixed_size_list(vectors.type) or vectors.null_count:
-        raise SessrecError(f"{what}: column 'vector' must hold fixed-size float vectors without nulls")
-    dims = vectors.type.list_size
-    matrix = np.asarray(vectors.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dims)
     items = table.column("item")
-    if not pa.types.is_string(items.type) and not pa.types.is_large_string(items.type) or items.null_count:
-        raise SessrecError(f"{what}: column 'item' must hold text ids without nulls")
-    if not np.isfinite(matrix).all():
-        raise SessrecError(f"{what}: vectors hold NaN or infinite values")
+    if not pa.types.is_string(items.type) and not pa.types.is_large_string(items.type):
+        raise SessrecError(f"{what}: column 'item' must hold text ids, got {items.type}")
+    if items.null_count:
+        raise SessrecError(f"{what}: column 'item' must hold text ids without nulls ({items.null_count} null)")
+    vectors = table.column("vector").combine_chunks()
+    # fixed_size_list is what sessrec writes; pandas and most other writers give list<double>.
+    if not (pa.types.is_fixed_size_list(vectors.type) or pa.types.is_list(vectors.type) or pa.types.is_large_list(vectors.type)):
+        raise SessrecError(f"{what}: column 'vector' must hold lists of numbers, got {vectors.type}")
+    value_type = vectors.type.value_type
+    if not pa.types.is_floating(value_type) and not pa.types.is_integer(value_type):
+        raise SessrecError(f"{what}: column 'vector' must hold numbers, got lists of {value_type}")
+    if not len(vectors):
+        raise SessrecError(f"{what} holds no vectors")
+    if vectors.null_count:
+        raise SessrecError(f"{what}: column 'vector' holds {vectors.null_count} null vector(s)")
+    values = vectors.flatten()  # only the values the rows use, whatever the offsets
+    if values.null_count:
+        raise SessrecError(f"{what}: vectors hold {values.null_count} null value(s)")
+    lengths = pc.list_value_length(vectors)
+    shortest, longest = pc.min(lengths).as_py(), pc.max(lengths).as_py()
+    if shortest != longest:
+        raise SessrecError(f"{what}: vectors must all have the same length; rows have {shortest} to {longest} values")
+    if longest == 0:
+        raise SessrecError(f"{what}: vectors are empty")
+    matrix = finite_float32(values.to_numpy(zero_copy_only=False).reshape(len(vectors), -1), f"{what}: vectors hold")
     return Embeddings(np.asarray(items.to_pylist(), dtype=object), matrix)
 
 

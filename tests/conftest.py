@@ -16,6 +16,16 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from servers import AWS_CONFLICTING_VARS, RayLocalCluster, SeaweedS3  # noqa: E402
+from helpers import cli_in_process  # noqa: E402
+
+
+@pytest.fixture
+def cli(capsys, tmp_path, monkeypatch):
+    """The `sessrec` command run in-process in an empty folder, with its own storage and no settings file."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SESSREC_STORAGE", str(tmp_path / "store"))
+    monkeypatch.setenv("SESSREC_CONFIG", str(tmp_path / "no-settings.yaml"))
+    return lambda *args: cli_in_process(capsys, *args)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -125,3 +125,11 @@ def test_synth_rejects_bad_parameters():
         synth_sessions(n_clusters=0)
     with pytest.raises(SessrecError):
         synth_sessions(p_next=0.8, p_noise=0.5)
+
+
+def test_a_time_that_does_not_parse_is_named_in_one_sentence():
+    table = pd.DataFrame({"CustomerID": ["1", "1", "1"], "StockCode": ["a", "b", "c"], "InvoiceNo": ["1", "2", "3"],
+                          "InvoiceDate": ["12/9/2010 16:41", "12/9/2010 16:42", "12/9/2010 16:43"]})
+    with pytest.raises(SessrecError) as raised:
+        sessions_from_transactions(table, time_format="%Y-%m-%d %H:%M")
+    assert str(raised.value) == 'cannot parse time column \'InvoiceDate\': time data "12/9/2010 16:41" doesn\'t match format "%Y-%m-%d %H:%M"'

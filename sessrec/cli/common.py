@@ -33,10 +33,15 @@ def percent(value: float) -> str:
     return f"{100 * value:.2f} %"
 
 
+def value_text(value: Any) -> str:
+    """A config value for people: a float sampled at random (alpha 0.031274...) to four significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def best_text(d: dict) -> str:
     """A sweep's best result (``results.best``) for people."""
     v, t = d["validation"], d["test"]
-    cfg = "\n".join(f"  {k:<12} {val}" for k, val in d["config"].items())
+    cfg = "\n".join(f"  {k:<12} {value_text(val)}" for k, val in d["config"].items())
     return (
         f"sweep {d['sweep_id']} ({d['status']}), best trial {d['trial_id']} after {d['epochs']} epochs\n{cfg}\n"
         f"validation  R@{v['k']} {percent(v['recall_at_k'])}  MRR@{v['k']} {percent(v['mrr_at_k'])}\n"

@@ -14,6 +14,8 @@ from sessrec.core.word2vec import Word2VecConfig
 SeedOption = typer.Option("--seed", help="Split seed.")
 NOption = typer.Option("--n", help="Pairs in each of test and validation.")
 KOption = typer.Option("-k", "--k", help="Recommendations per query.")
+# K of Recall@K and MRR@K, bounded as in a sweep spec.
+MetricKOption = typer.Option("-k", "--k", max=1000, help="K of Recall@K and MRR@K: recommendations per query.")
 
 
 def baseline(
@@ -22,12 +24,13 @@ def baseline(
     method: Annotated[Optional[list[str]], typer.Option(help=f"One of {', '.join(METHODS)}; repeat for several (default: all).")] = None,
     seed: Annotated[int, SeedOption] = 0,
     n: Annotated[int, NOption] = 1000,
-    k: Annotated[int, KOption] = 10,
+    k: Annotated[int, MetricKOption] = 10,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Score count-based baselines (popularity, association rules, transitions) on the split."""
     root = settings(ctx).storage
-    results = [pipeline.baseline(dataset, root, m, seed, n, k) for m in (method or METHODS)]
+    # A method given twice is scored and listed once, in the order first given.
+    results = [pipeline.baseline(dataset, root, m, seed, n, k) for m in dict.fromkeys(method or METHODS)]
 
     def human(rows: list[dict]) -> str:
         lines = [f"{'method':<12} {'val R@' + str(k):>10} {'val MRR':>9} {'test R@' + str(k):>10} {'test MRR':>9}"]
@@ -59,7 +62,7 @@ def train(
     workers: Annotated[int, typer.Option(help="Training threads.")] = 1,
     seed: Annotated[int, SeedOption] = 0,
     n: Annotated[int, NOption] = 1000,
-    k: Annotated[int, KOption] = 10,
+    k: Annotated[int, MetricKOption] = 10,
     export: Annotated[Optional[str], typer.Option(help="Also write 'word2vec' text format.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model of the same name.")] = False,
     as_json: Annotated[bool, JsonOption] = False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from sessrec.core.metrics import to_indices, top_k
 from sessrec.errors import SessrecError
@@ -24,9 +25,7 @@ class Embeddings:
         self.index = {key: i for i, key in enumerate(self.keys.tolist())}
         if len(self.index) != len(self.keys):
             raise SessrecError("embeddings list an item more than once")
-        norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
-        # Normalised once, as gensim does; a zero vector stays zero (cosine 0 with everything).
-        self._unit = self.vectors / np.where(norms == 0, 1.0, norms).astype(np.float32)
+        self._unit = _unit_rows(self.vectors)
 
     @property
     def n_items(self) -> int:
@@ -72,9 +71,15 @@ class Embeddings:
 
     @classmethod
     def from_word2vec_text(cls, text: str) -> "Embeddings":
+        if not text.strip():
+            raise SessrecError("word2vec text file is empty (it needs a header line 'COUNT DIMENSIONS', then one line per item)")
         lines = text.splitlines()
+        header = lines[0].split()
+        if len(header) != 2 or not all(x.isdecimal() for x in header) or int(header[1]) == 0:
+            raise SessrecError(f"not a word2vec text file: the first line must be 'COUNT DIMENSIONS' (whole numbers, "
+                               f"DIMENSIONS at least 1), got {lines[0][:40]!r}")
+        n, dims = int(header[0]), int(header[1])
         try:
-            n, dims = (int(x) for x in lines[0].split())
             keys, rows = [], []
             for line in lines[1 : n + 1]:
                 key, *values = line.rstrip().split(" ")
@@ -82,14 +87,47 @@ class Embeddings:
                     raise ValueError(f"item {key!r} has {len(values)} values, expected {dims}")
                 keys.append(key)
                 rows.append([float(v) for v in values])
-        except (ValueError, IndexError) as exc:
+        except ValueError as exc:
             raise SessrecError(f"not a word2vec text file: {exc}") from None
         if len(keys) != n:
             raise SessrecError(f"word2vec text file is truncated: header says {n} items, found {len(keys)}")
-        vectors = np.array(rows, dtype=np.float32).reshape(n, dims)
-        if not np.isfinite(vectors).all():
-            raise SessrecError("word2vec text file holds NaN or infinite values")
+        vectors = finite_float32(rows, "word2vec text file holds").reshape(n, dims)
         return cls(np.array(keys, dtype=object), vectors)
+
+
+def finite_float32(values: npt.ArrayLike, what: str) -> np.ndarray:
+    """``values`` (floats or integers) as float32, refusing NaN and infinities.
+
+    ``what`` starts the message, e.g. "emb.parquet: vectors hold".
+    """
+    with np.errstate(over="ignore"):  # a value beyond float32's range becomes inf: refused below in one line, not a warning
+        vectors = np.asarray(values, dtype=np.float32)
+    if not np.isfinite(vectors).all():
+        raise SessrecError(f"{what} NaN or infinite values (or values beyond float32's range, about 3.4e38)")
+    return vectors
+
+
+#: Float32 norms that squares could not have distorted: below 1e10 no square overflowed (float32 ends near
+#: 3.4e38), and above 1e-10 squares that underflowed (below 1.2e-38) are negligible next to the norm's square.
+_SAFE_NORMS = (1e-10, 1e10)
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """The rows scaled to length 1; a zero vector stays zero (cosine 0 with everything).
+
+    In float32, as gensim does, so scores match its most_similar. A row with components near 1e19 or beyond
+    would get an infinite norm (scores 0 even with itself), so rows whose norms leave the safe range are
+    normalised in float64 instead, where squares of float32 values neither overflow nor underflow.
+    """
+    with np.errstate(over="ignore"):  # the rows that overflow are redone below
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    extreme = ~((norms >= _SAFE_NORMS[0]) & (norms <= _SAFE_NORMS[1]))[:, 0]
+    unit = vectors / np.where(extreme[:, None], np.float32(1), norms)
+    if extreme.any():
+        wide = vectors[extreme].astype(np.float64)
+        wide_norms = np.linalg.norm(wide, axis=1, keepdims=True)
+        unit[extreme] = wide / np.where(wide_norms == 0, 1.0, wide_norms)
+    return unit
 
 
 def word2vec_text_problem(keys: list[str]) -> str | None:

@@ -126,7 +126,10 @@ def _parse_times(times: pd.Series, time_format: str | None) -> np.ndarray:
             warnings.simplefilter("ignore", UserWarning)
             parsed = pd.to_datetime(pd.Series(uniques), format=time_format)
     except (ValueError, TypeError) as exc:
-        raise SessrecError(f"cannot parse time column {times.name!r}: {str(exc).splitlines()[0]}") from None
+        # pandas' first line can end in "You might want to try:", its list of options on the lines after.
+        reason = str(exc).splitlines()[0].removesuffix(" You might want to try:").rstrip(",.")
+        hint = "" if time_format else "; pass --time-format (e.g. %m/%d/%Y %H:%M)"
+        raise SessrecError(f"cannot parse time column {times.name!r}: {reason}{hint}") from None
     return parsed.to_numpy()[codes]
 
 
@@ -154,8 +157,10 @@ def sessions_from_transactions(
     if drop_cancellations and invoice_col not in table.columns:
         missing.append(invoice_col)
     if missing:
+        # A UTF-8 byte order mark (Excel's "CSV UTF-8") read as Latin-1 sticks to the first column's name.
+        bom = "; the file starts with a UTF-8 byte order mark: pass --encoding utf-8-sig" if str(table.columns[0]).startswith("ï»¿") else ""
         raise SessrecError(
-            f"column(s) {', '.join(missing)} not in the table (columns: {', '.join(map(str, table.columns))})"
+            f"column(s) {', '.join(missing)} not in the table (columns: {', '.join(map(str, table.columns))}){bom}"
         )
     table = table.dropna()
     # Item codes and invoices repeat over many rows: each distinct one is turned into text and
