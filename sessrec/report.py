@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from sessrec.core.metrics import metric_label
 from sessrec.errors import SessrecError
 
 STATES = ("completed", "stopped_early", "errored")
@@ -89,12 +90,6 @@ def build_report(
     files = {plot.name: plot.png for plot in plots}
     files[INDEX] = _html(frame, manifest, best_metrics, metric, config, varying, best, plots, notes).encode("utf-8")
     return files
-
-
-def metric_label(metric: str, k: int | None) -> str:
-    """recall_at_k with K 10 reads Recall@10 (a manifest without K keeps the metric's name)."""
-    name = {"recall_at_k": "Recall", "mrr_at_k": "MRR"}.get(metric)
-    return f"{name}@{k}" if name and isinstance(k, int) else metric
 
 
 def _categorical(frame: pd.DataFrame, param: str) -> bool:
@@ -362,8 +357,8 @@ def _score(value: Any) -> str:
 def _metric_pair(metrics: dict[str, Any] | None) -> str:
     if not metrics:
         return "–"
-    k = _e(metrics.get("k"))
-    return f"recall@{k} {_score(metrics.get('recall_at_k'))} · MRR@{k} {_score(metrics.get('mrr_at_k'))}"
+    k = metrics.get("k")
+    return " · ".join(f"{_e(metric_label(metric, k))} {_score(metrics.get(metric))}" for metric in ("recall_at_k", "mrr_at_k"))
 
 
 def _params(trial: pd.Series, names: list[str]) -> str:

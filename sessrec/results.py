@@ -40,7 +40,7 @@ def list_sweeps(root: str) -> list[dict[str, Any]]:
                 "status": manifest.get("status"),
                 "started": manifest.get("started"),
                 "finished": manifest.get("finished"),
-                "trials": manifest.get("trials", {}).get("total", 0),
+                "trials": manifest.get("trials", {}).get("total"),  # None until a run has finished
                 "metric": metric,
                 "best": manifest.get("best", {}).get(metric),
                 "problem": manifest.get("problem"),  # why a sweep is listed as damaged
@@ -60,14 +60,21 @@ def trials(root: str, sweep_id: str) -> pd.DataFrame:
 
 
 def show(root: str, sweep_id: str) -> dict[str, Any]:
+    """A sweep's manifest and its ten best trials: from the trials table of a finished run, else
+    (interrupted, stopped, still running) from the trials' checkpoints."""
     manifest = _manifest(root, sweep_id)
-    table = trials(root, sweep_id) if manifest.get("trials") else None
+    if manifest.get("trials"):
+        table, source = trials(root, sweep_id), "trials table"
+    else:
+        from sessrec.tuning import checkpointed_trials  # the checkpoints' format is the sweep's own
+
+        table, source = checkpointed_trials(root, sweep_id), "checkpoints"
     top: list[dict[str, Any]] = []
-    if table is not None and len(table):
+    if len(table):
         metric = f"last_{manifest.get('metric', 'recall_at_k')}"
         columns = ["trial_id", "state", "epochs_run", metric, *[c for c in table.columns if c.startswith("config.")]]
         top = table.sort_values(metric, ascending=False, na_position="last")[columns].head(10).to_dict("records")
-    return {"manifest": manifest, "top_trials": top}
+    return {"manifest": manifest, "trials_from": source, "top_trials": top}
 
 
 def best(root: str, sweep_id: str) -> dict[str, Any]:

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from sessrec import __version__, formats, layout, memory, storage
 from sessrec.core.embeddings import Embeddings
-from sessrec.core.metrics import evaluate
+from sessrec.core.metrics import evaluate, metric_label
 from sessrec.core.sessions import Sessions
 from sessrec.core.split import Pairs, Split
 from sessrec.core.word2vec import TrainingState, Word2VecConfig, embeddings_of, fit, new_model, train_epoch
@@ -413,6 +413,7 @@ def _progress_callback(spec: SweepSpec, live: bool, kept: list[RecordedTrial]):
     from ray import tune
 
     metric, total = spec.metric, spec.num_trials
+    label = metric_label(metric, spec.k)
     epochs_expected = spec.expected_epochs()[1]
     first_rung = min(spec.grace_period, spec.max_t) if spec.scheduler == "asha" else round(spec.planned_epochs())
 
@@ -474,7 +475,7 @@ def _progress_callback(spec: SweepSpec, live: bool, kept: list[RecordedTrial]):
             line = (
                 f"trials {finished}/{planned} done, {states.count('running')} running, "
                 f"{states.count('stopped_early')} stopped early, {states.count('errored')} errored | "
-                f"best {metric} {best} | {_clock(elapsed)} elapsed, ~{_clock(left)} left"
+                f"best {label} {best} | {_clock(elapsed)} elapsed, ~{_clock(left)} left"
             )
             if live:
                 # A line that wraps is not redrawn in place: each update would leave a row behind.
@@ -638,15 +639,23 @@ def run_sweep(
     num_cpus: int | None = None,
     verbose: bool = False,
     live: bool = False,
+    resume_existing: bool = False,
 ) -> dict[str, Any]:
-    """Run a whole sweep and write its results; returns the sweep manifest."""
-    sweep_id = layout.check_name(sweep_id or new_sweep_id(spec), "sweep id")
+    """Run a whole sweep and write its results; returns the sweep manifest. With
+    ``resume_existing``, a sweep id already in storage with the same spec and dataset is
+    continued (or, completed, returned as it is) instead of refused: a RayJob's retry re-runs
+    the same command with the same id."""
+    sweep_id = new_sweep_id(spec) if sweep_id is None else sweep_id
+    check_sweep_id(root, sweep_id, resume_existing)
     dataset_ref = dataset_ref or spec.dataset
     if not dataset_ref:
         raise SessrecError("no dataset: set 'dataset' in the spec or pass --dataset")
+    paths = SweepPaths(root, sweep_id)
+    if resume_existing and storage.exists(paths.file(layout.SPEC_FILE)):
+        # Before this run loads the dataset: the resume loads the sweep's own.
+        return _continue_existing(spec, root, sweep_id, dataset_ref, address, num_cpus, verbose, live)
     dataset = load_dataset(dataset_ref, root)
     split = split_dataset(dataset, spec.split_seed, spec.split_n)
-    paths = SweepPaths(root, sweep_id)
     manifest = {
         "sweep_id": sweep_id,
         "name": spec.name,
@@ -660,8 +669,6 @@ def run_sweep(
         "started": now(),
         "runs": 1,
     }
-    if storage.exists(paths.file(layout.SPEC_FILE)):
-        raise _sweep_exists(sweep_id, root)
     connect(address, num_cpus, verbose)  # before the claim: an unreachable cluster leaves the id free
     import ray
 
@@ -671,6 +678,8 @@ def run_sweep(
         sys.stderr.write(f"warning: {warning}\n")
     # The spec claims the sweep id: a second sweep with the same id is refused, never merged.
     if not storage.create_exclusive(paths.file(layout.SPEC_FILE), spec.to_yaml().encode()):
+        if resume_existing:
+            return _continue_existing(spec, root, sweep_id, dataset_ref, address, num_cpus, verbose, live)
         raise _sweep_exists(sweep_id, root)
     storage.write_bytes(paths.file(layout.MANIFEST_FILE), formats.to_json(manifest))
     with _end_recorded(paths, manifest):
@@ -682,12 +691,39 @@ def _check_trials_fit(spec: SweepSpec, address: str | None) -> None:
     (a cluster's autoscaler may add nodes, so there Tune waits and says why)."""
     import ray
 
-    cpus = int(ray.cluster_resources().get("CPU", 0))
-    if address is None and spec.cpus_per_trial > cpus:
+    if address is None:
+        check_trials_fit(spec, int(ray.cluster_resources().get("CPU", 0)))
+
+
+def check_trials_fit(spec: SweepSpec, embedded_cpus: int) -> None:
+    if spec.cpus_per_trial > embedded_cpus:
         raise SessrecError(
-            f"resources.cpus_per_trial is {spec.cpus_per_trial}, but the embedded Ray has {cpus} CPUs "
+            f"resources.cpus_per_trial is {spec.cpus_per_trial}, but the embedded Ray has {embedded_cpus} CPUs "
             "(--num-cpus): no trial could start"
         )
+
+
+def check_sweep_id(root: str, sweep_id: str | None, resume_existing: bool = False) -> None:
+    """What ``run_sweep`` refuses about an id before it trains: a bad name, or one in use."""
+    if sweep_id is not None:
+        layout.check_name(sweep_id, "sweep id")
+        if not resume_existing and storage.exists(SweepPaths(root, sweep_id).file(layout.SPEC_FILE)):
+            raise _sweep_exists(sweep_id, root)
+
+
+def _continue_existing(
+    spec: SweepSpec, root: str, sweep_id: str, dataset_ref: str, address: str | None, num_cpus: int | None, verbose: bool, live: bool
+) -> dict[str, Any]:
+    """``run_sweep``'s id is taken: the same sweep (spec and dataset) goes on; any other is refused."""
+    stored, manifest = load_sweep(root, sweep_id)
+    if stored.to_yaml() != spec.to_yaml() or manifest.get("dataset", {}).get("ref") != dataset_ref:
+        raise SessrecError(f"sweep {sweep_id!r} already exists in {root} with another spec or dataset; "
+                           "--resume-existing continues only the same sweep: choose another --sweep-id")
+    if manifest.get("status") == "completed":
+        sys.stderr.write(f"sweep {sweep_id} has already completed: nothing to run\n")
+        return manifest
+    sys.stderr.write(f"sweep {sweep_id} exists (status {manifest.get('status')}): continuing it\n")
+    return resume_sweep(root, sweep_id, address, num_cpus, verbose, live)
 
 
 def _sweep_exists(sweep_id: str, root: str) -> SessrecError:
@@ -890,8 +926,25 @@ def _checkpoint_uri(checkpoint) -> str:
     return f"{storage.S3_SCHEME}{checkpoint.path}" if checkpoint.filesystem.type_name == "s3" else checkpoint.path
 
 
+def checkpointed_trials(root: str, sweep_id: str) -> pd.DataFrame:
+    """The trials of a sweep that has no trials table (interrupted, or still running), as their
+    newest checkpoints record them. A trial with fewer epochs than its config's is 'unfinished':
+    a checkpoint does not tell a trial ASHA stopped from one cut short."""
+    spec, _ = load_sweep(root, sweep_id)
+    rows = [_kept_row(spec, trial) for trial in recorded_trials(SweepPaths(root, sweep_id)).values()]
+    for row in rows:
+        if row["state"] == "stopped_early":
+            row["state"] = "unfinished"
+    return _trials_frame(rows)
+
+
+def _trials_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame([{k: v for k, v in row.items() if not k.startswith("_")} for row in rows])
+    return frame.sort_values("point") if len(frame) else frame
+
+
 def _trials_table(rows: list[dict[str, Any]]) -> bytes:
-    frame = pd.DataFrame([{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]).sort_values("point")
+    frame = _trials_frame(rows)
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
     return sink.getvalue().to_pybytes()
@@ -969,8 +1022,15 @@ class _Watch:
         else:
             why = (f"lost the Ray cluster at {self.address} (unreachable for {self.cluster_patience_s:.0f} s); "
                    f"once a cluster is up, continue it with: sessrec tune resume {sweep_id} --address ADDRESS")
-        sys.stderr.write(f"\nerror: sweep {sweep_id} stopped: {why}\n")
+        sys.stdout.flush()
         sys.stderr.flush()
+        # Ray's C++ threads go on logging to fds 1 and 2 until the process ends (lost objects, retries):
+        # they are sent to /dev/null first, so that the error is the last line a user or a log sees.
+        error_fd = os.dup(2)
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(quiet, 1)
+        os.dup2(quiet, 2)
+        os.write(error_fd, f"\nerror: sweep {sweep_id} stopped: {why}\n".encode())
         os._exit(1)
 
 
@@ -981,7 +1041,8 @@ def _gcs_endpoint(address: str | None) -> tuple[str, int] | None:
     if address.startswith(("http://", "https://")):
         raise SessrecError(
             f"{address} is the dashboard's address, for 'sessrec submit' and 'sessrec jobs': a sweep's driver joins the "
-            "cluster at the head's GCS (HOST:6379), 'auto' or ray://HOST:10001; or run it on the cluster: 'sessrec submit resume'"
+            "cluster at the head's GCS (HOST:6379), 'auto' or ray://HOST:10001; or run it on the cluster through that address: "
+            "'sessrec submit tune' (a new sweep) or 'sessrec submit resume' (one cut short)"
         )
     host, _, port = address.rpartition(":")
     try:

@@ -6,15 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import assert_one_line_error, cli_in_process, run_cli
-
-
-@pytest.fixture
-def cli(capsys, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SESSREC_STORAGE", str(tmp_path / "store"))
-    monkeypatch.setenv("SESSREC_CONFIG", str(tmp_path / "no-settings.yaml"))
-    return lambda *args: cli_in_process(capsys, *args)
+from tests.helpers import assert_one_line_error, run_cli
 
 
 def _write_transactions(path, n_customers=60, seed=0):
@@ -119,6 +111,8 @@ BAD_SPECS = {
         (["data", "prepare", "header-only.csv", "--name", "x"], "no rows left"),
         (["data", "prepare", "utf16.csv", "--name", "x"], "not in the table"),
         (["data", "prepare", "utf16.csv", "--name", "x", "--encoding", "utf-8"], "not valid utf-8"),
+        (["data", "prepare", "bom.csv", "--name", "x", "--drop-cancellations"], "the file starts with a UTF-8 byte order mark: pass --encoding utf-8-sig"),
+        (["data", "prepare", "tx.csv", "--name", "x", "--encoding", "utf-16"], "not valid utf-16 text (UTF-16 stream does not start with BOM)"),
         (["data", "prepare", "tx.csv", "--name", "x", "--time-col", "Country"], "cannot parse time"),
         (["data", "prepare", "bad.jsonl", "--name", "x"], "line 2"),
         (["data", "prepare", "numbers.jsonl", "--name", "x"], "array of strings"),
@@ -142,8 +136,12 @@ BAD_SPECS = {
         (["baseline", "small", "--n", "1000"], "too few sessions"),
         (["baseline", "small", "--n", "0"], "at least 1"),
         (["baseline", "small", "--n", "10", "-k", "0"], "K must be at least 1"),
+        (["baseline", "small", "--n", "10", "-k", "99999999999999999999"], "less than or equal to 1000"),
         (["baseline", "small", "--n", "10", "--method", "magic"], "unknown baseline"),
         (["train", "small", "--name", "m", "--n", "10", "--vector-size", "0"], "vector_size"),
+        (["train", "small", "--name", "m", "--n", "10", "--vector-size", "100000000"], "vector_size must lie in [1, 1024]"),
+        (["train", "small", "--name", "m", "--n", "10", "--epochs", "99999999999999999999"], "epochs must lie in [1, 1000]"),
+        (["tune", "run", "tiny", "--dataset", "small", "--num-cpus", "99999999999999"], "less than or equal to 1024"),
         (["train", "small", "--name", "m", "--n", "10", "--alpha", "2"], "alpha"),
         (["train", "small", "--name", "m", "--n", "10", "--export", "glove"], "only 'word2vec'"),
         (["recommend", "nope", "--embeddings", "missing-model"], "not found"),
@@ -156,6 +154,10 @@ BAD_SPECS = {
         (["tune", "run", "tiny", "--dataset", "nothing"], "no dataset 'nothing'"),
         (["tune", "run", "tiny", "--dataset", "small", "--sweep-id", "a/b"], "invalid sweep id"),
         (["tune", "run", "tiny", "--dataset", "small", "--sweep-id", ".."], "invalid sweep id"),
+        (["tune", "run", "tiny", "--dataset", "small", "--sweep-id", ""], "invalid sweep id ''"),
+        # A dry run refuses what the run would refuse before training.
+        (["tune", "run", "ok.yaml", "--sweep-id", "a/b", "--dry-run"], "invalid sweep id"),
+        (["tune", "run", "two-cpus.yaml", "--num-cpus", "1", "--dry-run"], "cpus_per_trial is 2, but the embedded Ray has 1 CPUs"),
         (["tune", "run", "ok.yaml", "--address", "127.0.0.1:1"], "cannot reach the Ray cluster"),
         (["tune", "run", "ok.yaml", "--address", "ray-head"], "not a Ray address"),
         (["tune", "run", "ok.yaml", "--address", "http://127.0.0.1:8265"], "is the dashboard's address"),
@@ -180,6 +182,7 @@ def test_bad_input_gets_one_line_and_changes_nothing(cli, tmp_path, args, fragme
     (tmp_path / "tx.txt").write_text("x")
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "header-only.csv").write_text("InvoiceNo,StockCode,InvoiceDate,CustomerID\n")
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "tx.csv").read_bytes())
     (tmp_path / "utf16.csv").write_bytes((tmp_path / "tx.csv").read_text(encoding="ISO-8859-1").encode("utf-16"))
     (tmp_path / "bad.jsonl").write_text('["a","b","c"]\n["a",\n')
     (tmp_path / "numbers.jsonl").write_text('["a","b","c"]\n[1, 2, 3]\n')
@@ -188,7 +191,8 @@ def test_bad_input_gets_one_line_and_changes_nothing(cli, tmp_path, args, fragme
     (tmp_path / "not-yaml.yaml").write_text("space: [1, 2\n")
     (tmp_path / "bad-vectors.txt").write_text("2 3\na 1 2\n")
     ok = {"split": {"n": 10}, "space": {"window": 3}, "scheduler": {"max_t": 2, "grace_period": 1}}
-    for name, changes in {**BAD_SPECS, "ok.yaml": ok}.items():
+    two_cpus = {**ok, "resources": {"cpus_per_trial": 2}}
+    for name, changes in {**BAD_SPECS, "ok.yaml": ok, "two-cpus.yaml": two_cpus}.items():
         (tmp_path / name).write_text(json.dumps({"dataset": "small", **changes}))
     cli("data", "synth", "--name", "small", "--sessions", "100", "--items", "50", "--clusters", "5")
     parquet = (tmp_path / "store" / "datasets" / "small" / "sessions.parquet").read_bytes()
@@ -263,3 +267,20 @@ def test_subprocess_entry_point_and_help(tmp_path):
     assert (bare.returncode, bare.stderr) == (2, "") and "synth" in bare.stdout
     bad = run_cli("--storage", str(tmp_path), "data", "stats", "nothing", cwd=tmp_path)
     assert_one_line_error(bad, "no dataset")
+
+
+def test_a_sampled_float_is_shown_to_four_significant_digits():
+    from sessrec.cli.common import best_text
+
+    metrics = {"k": 10, "recall_at_k": 0.2434, "mrr_at_k": 0.1}
+    text = best_text({"sweep_id": "s1", "status": "finished", "trial_id": "t1", "epochs": 5, "validation": metrics, "test": metrics,
+                      "config": {"alpha": 0.031274412, "ns_exponent": -0.5, "window": 7}})
+    assert "alpha        0.03127\n" in text and "ns_exponent  -0.5\n" in text and "window       7\n" in text
+
+
+def test_a_sweep_s_summary_names_its_metric_with_k():
+    from sessrec.cli.tune import _summary
+
+    manifest = {"sweep_id": "s1", "status": "completed", "k": 20, "metric": "mrr_at_k", "trials": {"total": 2, "completed": 2},
+                "best": {"trial_id": "t1", "mrr_at_k": 0.12345}}
+    assert "best trial t1: MRR@20 0.1235\n" in _summary(manifest)

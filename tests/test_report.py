@@ -135,7 +135,7 @@ def test_grid_report_html(grid_report):
     assert best["config.window"] == 5 and best["config.negative"] == 10 and best["config.ns_exponent"] == 0
     assert "negative=10, ns_exponent=0, window=5" in page
     assert "not among the values tried" not in page
-    assert "recall@10 0.6875 · MRR@10 0.3125" in page and "on 200 pairs" in page
+    assert "Recall@10 0.6875 · MRR@10 0.3125" in page and "on 200 pairs" in page
     # Plots, captions and the table name the metric with its K.
     assert "Final Recall@10 of the non-errored trials" in page and "Validation Recall@10 after each epoch" in page
     assert "<th>final Recall@10</th>" in page and "<th>final MRR@10</th>" in page and "final recall_at_k" not in page

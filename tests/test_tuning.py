@@ -115,6 +115,7 @@ def test_sweep_writes_results_and_asha_stops_weak_trials(workdir):
 
     again = run_cli("tune", "run", spec, "--sweep-id", "s1", cwd=folder, env=env)
     assert_one_line_error(again, "already exists")
+    assert_one_line_error(run_cli("tune", "run", spec, "--sweep-id", "s1", "--dry-run", cwd=folder, env=env), "already exists")
     assert pd.read_parquet(sweep / "trials.parquet").equals(trials)
 
 
@@ -261,6 +262,15 @@ def test_sigterm_stops_the_sweep_resumably(workdir):
     manifest = json.loads((folder / "store" / "sweeps" / "r2" / "manifest.json").read_text())
     assert manifest["status"] == "interrupted"
     assert not (folder / "store" / "sweeps" / "r2" / "best").exists()
+    # What it did so far can be read before it is resumed: the trials its checkpoints record.
+    shown = json.loads(run_cli("results", "show", "r2", "--json", cwd=folder, env=env).stdout)
+    assert shown["trials_from"] == "checkpoints"
+    states = [trial["state"] for trial in shown["top_trials"]]
+    assert states.count("completed") >= 2 and set(states) <= {"completed", "unfinished"}, shown["top_trials"]
+    text = run_cli("results", "show", "r2", cwd=folder, env=env).stdout
+    assert "as their checkpoints record them" in text and " completed " in text
+    listed = json.loads(run_cli("results", "list", "--json", cwd=folder, env=env).stdout)
+    assert [(row["sweep_id"], row["trials"]) for row in listed if row["sweep_id"] == "r2"] == [("r2", None)]  # not "0 trials"
     _resume_to_the_end(folder, env, "r2")
 
 
@@ -287,6 +297,40 @@ def test_resume_of_a_sweep_whose_trials_all_finished_writes_its_results_without_
     assert after[columns].to_dict("records") == before[columns].to_dict("records")
     assert [list(curve) for curve in after["curve"]] == [list(curve) for curve in before["curve"]]
     assert json.loads((sweep / "best" / "metrics.json").read_text()) == best_before
+
+
+def test_a_retried_run_with_resume_existing_continues_its_own_sweep_and_no_other(workdir):
+    # A RayJob's retry runs the same entrypoint again, fixed sweep id included.
+    folder, env = workdir
+    spec = folder / "two.yaml"
+    spec.write_text(yaml.safe_dump(TWO_TRIAL_SWEEP))
+    retry = ["tune", "run", str(spec), "--sweep-id", "w1", "--num-cpus", "2", "--resume-existing", "--json"]
+    first = run_cli(*retry, cwd=folder, env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert json.loads(first.stdout)["runs"] == 1
+    sweep = folder / "store" / "sweeps" / "w1"
+    trials = pd.read_parquet(sweep / "trials.parquet")
+
+    done = run_cli(*retry, cwd=folder, env=env)
+    assert done.returncode == 0 and "sweep w1 has already completed: nothing to run" in done.stderr
+    assert json.loads(done.stdout)["runs"] == 1 and pd.read_parquet(sweep / "trials.parquet").equals(trials)
+
+    # The attempt before was cut short (its cluster went away): the retry continues it.
+    manifest = json.loads((sweep / "manifest.json").read_text())
+    (sweep / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))
+    continued = run_cli(*retry, cwd=folder, env=env)
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    assert "sweep w1 exists (status running): continuing it" in continued.stderr
+    assert (json.loads(continued.stdout)["status"], json.loads(continued.stdout)["runs"]) == ("completed", 2)
+    assert sorted(path.name for path in (sweep / "tune").iterdir()) == ["run-1"]  # its finished trials did not run again
+
+    other = folder / "other.yaml"
+    other.write_text(yaml.safe_dump({**TWO_TRIAL_SWEEP, "k": 5}))
+    assert_one_line_error(run_cli("tune", "run", str(other), "--sweep-id", "w1", "--resume-existing", cwd=folder, env=env),
+                          "already exists in")
+    assert_one_line_error(run_cli("tune", "run", str(spec), "--resume-existing", cwd=folder, env=env),
+                          "--resume-existing needs --sweep-id")
+    assert json.loads((sweep / "manifest.json").read_text())["runs"] == 2
 
 
 def test_time_left_counts_the_epochs_asha_is_expected_to_train_not_trials():
@@ -634,17 +678,17 @@ def test_the_progress_line_shows_the_best_latest_result_the_sweep_picks_its_best
         return capsys.readouterr().err.strip().splitlines()[-1]
 
     progress.on_trial_start(0, [a, b], a)
-    assert "best recall_at_k 0.3000" in line()  # the finished trial of an earlier run
+    assert "best Recall@10 0.3000" in line()  # the finished trial of an earlier run
     progress.on_trial_result(0, [a, b], a, {"recall_at_k": 0.6})
     progress.on_trial_result(0, [a, b], a, {"recall_at_k": 0.5})
     progress.on_trial_result(0, [a, b], b, {"recall_at_k": 0.55})
     a.status = "TERMINATED"
     a.last_result = {"epoch": 3, "done": True}
     progress.on_trial_complete(0, [a, b], a)
-    assert "trials 2/3 done" in (text := line()) and "best recall_at_k 0.5500" in text  # not a's 0.6 at epoch 1
+    assert "trials 2/3 done" in (text := line()) and "best Recall@10 0.5500" in text  # not a's 0.6 at epoch 1
     b.status = "ERROR"
     progress.on_trial_error(0, [a, b], b)
-    assert "best recall_at_k 0.5000" in line()
+    assert "best Recall@10 0.5000" in line()
 
 
 def test_the_live_progress_line_fits_the_terminal(capsys, monkeypatch):

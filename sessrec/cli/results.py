@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from sessrec import results
-from sessrec.cli.common import JsonOption, best_text, emit, settings
+from sessrec.cli.common import JsonOption, best_text, emit, settings, value_text
 
 app = typer.Typer(help="Read sweep results from storage.", no_args_is_help=True)
 SweepArgument = typer.Argument(help="Sweep id.")
@@ -24,7 +24,8 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, JsonOption] = False) -> N
         lines = [f"{'sweep':<40} {'status':<10} {'trials':>6} {'best':>8}  started"]
         for r in rows:
             best = "-" if r["best"] is None else f"{r['best']:.4f}"
-            lines.append(f"{r['sweep_id']:<40} {r['status'] or '-':<10} {r['trials']:>6} {best:>8}  {r['started'] or r['problem'] or '-'}")
+            trials = "-" if r["trials"] is None else r["trials"]
+            lines.append(f"{r['sweep_id']:<40} {r['status'] or '-':<10} {trials:>6} {best:>8}  {r['started'] or r['problem'] or '-'}")
         return "\n".join(lines)
 
     emit(rows, as_json, human)
@@ -39,8 +40,11 @@ def show(ctx: typer.Context, sweep_id: Annotated[str, SweepArgument], as_json: A
         m = d["manifest"]
         lines = [f"{k:<16} {v}" for k, v in m.items() if not isinstance(v, dict)]
         lines += [f"{k:<16} {', '.join(f'{a}={b}' for a, b in v.items())}" for k, v in m.items() if isinstance(v, dict)]
+        if d["trials_from"] == "checkpoints":  # no run has finished: unfinished trials may still go on
+            lines.append("trials           as their checkpoints record them (no run has finished: 'unfinished' "
+                         "trials were stopped early or cut short)")
         for t in d["top_trials"]:
-            cfg = " ".join(f"{k[7:]}={v}" for k, v in t.items() if k.startswith("config."))
+            cfg = " ".join(f"{k[7:]}={value_text(v)}" for k, v in t.items() if k.startswith("config."))
             metric = next(k for k in t if k.startswith("last_"))
             lines.append(f"  {t['trial_id']:<14} {t['state']:<14} {t['epochs_run']:>4} ep  {t[metric]:.4f}  {cfg}")
         return "\n".join(lines)

@@ -22,6 +22,12 @@ ITEM_BLOCK = 8192
 MAX_BATCH_CELLS = 16 * 1024 * 1024
 
 
+def metric_label(metric: str, k: int | None) -> str:
+    """recall_at_k with K 10 reads Recall@10 (without K, the metric keeps its name)."""
+    name = {"recall_at_k": "Recall", "mrr_at_k": "MRR"}.get(metric)
+    return f"{name}@{k}" if name and isinstance(k, int) else metric
+
+
 class Scorer(Protocol):
     """Anything that scores items for a batch of query items."""
 
