@@ -97,6 +97,10 @@ def summary(results: dict[str, Any]) -> list[str]:
             ratio = last[key] / first[key]
             rows.append((f"{label}: {last['items']:,} / {first['items']:,} items", f"{ratio:.1f}x", f"about {grow:g}x (linear)",
                          ratio <= 1.5 * grow))
+        if "epoch_folded_s" in last:
+            ratio = last["epoch_folded_s"] / first["epoch_s"]
+            label = f"one epoch, events alone: {last['items']:,} items' sessions folded onto {first['items']:,} items / {first['items']:,} items"
+            rows.append((label, f"{ratio:.1f}x", f"about {grow:g}x (linear)", ratio <= 1.5 * grow))
     lines = ["| figure | measured | target | met |", "| --- | --- | --- | --- |"]
     for label, value, target, met in rows:
         lines.append(f"| {label} | {value} | {target} | {'' if met is None else ('yes' if met else '**no**')} |")

@@ -4,8 +4,10 @@ For each size (sessions = 10 x items, mean length 12): `sessrec data synth`, `se
 prepare` from a transactions CSV of the same sessions, then one process that loads the
 dataset, splits off 10,000 validation pairs, builds the vocabulary, trains one epoch,
 evaluates the 10,000 queries against every item, and trains the epoch again with 8-dimensional
-vectors (to tell the weights' cache misses from the rest of the growth). Each stage runs in its
-own process, so its peak RSS is its own.
+vectors (to tell the weights' cache misses from the rest of the growth). Each larger size's training
+sessions are also folded onto the smallest catalogue (the same events over fewer items) and
+trained for one epoch: that parts the epoch's growth into what the events cost and what the
+catalogue's size costs. Each stage runs in its own process, so its peak RSS is its own.
 
     .venv/bin/python -m benchmarks.catalogue [--items 10000 30000 100000]
     # writes benchmarks/out/catalogue.{md,json,png}
@@ -21,11 +23,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from benchmarks.common import OUT, write_report
+from sessrec.core.sessions import Sessions
+
+if TYPE_CHECKING:  # gensim is imported by the stages alone
+    from sessrec.core.word2vec import Word2VecConfig
 
 SESSIONS_PER_ITEM = 10
 QUERIES = 10_000
@@ -80,10 +86,42 @@ def write_transactions(root: str, path: Path) -> int:
     return sessions.n_events
 
 
+def folded(sessions: Sessions, items: int) -> Sessions:
+    """The same sessions over at most ``items`` items: item code c becomes c mod ``items``. Every
+    session keeps its length and order, so only the catalogue's size changes."""
+    names = np.array([f"F{code}" for code in range(items)], dtype=object)
+    return Sessions.from_codes(names, sessions.codes % items, sessions.offsets)
+
+
+def _epoch_config(vector_size: int) -> Word2VecConfig:
+    from sessrec.core.word2vec import Word2VecConfig
+
+    return Word2VecConfig(vector_size=vector_size, window=5, negative=5, epochs=1, workers=1)
+
+
+def _timed_epoch(model: Any, sentences: list[list[str]], config: Word2VecConfig) -> float:
+    from sessrec.core.word2vec import train_epoch
+
+    started = time.perf_counter()
+    train_epoch(model, sentences, config, 0)
+    return time.perf_counter() - started
+
+
+def fold_stage(root: str, items: int) -> dict[str, float]:
+    """Runs in its own process (``--stage fold``): one epoch on the training sessions folded onto ``items`` items."""
+    from sessrec.core.word2vec import new_model
+    from sessrec.pipeline import load_dataset, split_dataset
+
+    sentences = folded(split_dataset(load_dataset("prepared", root), 0, QUERIES).train, items).to_lists()
+    config = _epoch_config(64)
+    model = new_model(config, sentences)
+    return {"epoch_folded_s": _timed_epoch(model, sentences, config), "folded_items": len(model.wv)}
+
+
 def train_stage(root: str) -> dict[str, float]:
     """Runs in its own process (``--stage train``): load, split, vocabulary, one epoch, evaluation."""
     from sessrec.core.metrics import evaluate
-    from sessrec.core.word2vec import Word2VecConfig, embeddings_of, new_model, train_epoch
+    from sessrec.core.word2vec import embeddings_of, new_model
     from sessrec.pipeline import load_dataset, split_dataset
 
     timings: dict[str, float] = {}
@@ -91,28 +129,23 @@ def train_stage(root: str) -> dict[str, float]:
     split = split_dataset(load_dataset("prepared", root), 0, QUERIES)
     sentences = split.train.to_lists()
     timings["load_split_s"] = time.perf_counter() - started
-    config = Word2VecConfig(vector_size=64, window=5, negative=5, epochs=1, workers=1)
+    config = _epoch_config(64)
     started = time.perf_counter()
     model = new_model(config, sentences)
     timings["vocabulary_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    train_epoch(model, sentences, config, 0)
-    timings["epoch_s"] = time.perf_counter() - started
+    timings["epoch_s"] = _timed_epoch(model, sentences, config)
     started = time.perf_counter()
     evaluate(embeddings_of(model), split.validation.queries, split.validation.targets, 10)
     timings["evaluation_s"] = time.perf_counter() - started
     # The same epoch with weights 8 times smaller: how the time per event grows then says how much
     # of its growth is the weights outgrowing the CPU's caches.
     del model
-    small = Word2VecConfig(vector_size=8, window=5, negative=5, epochs=1, workers=1)
-    model = new_model(small, sentences)
-    started = time.perf_counter()
-    train_epoch(model, sentences, small, 0)
-    timings["epoch_8d_s"] = time.perf_counter() - started
+    small = _epoch_config(8)
+    timings["epoch_8d_s"] = _timed_epoch(new_model(small, sentences), sentences, small)
     return timings
 
 
-def measure_size(items: int) -> dict[str, Any]:
+def measure_size(items: int, fold_onto: int | None = None) -> dict[str, Any]:
     n_sessions = items * SESSIONS_PER_ITEM
     with tempfile.TemporaryDirectory(prefix="sessrec-catalogue-") as root:
         env = {**os.environ, "SESSREC_STORAGE": root}
@@ -124,7 +157,11 @@ def measure_size(items: int) -> dict[str, Any]:
                                                             "session", "--item-col", "item", "--time-col", "time", "--json"], env)
         prepared = json.loads(out)
         train_s, train_mb, out = run_measured([sys.executable, "-m", "benchmarks.catalogue", "--stage", "train", "--root", root])
-        return {"items": items, "sessions": n_sessions, "events": events, "csv_mb": csv.stat().st_size / 2**20,
+        fold = {}
+        if fold_onto is not None:
+            fold = json.loads(run_measured([sys.executable, "-m", "benchmarks.catalogue", "--stage", "fold", "--root", root,
+                                            "--fold-onto", str(fold_onto)])[2].strip().splitlines()[-1])
+        return {**fold, "items": items, "sessions": n_sessions, "events": events, "csv_mb": csv.stat().st_size / 2**20,
                 "prepared_sessions": prepared["sessions"], "synth_s": synth_s, "synth_peak_mb": synth_mb,
                 "prepare_s": prepare_s, "prepare_peak_mb": prepare_mb, "train_process_s": train_s,
                 "train_peak_mb": train_mb, **json.loads(out.strip().splitlines()[-1])}
@@ -186,13 +223,23 @@ def markdown(rows: list[dict[str, Any]]) -> list[str]:
               f"and writes rows of its two weight matrices ({weights(64)}) at random, and once they outgrow a CPU cache "
               f"each access waits longer. With 8-dimensional vectors (weights {weights(8)}) it grows less "
               f"({per_event('epoch_8d_s')}). Everything sessrec does around training (synth, prepare, evaluation) "
-              "grows linearly or less, and memory stays below linear (a fixed share is the interpreter and libraries).",
-              "", "![time and memory against catalogue size](catalogue.png)"]
+              "grows linearly or less, and memory stays below linear (a fixed share is the interpreter and libraries)."]
+    if len(rows) > 1:
+        # Folding keeps every event and session and shrinks only the catalogue: the epoch's growth parts into
+        # the events' share (the folded epoch against the smallest size's) and the catalogue's (the rest).
+        folded_per_event = ", ".join(f"{1e6 * r['epoch_folded_s'] / r['events']:.1f} µs" for r in rows[1:])
+        lines += ["", (f"The training sessions of each larger size folded onto {first['items']:,} items (item code modulo "
+                  f"{first['items']:,}: the same events and sessions over the smallest catalogue) train one epoch in "
+                  f"{folded_per_event} per event, against {1e6 * first['epoch_s'] / first['events']:.1f} µs at "
+                  f"{first['items']:,} items. {grow:g}x the events alone take {last['epoch_folded_s'] / first['epoch_s']:.1f}x "
+                  f"the time; the catalogue's size takes the rest, {last['epoch_s'] / last['epoch_folded_s']:.2f}x on the same "
+                  "events.")]
+    lines += ["", "![time and memory against catalogue size](catalogue.png)"]
     return lines
 
 
 def measure(sizes: list[int]) -> list[dict[str, Any]]:
-    rows = [measure_size(items) for items in sizes]
+    rows = [measure_size(items, fold_onto=sizes[0] if items > sizes[0] else None) for items in sizes]
     OUT.mkdir(exist_ok=True)
     plot(rows, OUT / "catalogue.png")
     return rows
@@ -201,11 +248,12 @@ def measure(sizes: list[int]) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, nargs="+", default=[10_000, 30_000, 100_000])
-    parser.add_argument("--stage", choices=("train",), help="internal: run one stage in this process")
+    parser.add_argument("--stage", choices=("train", "fold"), help="internal: run one stage in this process")
     parser.add_argument("--root")
+    parser.add_argument("--fold-onto", type=int, help="internal: the catalogue size the fold stage folds onto")
     args = parser.parse_args()
     if args.stage:
-        print(json.dumps(train_stage(args.root)))
+        print(json.dumps(train_stage(args.root) if args.stage == "train" else fold_stage(args.root, args.fold_onto)))
         return
     rows = measure(args.items)
     write_report("catalogue", "A catalogue 30x larger", markdown(rows), {"sizes": rows})

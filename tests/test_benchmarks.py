@@ -114,3 +114,18 @@ def test_the_asha_replay_decides_as_ray_s_bracket_does(grace, reduction, max_t):
                 break
     assert replay_asha(curves, order, grace, reduction, max_t) == trained
     assert min(trained) < max_t  # some trials were stopped
+
+
+def test_folding_a_catalogue_keeps_every_session_and_shrinks_only_the_items():
+    from benchmarks.catalogue import folded
+    from sessrec.core.synth import synth_sessions
+
+    sessions = synth_sessions(n_sessions=300, n_items=200, n_clusters=10, seed=3)
+    small = folded(sessions, 40)
+    np.testing.assert_array_equal(small.offsets, sessions.offsets)
+    assert len(small.vocab) == 40
+    # Events that shared an item still do, and each folded item is the original code modulo 40.
+    items, small_items = sessions.vocab[sessions.codes], small.vocab[small.codes]
+    assert all(small_items[items == item].size and len(set(small_items[items == item])) == 1 for item in sessions.vocab)
+    codes = np.array([int(name[1:]) for name in small_items])
+    np.testing.assert_array_equal(codes, sessions.codes % 40)
