@@ -27,9 +27,11 @@ from matplotlib.ticker import MaxNLocator
 from sessrec.core.metrics import metric_label
 from sessrec.errors import SessrecError
 
-STATES = ("completed", "stopped_early", "errored")
-STATE_COLORS = {"completed": "#2a9d8f", "stopped_early": "#f4a261", "errored": "#d62828"}
-STATE_LABELS = {"completed": "completed", "stopped_early": "stopped early", "errored": "errored"}
+# 'unfinished': a trial of a sweep that has not finished, read from its newest checkpoint (cut
+# short, or stopped by ASHA: a checkpoint does not tell which). Shown only where there is one.
+STATES = ("completed", "stopped_early", "errored", "unfinished")
+STATE_COLORS = {"completed": "#2a9d8f", "stopped_early": "#f4a261", "errored": "#d62828", "unfinished": "#8d99ae"}
+STATE_LABELS = {"completed": "completed", "stopped_early": "stopped early", "errored": "errored", "unfinished": "unfinished"}
 REQUIRED_COLUMNS = ("trial_id", "state", "epochs_run", "curve", "error")
 
 # The seed study's three views of the word2vec sampling parameters, and gensim's defaults for them.
@@ -124,7 +126,8 @@ def _check(trials: pd.DataFrame, manifest: dict[str, Any]) -> str:
     if not metric:
         raise SessrecError("cannot build the report: the sweep manifest names no metric")
     if trials.empty:
-        raise SessrecError(f"cannot build the report for sweep {manifest.get('sweep_id', '?')}: the trials table is empty")
+        raise SessrecError(f"cannot build the report for sweep {manifest.get('sweep_id', '?')}: no trial has results yet "
+                           f"(status: {manifest.get('status', '?')})")
     missing = [c for c in (*REQUIRED_COLUMNS, f"last_{metric}") if c not in trials.columns]
     if missing:
         raise SessrecError(f"cannot build the report: the trials table has no column {', '.join(missing)}")
@@ -296,17 +299,19 @@ def _curves(frame: pd.DataFrame, varying: list[str], metric: str, metric_name: s
     ax.grid(alpha=0.3)
     ax.set_title(f"validation {metric_name} per epoch, top {len(ranked)} trials by final value", fontsize=11)
     ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    caption = f"Validation {metric_name} after each epoch for the {len(ranked)} best trials (dashed: stopped early by ASHA)."
+    dashed = "stopped early by ASHA, or unfinished" if (ranked["state"] == "unfinished").any() else "stopped early by ASHA"
+    caption = f"Validation {metric_name} after each epoch for the {len(ranked)} best trials (dashed: {dashed})."
     return _Plot("curves.png", "Learning curves", caption, _png(figure))
 
 
 def _epochs_run(frame: pd.DataFrame) -> _Plot:
     epochs = range(int(frame["epochs_run"].min()), int(frame["epochs_run"].max()) + 1)
-    counts = pd.crosstab(frame["epochs_run"], frame["state"]).reindex(index=epochs, columns=STATES, fill_value=0)
+    states = _states_shown(frame)
+    counts = pd.crosstab(frame["epochs_run"], frame["state"]).reindex(index=epochs, columns=states, fill_value=0)
     figure = Figure(figsize=(7, 3.8))
     ax = figure.subplots()
     bottom = np.zeros(len(epochs))
-    for state in STATES:
+    for state in states:
         heights = counts[state].to_numpy()
         ax.bar(list(epochs), heights, bottom=bottom, color=STATE_COLORS[state], width=0.8,
                label=f"{STATE_LABELS[state]} ({int(heights.sum())})")
@@ -317,10 +322,16 @@ def _epochs_run(frame: pd.DataFrame) -> _Plot:
     ax.set_ylabel("trials")
     ax.set_ylim(0, bottom.max() * 1.08)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    ax.legend(fontsize=8, frameon=False, ncol=len(states), loc="upper center", bbox_to_anchor=(0.5, -0.16))
     ax.set_title("epochs run per trial (ASHA early stopping)", fontsize=11)
     caption = "How many epochs each trial ran before it completed, was stopped early by ASHA, or errored."
+    if "unfinished" in states:
+        caption += " Unfinished: the sweep has not finished, and the trial's newest checkpoint has fewer epochs than its config."
     return _Plot("epochs_run.png", "Early stopping", caption, _png(figure))
+
+
+def _states_shown(frame: pd.DataFrame) -> list[str]:
+    return [s for s in STATES if s != "unfinished" or (frame["state"] == s).any()]
 
 
 def _ranked(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -376,9 +387,10 @@ def _html(
     versions = ", ".join(f"{name} {value}" for name, value in (manifest.get("versions") or {}).items())
     test = (best_metrics or {}).get("test")
     summary = [
-        ("Status", manifest.get("status", "?")),
+        ("Status", manifest.get("status", "?") if manifest.get("trials")  # a finished run's summary
+         else f"{manifest.get('status', '?')}: not finished, trials as their newest checkpoints left them"),
         ("Trials", f"{len(frame)} of {_fmt(manifest.get('planned_trials'))} planned: "
-                   + ", ".join(f"{int(counts.get(s, 0))} {STATE_LABELS[s]}" for s in STATES)),
+                   + ", ".join(f"{int(counts.get(s, 0))} {STATE_LABELS[s]}" for s in _states_shown(frame))),
         ("Dataset", f"{dataset.get('ref', '?')} (sha256 {str(dataset.get('sha256', '?'))[:12]})"),
         ("Split", f"seed {_fmt(split.get('seed'))}, N {_fmt(split.get('n'))}"),
         ("K", _fmt(manifest.get("k"))),

@@ -59,16 +59,21 @@ def trials(root: str, sweep_id: str) -> pd.DataFrame:
     return formats.read_parquet(data, uri).to_pandas()
 
 
+def _trials_of(root: str, sweep_id: str, manifest: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+    """The trials table of a finished run, else (interrupted, stopped, still running) the
+    trials as their checkpoints record them; and which of the two it is."""
+    if manifest.get("trials"):
+        return trials(root, sweep_id), "trials table"
+    from sessrec.tuning import checkpointed_trials  # the checkpoints' format is the sweep's own
+
+    return checkpointed_trials(root, sweep_id), "checkpoints"
+
+
 def show(root: str, sweep_id: str) -> dict[str, Any]:
     """A sweep's manifest and its ten best trials: from the trials table of a finished run, else
     (interrupted, stopped, still running) from the trials' checkpoints."""
     manifest = _manifest(root, sweep_id)
-    if manifest.get("trials"):
-        table, source = trials(root, sweep_id), "trials table"
-    else:
-        from sessrec.tuning import checkpointed_trials  # the checkpoints' format is the sweep's own
-
-        table, source = checkpointed_trials(root, sweep_id), "checkpoints"
+    table, source = _trials_of(root, sweep_id, manifest)
     top: list[dict[str, Any]] = []
     if len(table):
         metric = f"last_{manifest.get('metric', 'recall_at_k')}"
@@ -96,7 +101,7 @@ def write_report(root: str, sweep_id: str, to: str | None = None, overwrite: boo
     from sessrec.report import build_report
 
     manifest = _manifest(root, sweep_id)
-    table = trials(root, sweep_id)
+    table, _ = _trials_of(root, sweep_id, manifest)
     try:
         best_metrics = {k: v for k, v in best(root, sweep_id).items() if k != "config"}
     except NotFoundError:
@@ -137,6 +142,11 @@ def _refuse_to_replace(folder: str, names: Iterable[str], overwrite: bool) -> No
         raise SessrecError("--to needs a folder")
     if not storage.is_s3(folder) and Path(folder).is_file():
         raise SessrecError(f"--to {folder}: a file, not a folder")
+    if not storage.is_s3(folder):
+        # Checked even with --overwrite: a folder in a file's place would stop the copy half-way.
+        folders = [name for name in names if (Path(folder) / name).is_dir()]
+        if folders:
+            raise SessrecError(f"{folder}/{folders[0]} is a folder; sessrec replaces files only: move it away first")
     present = [] if overwrite else [name for name in names if storage.exists(storage.join(folder, name))]
     if present:
         shown = ", ".join(present[:3]) + (f" and {len(present) - 3} more" if len(present) > 3 else "")

@@ -143,6 +143,19 @@ def test_grid_report_html(grid_report):
     top = page.split("Top 20 trials by final Recall@10")[1].split("Errored trials")[0]
     rows = re.findall(r"<tr.*?</tr>", top)
     assert len(rows) == 21 and best["trial_id"] in rows[1] and 'class=best' in rows[1]
+    assert "unfinished" not in page and "not finished" not in page  # a finished sweep's states only
+
+
+def test_unfinished_sweep_reports_its_trials_as_their_checkpoints_left_them():
+    trials = _grid_trials()
+    trials.loc[trials["state"] == "stopped_early", "state"] = "unfinished"  # what checkpoints say of a trial cut short
+    manifest = {k: v for k, v in _manifest(trials).items() if k not in ("trials", "finished")} | {"status": "interrupted"}
+    files = build_report(trials, manifest, None)
+    _check_pngs(files)
+    page = _check_html(files, "grid-sweep")
+    assert "interrupted: not finished, trials as their newest checkpoints left them" in page
+    assert "0 stopped early, 2 errored, 7 unfinished" in page
+    assert "Unfinished: the sweep has not finished" in page and "(dashed: stopped early by ASHA, or unfinished)" in page
 
 
 def test_heatmap_table_is_the_best_over_the_collapsed_parameter():
@@ -249,7 +262,7 @@ def test_curves_from_parquet_arrays(tmp_path):
 @pytest.mark.parametrize(
     ("trials", "message"),
     [
-        (_grid_trials().iloc[0:0], "trials table is empty"),
+        (_grid_trials().iloc[0:0], "no trial has results yet"),
         (_grid_trials().drop(columns=["curve", "state"]), "no column state, curve"),
         (_grid_trials().drop(columns=["last_recall_at_k"]), "no column last_recall_at_k"),
     ],

@@ -103,6 +103,11 @@ def test_sweep_writes_results_and_asha_stops_weak_trials(workdir):
     assert (folder / "got" / "config.json").read_text() == "mine"
     assert_one_line_error(run_cli("results", "fetch", "s1", "--to", "", cwd=folder, env=env), "--to needs a folder")
     assert_one_line_error(run_cli("report", "s1", "--to", str(spec), cwd=folder, env=env), "a file, not a folder")
+    (folder / "odd" / "embeddings.txt").mkdir(parents=True)  # a folder where a file goes: refused before any copy
+    for command in (["results", "fetch", "s1"], ["report", "s1"]):
+        (folder / "odd" / "index.html").mkdir(exist_ok=True)
+        assert_one_line_error(run_cli(*command, "--to", str(folder / "odd"), "--overwrite", cwd=folder, env=env), "is a folder")
+        assert sorted(p.name for p in (folder / "odd").iterdir()) == ["embeddings.txt", "index.html"]
     assert run_cli("results", "fetch", "s1", "--to", str(folder / "got"), "--overwrite", cwd=folder, env=env).returncode == 0
     assert json.loads((folder / "got" / "config.json").read_text())["alpha"] == 0.05
 
@@ -269,6 +274,8 @@ def test_sigterm_stops_the_sweep_resumably(workdir):
     assert states.count("completed") >= 2 and set(states) <= {"completed", "unfinished"}, shown["top_trials"]
     text = run_cli("results", "show", "r2", cwd=folder, env=env).stdout
     assert "as their checkpoints record them" in text and " completed " in text
+    assert run_cli("report", "r2", "--to", str(folder / "r2-report"), cwd=folder, env=env).returncode == 0
+    assert "interrupted: not finished" in (folder / "r2-report" / "index.html").read_text()
     listed = json.loads(run_cli("results", "list", "--json", cwd=folder, env=env).stdout)
     assert [(row["sweep_id"], row["trials"]) for row in listed if row["sweep_id"] == "r2"] == [("r2", None)]  # not "0 trials"
     _resume_to_the_end(folder, env, "r2")
