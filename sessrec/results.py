@@ -140,9 +140,9 @@ def _refuse_to_replace(folder: str, names: Iterable[str], overwrite: bool) -> No
     before anything is written, so a refused command changes nothing."""
     if not folder.strip():
         raise SessrecError("--to needs a folder")
-    if not storage.is_s3(folder) and Path(folder).is_file():
-        raise SessrecError(f"--to {folder}: a file, not a folder")
     if not storage.is_s3(folder):
+        if Path(folder).is_file():
+            raise SessrecError(f"--to {folder}: a file, not a folder")
         # Checked even with --overwrite: a folder in a file's place would stop the copy half-way.
         folders = [name for name in names if (Path(folder) / name).is_dir()]
         if folders:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from servers import SeaweedS3, free_port, free_port_range
+from servers import SeaweedS3, free_port, ray_node_port_flags
 from sessrec.k8s import RAY_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,13 +76,6 @@ def rendered() -> tuple[str, dict, dict, dict, str]:
     assert job["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
     return (spec, cluster["headGroupSpec"]["rayStartParams"], cluster["workerGroupSpecs"][0]["rayStartParams"],
             yaml.safe_load(job["runtimeEnvYAML"]), job["entrypoint"])
-
-
-def node_flags() -> list[str]:
-    """Ports of their own: two Ray nodes share this machine's network."""
-    low = free_port_range(40)
-    names = ("object-manager", "node-manager", "dashboard-agent-listen", "dashboard-agent-grpc", "runtime-env-agent", "metrics-export")
-    return [f"--{name}-port={free_port()}" for name in names] + [f"--min-worker-port={low}", f"--max-worker-port={low + 39}"]
 
 
 def env_flags(env: dict[str, str]) -> list[str]:
@@ -134,7 +127,7 @@ def main() -> None:
             ):
                 run([*PODMAN, "run", "-d", "--name", name, "--network", "host", "--shm-size", "1g", *LIMITS,
                      *env_flags({**s3_env, **ray_env}), IMAGE, "ray", "start", "--block", "--node-ip-address=127.0.0.1",
-                     "--disable-usage-stats", *[f"--{k}={v}" for k, v in params.items()], *extra, *node_flags()],
+                     "--disable-usage-stats", *[f"--{k}={v}" for k, v in params.items()], *extra, *ray_node_port_flags(40)],
                     stdout=subprocess.DEVNULL)
                 containers.append(name)
                 if name.endswith("head"):

@@ -507,6 +507,13 @@ class SeaweedS3(_Server):
 # ---------------------------------------------------------------------------
 
 
+def ray_node_port_flags(worker_ports: int) -> list[str]:
+    """`ray start` flags that give a node free ports of its own: several nodes share this machine."""
+    names = ("object-manager", "node-manager", "dashboard-agent-listen", "dashboard-agent-grpc", "runtime-env-agent", "metrics-export")
+    low = free_port_range(worker_ports)
+    return [f"--{name}-port={free_port()}" for name in names] + [f"--min-worker-port={low}", f"--max-worker-port={low + worker_ports - 1}"]
+
+
 class _RayNode:
     def __init__(self, name: str, temp_dir: Path, proc: _SessionProcess, num_cpus: int):
         self.name = name
@@ -636,7 +643,6 @@ class RayLocalCluster(_Server):
         temp_dir = self.root / name
         temp_dir.mkdir()
         ray_bin = str(Path(sys.executable).parent / "ray")
-        min_worker_port = free_port_range(self.worker_ports)
         cmd = [
             ray_bin, "start", "--block",
             f"--node-ip-address={LOCALHOST}",
@@ -645,14 +651,7 @@ class RayLocalCluster(_Server):
             "--num-gpus=0",
             "--disable-usage-stats",
             "--log-style=record",
-            f"--object-manager-port={free_port()}",
-            f"--node-manager-port={free_port()}",
-            f"--dashboard-agent-listen-port={free_port()}",
-            f"--dashboard-agent-grpc-port={free_port()}",
-            f"--runtime-env-agent-port={free_port()}",
-            f"--metrics-export-port={free_port()}",
-            f"--min-worker-port={min_worker_port}",
-            f"--max-worker-port={min_worker_port + self.worker_ports - 1}",
+            *ray_node_port_flags(self.worker_ports),
         ]
         if self.object_store_memory:
             cmd.append(f"--object-store-memory={self.object_store_memory}")
