@@ -4,7 +4,7 @@
 # the Ray token arrive as environment variables at run time.
 #
 # Build:  docker build -t sessrec:0.1.0 .
-# The Ray version of BASE_IMAGE must match RAY_VERSION in sessrec/k8s.py (the rayVersion of
+# The Ray version of BASE_IMAGE must match RAY_VERSION in sessrec/k8s/defaults.py (the rayVersion of
 # every RayCluster); a test checks that they agree.
 ARG BASE_IMAGE=rayproject/ray:2.60.0-py311
 FROM ${BASE_IMAGE}

@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from servers import SeaweedS3, free_port, ray_node_port_flags
-from sessrec.k8s import RAY_VERSION
+from sessrec.k8s.defaults import RAY_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
 SESSREC = [sys.executable, "-m", "sessrec"]

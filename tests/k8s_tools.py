@@ -8,6 +8,7 @@ machine downloads it once (about 37 MB). Helm's cache, config and data live in t
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -20,6 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -124,3 +126,13 @@ def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> d
     matches = [o for o in objects if o["kind"] == kind and (name is None or o["metadata"].get("name") == name)]
     assert len(matches) == 1, f"expected one {kind} {name or ''}, found {[o['metadata'] for o in matches]}"
     return matches[0]
+
+
+def load_script(name: str) -> ModuleType:
+    """A development script of scripts/ (not a package) as a module, e.g. "sync_chart_schema"."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -4,6 +4,7 @@ clear message, and the chart renders the same jobs and cluster as `sessrec k8s r
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
 from collections.abc import Iterator
@@ -13,13 +14,15 @@ from typing import Any
 import pytest
 import yaml
 
-from k8s_tools import CHART, Helm, find, helm_fixture  # noqa: F401  (the `helm` fixture)
-from sessrec import __version__, k8s
+from k8s_tools import CHART, Helm, find, helm_fixture, load_script  # noqa: F401  (the `helm` fixture)
+from sessrec import __version__, layout
+from sessrec.k8s import defaults, render, rules, validate
 from sessrec.spec import BUILTIN_SPECS, builtin_spec_text, parse_spec
 
 CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
 TINY = yaml.safe_load(builtin_spec_text("tiny"))
 SECRET = "sessrec-s3-credentials"
+sync = load_script("sync_chart_schema")  # scripts/sync_chart_schema.py
 
 
 def test_ci_values_cover_the_variants() -> None:
@@ -41,7 +44,7 @@ def test_lint_strict(helm: Helm, values: Path) -> None:
 def test_ci_values_render_valid_objects(helm: Helm, values: Path) -> None:
     result = helm.template(None, values, release="ci")
     assert result.returncode == 0, result.stderr
-    count, found = k8s.validate_text(result.stdout, f"helm template -f {values.name}")
+    count, found = validate.validate_text(result.stdout, f"helm template -f {values.name}")
     assert found == [], "\n".join(map(str, found))
     objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
     kinds = {doc["kind"] for doc in objects}
@@ -96,7 +99,7 @@ def test_test_hook_pod_checks_the_spec_with_the_image(helm: Helm) -> None:
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     container = pod["spec"]["containers"][0]
     assert container["command"][:4] == ["sessrec", "k8s", "render", "/etc/sessrec/sweep.yaml"]
-    assert container["image"] == k8s.DEFAULT_IMAGE
+    assert container["image"] == defaults.DEFAULT_IMAGE
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
@@ -205,36 +208,100 @@ def test_sweep_configmap_round_trips_the_spec(helm: Helm, name: str) -> None:
 
 def test_values_schema_embeds_the_spec_schema(tmp_path: Path) -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
-    assert schema["properties"]["sweep"] == k8s.chart_sweep_schema()
-    assert k8s.sync_chart_schema(CHART, check=True)
+    assert schema["properties"]["sweep"] == sync.chart_sweep_schema()
+    assert sync.sync_chart_schema(CHART, check=True)
     # The helper repairs a stale copy.
     chart = tmp_path / "chart"
     shutil.copytree(CHART, chart)
     schema["properties"]["sweep"]["properties"].pop("metric")
     schema["properties"]["schedule"]["properties"]["cron"]["pattern"] = ".*"
     (chart / "values.schema.json").write_text(json.dumps(schema))
-    assert not k8s.sync_chart_schema(chart, check=True)
-    assert not k8s.sync_chart_schema(chart, check=False)
+    assert not sync.sync_chart_schema(chart, check=True)
+    assert not sync.sync_chart_schema(chart, check=False)
     repaired = json.loads((chart / "values.schema.json").read_text())
-    assert repaired["properties"]["sweep"] == k8s.chart_sweep_schema()
-    assert repaired["properties"]["schedule"]["properties"]["cron"]["pattern"] == k8s.cron_pattern()
-    assert k8s.sync_chart_schema(chart, check=True)
+    assert repaired["properties"]["sweep"] == sync.chart_sweep_schema()
+    assert repaired["properties"]["schedule"]["properties"]["cron"]["pattern"] == rules.cron_pattern()
+    assert sync.sync_chart_schema(chart, check=True)
 
 
 def test_chart_versions_follow_the_package() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["appVersion"] == __version__  # the default image tag
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert values["rayVersion"] == k8s.RAY_VERSION
-    assert values["schedule"]["kubectl"]["image"] == k8s.KUBECTL_IMAGE
-    assert chart["kubeVersion"] == f">={k8s.KUBE_VERSION}.0-0"
+    assert values["rayVersion"] == defaults.RAY_VERSION
+    assert values["schedule"]["kubectl"]["image"] == defaults.KUBECTL_IMAGE
+    assert chart["kubeVersion"] == f">={defaults.KUBE_VERSION}.0-0"
+
+
+def test_the_chart_repeats_the_python_constants() -> None:
+    """Every constant the chart repeats equals sessrec's own, so a change on one side fails here.
+
+    Besides these, the render tests below compare what the chart renders from its defaults with
+    `sessrec k8s render`, and test_values_schema_embeds_the_spec_schema the schema parts that
+    scripts/sync_chart_schema.py generates (sweep spec schema, cron and image patterns)."""
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    values_text = (CHART / "values.yaml").read_text()
+    values = yaml.safe_load(values_text)
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    props, definitions = schema["properties"], schema["definitions"]
+
+    def optional(pattern: re.Pattern[str]) -> str:  # the same rule, or the empty string ("use the default")
+        return f"^({pattern.pattern[1:-1]})?$"
+
+    # KubeRay's name limits: the chart's checks, values.yaml's comment and the schema's maxLength.
+    checked = re.findall(r'"sessrec\.checkNameLength" \(list "(\w+)" (\$fullname|\(printf "%s-(x*)" \$fullname\)) (\d+)\)',
+                         helpers)
+    assert {kind for kind, *_ in checked} == {"RayCluster", "RayJob", "RayCronJob", "CronJob"}, checked
+    for kind, name, suffix, limit in checked:
+        assert int(limit) == defaults.NAME_LIMITS[kind], kind
+        if name != "$fullname":  # a generateName prefix: the API server appends random characters
+            assert len(suffix) == defaults.GENERATE_NAME_SUFFIX
+    comment = re.search(r"KubeRay limits it: (.*) characters", values_text)
+    assert comment, "values.yaml names KubeRay's limits of fullnameOverride"
+    assert {kind: int(limit) for kind, limit in re.findall(r"(\w+) (\d+)", comment.group(1))} == {
+        kind: defaults.NAME_LIMITS[kind] for kind in ("RayCluster", "RayJob", "RayCronJob")}
+    for key in ("nameOverride", "fullnameOverride"):
+        assert props[key]["maxLength"] == max(defaults.NAME_LIMITS.values()), key
+        assert props[key]["pattern"] == optional(defaults.DNS1035), key
+    cluster_name = props["job"]["properties"]["clusterName"]
+    assert (cluster_name["maxLength"], cluster_name["pattern"]) == (defaults.NAME_LIMITS["RayCluster"], optional(defaults.DNS1035))
+    fullname_rule = re.search(r'regexMatch "([^"]+)" \$fullname', helpers)
+    assert fullname_rule and fullname_rule.group(1) == defaults.DNS1035.pattern
+    sweep_id = props["oneOff"]["properties"]["sweepId"]
+    assert (sweep_id["maxLength"], sweep_id["pattern"]) == (layout.MAX_NAME_LENGTH, optional(layout.NAME_PATTERN))
+    assert definitions["dnsSubdomain"]["pattern"] == defaults.DNS1123_SUBDOMAIN.pattern
+    assert definitions["dnsSubdomain"]["maxLength"] == defaults.SUBDOMAIN_LIMIT
+    # Resource quantities (memory without the milli suffix, which would be a fraction of a byte); the
+    # chart's groups capture, quantity_value's one group does not: the same language.
+    quantity = rules.QUANTITY.pattern.replace("(?:", "(")
+    assert definitions["quantity"]["oneOf"][1]["pattern"] == quantity
+    assert definitions["memoryQuantity"]["oneOf"][1]["pattern"] == quantity.replace("(m|", "(")
+    # The first Ray with token authentication: the chart's check, its message and values.yaml's comment.
+    versions = re.findall(r'(?:semverCompare "|\bRay |authentication needs )>= ?([0-9]+\.[0-9]+\.[0-9]+)', helpers + values_text)
+    assert versions == [defaults.TOKEN_AUTH_RAY_VERSION] * 3, versions
+    # values.yaml's defaults (the render tests compare what they render, too).
+    assert values["rayVersion"] == defaults.RAY_VERSION
+    assert values["schedule"]["cron"] == defaults.DEFAULT_SCHEDULE
+    assert values["schedule"]["kubectl"]["image"] == defaults.KUBECTL_IMAGE
+    assert values["schedule"]["kubectl"]["resources"] == defaults.KUBECTL_RESOURCES
+    assert values["head"]["resources"] == defaults.HEAD_RESOURCES
+    assert values["worker"]["resources"] == defaults.WORKER_RESOURCES
+    assert values["autoscaler"]["resources"] == defaults.AUTOSCALER_RESOURCES
+    assert values["job"]["submitter"]["resources"] == defaults.SUBMITTER_RESOURCES
+    assert values["head"]["shmSize"] == values["worker"]["shmSize"] == defaults.SHM_SIZE
+    assert values["worker"]["groupName"] == defaults.WORKER_GROUP
+    assert (values["worker"]["minReplicas"], values["worker"]["maxReplicas"]) == (defaults.WORKER_MIN, defaults.WORKER_MAX)
+    assert values["autoscaler"]["idleTimeoutSeconds"] == defaults.AUTOSCALER_IDLE_SECONDS
+    assert values["job"]["ttlSecondsAfterFinished"] == defaults.JOB_TTL_SECONDS
+    assert values["job"]["activeDeadlineSeconds"] == defaults.JOB_DEADLINE_SECONDS
+    assert values["job"]["backoffLimit"] == defaults.JOB_BACKOFF_LIMIT
 
 
 # ---- one definition: the chart renders what `sessrec k8s render` renders -----------------------
 
 
 def cli(kind: str, spec: str | None = "tiny", **options: Any) -> list[dict[str, Any]]:
-    return k8s.render_objects(spec, k8s.RenderOptions(kind=kind, **options))
+    return render.render_objects(spec, render.RenderOptions(kind=kind, **options))
 
 
 def chart(helm: Helm, values: dict[str, Any], release: str = "sessrec-tiny") -> list[dict[str, Any]]:
@@ -288,7 +355,7 @@ def test_raycluster_matches_the_cli(helm: Helm) -> None:
     assert "upgradeStrategy" not in find(chart(helm, {}), "RayJob")["spec"]["rayClusterSpec"]
     kept = chart(helm, {"cluster": {"enabled": True, "upgradeStrategy": "None"}, "oneOff": {"enabled": False}})
     assert find(kept, "RayCluster")["spec"]["upgradeStrategy"] == {"type": "None"}
-    settings = find(theirs, "ConfigMap", k8s.DEFAULT_S3_CONFIG)["data"]
+    settings = find(theirs, "ConfigMap", defaults.DEFAULT_S3_CONFIG)["data"]
     assert set(settings) == {"SESSREC_STORAGE", "AWS_DEFAULT_REGION"}
 
 

@@ -13,7 +13,7 @@ from packaging.requirements import Requirement
 from typer.testing import CliRunner
 
 from k8s_tools import REPO, find, hadolint, kubectl
-from sessrec import k8s
+from sessrec.k8s import defaults, validate
 from sessrec.cli import app
 
 RENDERED = sorted((REPO / "jobs").glob("*.yaml")) + [REPO / "cluster" / "base" / "raycluster.yaml"]
@@ -32,7 +32,7 @@ def test_rendered_files_are_current(path: Path) -> None:
 
 
 def test_job_manifests_are_valid() -> None:
-    count, problems = k8s.validate_files(str(p) for p in sorted((REPO / "jobs").glob("*.yaml")))
+    count, problems = validate.validate_files(str(p) for p in sorted((REPO / "jobs").glob("*.yaml")))
     assert problems == [], "\n".join(map(str, problems))
     objects = [d for p in sorted((REPO / "jobs").glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
     assert len(objects) == count
@@ -47,16 +47,16 @@ def test_job_manifests_are_valid() -> None:
 def test_kustomize_builds_valid_objects(overlay: str) -> None:
     result = subprocess.run([kubectl(), "kustomize", str(REPO / overlay)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    count, problems = k8s.validate_text(result.stdout, f"kubectl kustomize {overlay}")
+    count, problems = validate.validate_text(result.stdout, f"kubectl kustomize {overlay}")
     assert problems == [], "\n".join(map(str, problems))
     objects = [d for d in yaml.safe_load_all(result.stdout) if d]
     cluster = find(objects, "RayCluster", "sessrec")
-    settings = find(objects, "ConfigMap", k8s.DEFAULT_S3_CONFIG)["data"]
+    settings = find(objects, "ConfigMap", defaults.DEFAULT_S3_CONFIG)["data"]
     assert settings["SESSREC_STORAGE"].startswith("s3://")
     pods = [cluster["spec"]["headGroupSpec"], *cluster["spec"]["workerGroupSpecs"]]
     images = {c["image"] for pod in pods for c in pod["template"]["spec"]["containers"]}
     if overlay == "cluster/base":
-        assert images == {k8s.DEFAULT_IMAGE}
+        assert images == {defaults.DEFAULT_IMAGE}
         return
     # Overlays: own namespace under the restricted pod security standard, own image and sizes.
     namespace = find(objects, "Namespace")
@@ -76,10 +76,10 @@ def test_image_ray_is_the_clusters_ray() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
     base = re.search(r"^ARG BASE_IMAGE=rayproject/ray:(\d+\.\d+\.\d+)-py3\d+$", dockerfile, re.M)
     assert base, "BASE_IMAGE must be a pinned rayproject/ray:<version>-py3<minor> tag"
-    assert base.group(1) == k8s.RAY_VERSION  # every rayVersion in the manifests
+    assert base.group(1) == defaults.RAY_VERSION  # every rayVersion in the manifests
     pyproject = (REPO / "pyproject.toml").read_text()  # no tomllib: the project supports Python 3.10
     ray = Requirement(re.search(r'^\s*"(ray\[[^"]*)",?$', pyproject, re.M).group(1))
-    assert ray.specifier.contains(k8s.RAY_VERSION), f"pyproject's {ray} excludes the image's Ray {k8s.RAY_VERSION}"
+    assert ray.specifier.contains(defaults.RAY_VERSION), f"pyproject's {ray} excludes the image's Ray {defaults.RAY_VERSION}"
     assert re.search(r"^USER 1000(:100)?$", dockerfile, re.M), "the image must run as the base image's non-root user"
 
 

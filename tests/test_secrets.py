@@ -17,7 +17,7 @@ import yaml
 
 from k8s_tools import CHART, Helm, helm_fixture  # noqa: F401  (the `helm` fixture)
 from servers import AWS_CONFLICTING_VARS, SeaweedS3
-from sessrec import k8s
+from sessrec.k8s import defaults
 from tests.helpers import TWO_TRIAL_SWEEP, run_cli
 
 pytestmark = pytest.mark.slow
@@ -171,7 +171,7 @@ def _objects(text: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
-RENDERS = [f"k8s render --kind {kind}" for kind in k8s.KINDS] + [
+RENDERS = [f"k8s render --kind {kind}" for kind in defaults.KINDS] + [
     *(f"helm template -f ci/{path.name}" for path in sorted((CHART / "ci").glob("*.yaml"))),
     "helm template with s3.existingSecret",
     "helm template with credentials in the values",

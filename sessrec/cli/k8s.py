@@ -5,18 +5,19 @@ from __future__ import annotations
 import dataclasses
 import shlex
 from enum import Enum
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from sessrec import k8s
 from sessrec.cli.common import JsonOption, emit
 from sessrec.errors import SessrecError
+from sessrec.k8s import defaults
+from sessrec.k8s import render as rendering
+from sessrec.k8s import validate as validation
 from sessrec.spec import BUILTIN_SPECS
 
 app = typer.Typer(help="Render and validate KubeRay manifests for sweeps.", no_args_is_help=True)
-Kind = Enum("Kind", {kind: kind for kind in k8s.KINDS}, type=str)  # type: ignore[misc]
+Kind = Enum("Kind", {kind: kind for kind in defaults.KINDS}, type=str)  # type: ignore[misc]
 
 
 def _selector(pairs: list[str]) -> dict[str, str]:
@@ -35,13 +36,14 @@ def render(
         Optional[str],
         typer.Argument(metavar="SPEC", help=f"Sweep spec file or built-in ({', '.join(BUILTIN_SPECS)}); not for raycluster."),
     ] = None,
-    kind: Annotated[Kind, typer.Option(help="What to render.")] = Kind.rayjob,
-    image: Annotated[str, typer.Option(help="The sessrec image.")] = k8s.DEFAULT_IMAGE,
+    kind: Annotated[Kind, typer.Option(help="What to render.")] = Kind["rayjob"],
+    image: Annotated[str, typer.Option(help="The sessrec image.")] = defaults.DEFAULT_IMAGE,
     name: Annotated[
         Optional[str], typer.Option(help="Object name (default: sessrec-<spec name>; 'sessrec' for raycluster).")
     ] = None,
     schedule: Annotated[
-        Optional[str], typer.Option(help=f"Cron schedule of raycronjob/cronjob (default '{k8s.DEFAULT_SCHEDULE}').")
+        Optional[str],
+        typer.Option(help=f"Cron schedule of raycronjob/cronjob (default '{defaults.DEFAULT_SCHEDULE}')."),
     ] = None,
     time_zone: Annotated[Optional[str], typer.Option(help="IANA time zone of the schedule (default: the controller's).")] = None,
     cluster_selector: Annotated[
@@ -56,13 +58,13 @@ def render(
     ] = None,
     s3_config: Annotated[
         str, typer.Option(help="ConfigMap with SESSREC_STORAGE and AWS_* settings.")
-    ] = k8s.DEFAULT_S3_CONFIG,
+    ] = defaults.DEFAULT_S3_CONFIG,
     s3_secret: Annotated[
         str, typer.Option(help="Secret with AWS credentials ('' for none, e.g. with IRSA).")
-    ] = k8s.DEFAULT_S3_SECRET,
+    ] = defaults.DEFAULT_S3_SECRET,
 ) -> None:
     """Print the manifests that run SPEC on KubeRay (pipe them to `kubectl apply -f -`)."""
-    options = k8s.RenderOptions(
+    options = rendering.RenderOptions(
         kind=kind.value,
         name=name,
         image=image,
@@ -74,18 +76,18 @@ def render(
         s3_config=s3_config,
         s3_secret=s3_secret or None,
     )
-    text = k8s.render(spec, options)
+    text = rendering.render(spec, options)
     # Provenance: the files in jobs/ and cluster/ are this output; a test re-runs the line.
     argv = ["sessrec", "k8s", "render", *([spec] if spec else []), "--kind", kind.value]
     for flag, value, default in (
         ("--name", name, None),
-        ("--image", image, k8s.DEFAULT_IMAGE),
+        ("--image", image, defaults.DEFAULT_IMAGE),
         ("--schedule", schedule, None),
         ("--time-zone", time_zone, None),
         ("--sweep-id", sweep_id, None),
         ("--dataset", dataset, None),
-        ("--s3-config", s3_config, k8s.DEFAULT_S3_CONFIG),
-        ("--s3-secret", s3_secret, k8s.DEFAULT_S3_SECRET),
+        ("--s3-config", s3_config, defaults.DEFAULT_S3_CONFIG),
+        ("--s3-secret", s3_secret, defaults.DEFAULT_S3_SECRET),
     ):
         if value != default:
             argv += [flag, value]
@@ -97,12 +99,14 @@ def render(
 @app.command()
 def validate(
     files: Annotated[list[str], typer.Argument(help="Manifest files ('-' reads standard input).")],
-    kube_version: Annotated[str, typer.Option(help="Kubernetes version of the built-in schemas.")] = k8s.KUBE_VERSION,
+    kube_version: Annotated[
+        str, typer.Option(help="Kubernetes version of the built-in schemas.")
+    ] = defaults.KUBE_VERSION,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Check manifests offline: ray.io objects against KubeRay's CRDs (strict) and operator rules,
     built-in kinds against Kubernetes' schemas, and every pod against the restricted pod security rules."""
-    count, problems = k8s.validate_files(files, kube_version)
+    count, problems = validation.validate_files(files, kube_version)
     if not count and not problems:  # as `kubectl apply` says of an empty file
         raise SessrecError(f"no objects in {', '.join(files)}")
     at_fault = len({(problem.source, problem.obj) for problem in problems})
@@ -123,14 +127,3 @@ def validate(
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
-
-@app.command("chart-schema")
-def chart_schema(
-    chart: Annotated[Path, typer.Option(help="The Helm chart folder.")] = Path("helm/sessrec"),
-    check: Annotated[bool, typer.Option(help="Only report whether it is current; exit 1 if not.")] = False,
-) -> None:
-    """Copy the sweep spec schema and the cron schedule pattern into the chart's values.schema.json."""
-    current = k8s.sync_chart_schema(chart, check)
-    if check and not current:
-        raise SessrecError(f"{chart}/values.schema.json is out of date: run `sessrec k8s chart-schema --chart {chart}`")
-    typer.echo(f"{chart}/values.schema.json: " + ("up to date" if current else "updated"))

@@ -1,7 +1,8 @@
 {{/*
 Names, labels and the shared building blocks of the chart's KubeRay objects. The pod and job
-specs mirror sessrec/k8s.py (`sessrec k8s render`); tests/test_k8s_chart.py renders both and
-compares them, so change the two together.
+specs mirror sessrec/k8s/render.py (`sessrec k8s render`); tests/test_k8s_chart.py renders both and
+compares them, so change the two together. The name limits and patterns below repeat
+sessrec/k8s/defaults.py, which test_the_chart_repeats_the_python_constants checks.
 */}}
 
 {{/* The chart name, or nameOverride. */}}

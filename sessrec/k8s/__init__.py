@@ -1,0 +1,21 @@
+"""Kubernetes manifests for sweeps: render KubeRay objects and validate manifests offline.
+
+This package is the reference definition of sessrec's Kubernetes objects. ``cluster/base`` and
+``jobs/`` hold its rendered output (a test re-renders them), and the Helm chart in
+``helm/sessrec`` is tested to render the same RayCluster and RayJob specs for equivalent values.
+
+Modules (each imports only modules above it in this list; within sessrec only ``sessrec.cli``
+imports the package, and the package imports nothing of the CLI):
+
+- ``defaults``: the constants: Ray version, images, resources, name limits, kinds, label rules,
+  pod security contexts.
+- ``rules``: rules shared by rendering, validation and the chart's values schema: object names,
+  cron schedules (and the cron pattern), time zones, resource quantities, image references.
+- ``render``: ``RenderOptions``, ``render``/``render_objects``, the object builders, ``dump_yaml``.
+- ``policy``: pod policy findings: the restricted pod security rules and container resources.
+- ``validate``: CRD loading and strict schemas, ``validate_files``/``validate_text``/
+  ``validate_object``, schema-error messages and the KubeRay operator's own rules.
+
+The chart's values.schema.json copies of the sweep spec schema and of the cron and image patterns
+are kept current by the development script ``scripts/sync_chart_schema.py``.
+"""

@@ -1,0 +1,72 @@
+"""The constants of sessrec's Kubernetes objects, each defined once.
+
+The Helm chart (``helm/sessrec``) repeats several of them: its values.yaml defaults are compared
+through renders (tests/test_k8s_chart.py renders both), and the limits and patterns its checks and
+values.schema.json repeat are compared one by one by ``test_the_chart_repeats_the_python_constants``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sessrec import __version__
+
+#: Ray in the image (Dockerfile BASE_IMAGE); KubeRay needs it, e.g. token auth wants >= 2.52.
+RAY_VERSION = "2.60.0"
+#: The first Ray with token authentication (``authOptions.mode: token``).
+TOKEN_AUTH_RAY_VERSION = "2.52.0"
+DEFAULT_IMAGE = f"sessrec:{__version__}"
+KUBECTL_IMAGE = "registry.k8s.io/kubectl:v1.32.4"
+DEFAULT_SCHEDULE = "0 2 * * *"
+DEFAULT_S3_CONFIG = "sessrec-s3"
+DEFAULT_S3_SECRET = "sessrec-s3-credentials"
+#: Kubernetes version whose built-in schemas `validate` uses: the chart's minimum (kubeVersion).
+KUBE_VERSION = "1.29"
+
+SPEC_DIR = "/etc/sessrec"
+SPEC_KEY = "sweep.yaml"
+RAYJOB_KEY = "rayjob.yaml"
+#: The in-cluster command is the laptop command; the spec path is relative to the job's working_dir.
+ENTRYPOINT = f"sessrec tune run {SPEC_KEY} --address auto"
+#: ConfigMap volumes hold `..data` and timestamped folders besides the keys; upload only the keys.
+RUNTIME_ENV_YAML = f'working_dir: {SPEC_DIR}\nexcludes: ["..*"]\n'
+
+RAY_UID, RAY_GID = 1000, 100  # the rayproject/ray image's `ray` user
+KUBECTL_UID = 65532  # any non-root uid: the kubectl image needs no home or files of its own
+
+HEAD_RESOURCES = {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"cpu": "2", "memory": "8Gi"}}
+WORKER_RESOURCES = {"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"cpu": "4", "memory": "8Gi"}}
+AUTOSCALER_RESOURCES = {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
+SUBMITTER_RESOURCES = {"requests": {"cpu": "200m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+KUBECTL_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}
+SHM_SIZE = "2Gi"
+WORKER_GROUP = "cpu"
+WORKER_MIN, WORKER_MAX = 0, 8
+AUTOSCALER_IDLE_SECONDS = 60
+JOB_TTL_SECONDS = 600
+JOB_DEADLINE_SECONDS = 86400
+JOB_BACKOFF_LIMIT = 1  # one retry on a fresh cluster, e.g. after a lost head node
+
+#: KubeRay name limits (ray-operator/controllers/ray/utils/constant.go) and the API's CronJob limit.
+NAME_LIMITS = {"RayCluster": 53, "RayJob": 47, "RayService": 47, "RayCronJob": 36, "CronJob": 52}
+GENERATE_NAME_SUFFIX = 5  # characters the API server appends to metadata.generateName
+#: The longest name of any other object (a DNS-1123 subdomain), and of a label's name or value.
+SUBDOMAIN_LIMIT = 253
+LABEL_LIMIT = 63
+
+KINDS = ("rayjob", "raycronjob", "cronjob", "raycluster")
+
+# Label rules: the names Kubernetes accepts.
+DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+
+POD_SECURITY: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": RAY_UID,
+    "runAsGroup": RAY_GID,
+    "fsGroup": RAY_GID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY: dict[str, Any] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}

@@ -1,0 +1,483 @@
+"""Render sessrec's KubeRay objects: the RayCluster, the RayJob, the RayCronJob and the CronJob
+fallback, with the ConfigMaps that carry the sweep spec, as YAML for ``kubectl apply -f``.
+
+How a sweep reaches the cluster: the spec lives in a ConfigMap that is mounted into the RayJob
+*submitter* pod at ``/etc/sessrec``; the RayJob's runtime environment names that folder as its
+``working_dir``, so ``ray job submit`` uploads it and the driver finds ``sweep.yaml`` in its
+working directory. The same mechanism works for an ephemeral cluster and for a long-lived one
+picked by ``clusterSelector`` (a long-lived head could not mount a ConfigMap created later),
+and each submission carries the spec as it was when the job started.
+
+About 480 lines, over the ~400 of the other modules: the object builders are long literal
+dictionaries (cronjob_objects alone is 100 lines) that read best next to each other.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from sessrec import __version__, layout
+from sessrec.errors import SessrecError
+from sessrec.k8s.defaults import (
+    AUTOSCALER_IDLE_SECONDS,
+    AUTOSCALER_RESOURCES,
+    CONTAINER_SECURITY,
+    DEFAULT_IMAGE,
+    DEFAULT_S3_CONFIG,
+    DEFAULT_S3_SECRET,
+    DEFAULT_SCHEDULE,
+    DNS1123_SUBDOMAIN,
+    ENTRYPOINT,
+    HEAD_RESOURCES,
+    JOB_BACKOFF_LIMIT,
+    JOB_DEADLINE_SECONDS,
+    JOB_TTL_SECONDS,
+    KINDS,
+    KUBECTL_IMAGE,
+    KUBECTL_RESOURCES,
+    KUBECTL_UID,
+    POD_SECURITY,
+    RAY_VERSION,
+    RAYJOB_KEY,
+    RUNTIME_ENV_YAML,
+    SHM_SIZE,
+    SPEC_DIR,
+    SPEC_KEY,
+    SUBDOMAIN_LIMIT,
+    SUBMITTER_RESOURCES,
+    WORKER_GROUP,
+    WORKER_MAX,
+    WORKER_MIN,
+    WORKER_RESOURCES,
+)
+from sessrec.k8s.rules import IMAGE_REFERENCE, cron_problem, name_problem, quantity_value, time_zone_problem
+from sessrec.spec import BUILTIN_SPECS, read_spec
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """What `sessrec k8s render` may vary; everything else is the defaults above."""
+
+    kind: str
+    name: str | None = None
+    image: str = DEFAULT_IMAGE
+    sweep_id: str | None = None
+    dataset: str | None = None
+    cluster_selector: Mapping[str, str] = field(default_factory=dict)
+    schedule: str | None = None
+    time_zone: str | None = None
+    s3_config: str = DEFAULT_S3_CONFIG
+    s3_secret: str | None = DEFAULT_S3_SECRET
+
+
+def render(spec_ref: str | None, options: RenderOptions) -> str:
+    """The manifests of ``options.kind`` as multi-document YAML, ready for ``kubectl apply -f``."""
+    objects = render_objects(spec_ref, options)
+    note = ""
+    if options.kind == "raycronjob":
+        note = (
+            "# RayCronJob needs KubeRay >= 1.6 with the operator's feature gate RayCronJob=true (alpha,\n"
+            "# off by default; timeZone needs >= 1.7). Without it, render --kind cronjob instead.\n"
+        )
+    return note + dump_yaml(objects)
+
+
+def render_objects(spec_ref: str | None, options: RenderOptions) -> list[dict[str, Any]]:
+    if options.kind not in KINDS:
+        raise SessrecError(f"unknown kind {options.kind!r}: choose one of {', '.join(KINDS)}")
+    if options.kind == "raycluster":
+        if (spec_ref is not None or options.sweep_id or options.cluster_selector or options.schedule
+                or options.time_zone):
+            raise SessrecError(
+                "--kind raycluster takes no SPEC, --sweep-id, --cluster-selector, --schedule or --time-zone"
+            )
+        name = options.name or "sessrec"
+        _check_name("RayCluster", name)
+        _check_references(options)
+        return [raycluster(name, options)]
+    if spec_ref is None:
+        raise SessrecError(f"--kind {options.kind} needs a SPEC: a spec file or one of {', '.join(BUILTIN_SPECS)}")
+    text, spec = read_spec(spec_ref)
+    if not (options.dataset or spec.dataset):  # the job's `tune run` would fail on the cluster
+        raise SessrecError(f"{spec_ref}: the spec names no dataset: set 'dataset' in it or pass --dataset "
+                           "(a dataset in the storage, or an s3:// sessions file)")
+    name = options.name or f"sessrec-{spec.name}"
+    _check_options(name, options)
+    # KubeRay gives Ray a worker's CPU limit, rounded up.
+    worker_cpu = quantity_value(WORKER_RESOURCES["limits"]["cpu"])
+    assert worker_cpu is not None  # a constant of defaults.py
+    worker_cpus = math.ceil(worker_cpu)
+    if not options.cluster_selector and spec.cpus_per_trial > worker_cpus:
+        raise SessrecError(f"resources.cpus_per_trial is {spec.cpus_per_trial}, but a worker has {worker_cpus} CPUs: "
+                           "no trial could start (the autoscaler can add workers, not bigger ones)")
+    sweep = sweep_configmap(name, spec.name, text)
+    if options.kind == "rayjob":
+        return [sweep, rayjob(name, spec.name, options)]
+    if options.kind == "raycronjob":
+        return [sweep, raycronjob(name, spec.name, options)]
+    return [sweep, *cronjob_objects(name, spec.name, options)]
+
+
+def _check_references(options: RenderOptions) -> None:
+    """What the pods refer to: an image, and the ConfigMap and Secret of the S3 settings."""
+    if not IMAGE_REFERENCE.match(options.image):
+        raise SessrecError(f"--image {options.image!r}: give an image reference, "
+                           f"e.g. {DEFAULT_IMAGE} or REGISTRY/PATH:TAG@sha256:DIGEST")
+    for flag, ref in (("--s3-config", options.s3_config), ("--s3-secret", options.s3_secret)):
+        if ref is not None and (len(ref) > SUBDOMAIN_LIMIT or not DNS1123_SUBDOMAIN.match(ref)):
+            raise SessrecError(
+                f"{flag} {ref!r}: not a Kubernetes object name (lower-case letters, digits, '-' and '.')"
+            )
+
+
+def _check_options(name: str, options: RenderOptions) -> None:
+    kind = {"rayjob": "RayJob", "raycronjob": "RayCronJob", "cronjob": "CronJob"}[options.kind]
+    _check_name(kind, name)
+    _check_references(options)
+    # The CronJob creates RayJobs named <name>-<5 random characters>.
+    if options.kind == "cronjob" and (problem := name_problem("RayJob", f"{name}-", generated=True)):
+        raise SessrecError(f"CronJob name {name!r}: the RayJob names it generates {problem}")
+    if options.sweep_id is not None:
+        if options.kind != "rayjob":
+            raise SessrecError("--sweep-id is for --kind rayjob only: each scheduled run must write its own sweep")
+        layout.check_name(options.sweep_id, "sweep id")
+    if options.dataset is not None and not options.dataset.startswith("s3://"):
+        if layout.is_file_ref(options.dataset):
+            raise SessrecError(f"--dataset {options.dataset!r}: "
+                               "the cluster reads a dataset in the storage, or an s3:// sessions file")
+        layout.check_name(options.dataset, "dataset name")
+    if options.cluster_selector:
+        cluster = options.cluster_selector.get("ray.io/cluster")
+        if not cluster:
+            raise SessrecError(
+                "--cluster-selector needs ray.io/cluster=<RayCluster name> (KubeRay selects the cluster by it)"
+            )
+        if problem := name_problem("RayCluster", cluster):
+            raise SessrecError(
+                f"--cluster-selector ray.io/cluster={cluster}: no RayCluster can have that name: it {problem}"
+            )
+    if options.kind == "rayjob" and (options.schedule or options.time_zone):
+        raise SessrecError("--schedule and --time-zone are for --kind raycronjob or cronjob")
+    if options.schedule is not None and (problem := cron_problem(options.schedule)):
+        raise SessrecError(f"--schedule {options.schedule!r}: {problem}")
+    if options.time_zone is not None and (problem := time_zone_problem(options.time_zone)):
+        raise SessrecError(f"--time-zone {options.time_zone!r}: {problem}")
+
+
+def _check_name(kind: str, name: str) -> None:
+    if problem := name_problem(kind, name):
+        raise SessrecError(f"{kind} name {name!r}: {problem}")
+
+
+def _labels(name: str, component: str, sweep: str | None = None) -> dict[str, str]:
+    labels = {
+        "app.kubernetes.io/name": "sessrec",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/version": __version__,
+    }
+    if sweep:
+        labels["sessrec.io/sweep"] = sweep
+    return labels
+
+
+def _pod_labels(instance: str, component: str) -> dict[str, str]:
+    """Pod template labels: the chart's selector labels plus the component, so both render alike."""
+    return {
+        "app.kubernetes.io/name": "sessrec",
+        "app.kubernetes.io/instance": instance,
+        "app.kubernetes.io/component": component,
+    }
+
+
+def _env_from(s3_config: str, s3_secret: str | None) -> list[dict[str, Any]]:
+    env_from: list[dict[str, Any]] = [{"configMapRef": {"name": s3_config}}]
+    if s3_secret:
+        env_from.append({"secretRef": {"name": s3_secret}})
+    return env_from
+
+
+def _ray_pod(
+    instance: str, component: str, image: str, resources: dict, env_from: list, api_access: bool
+) -> dict[str, Any]:
+    container = {
+        "name": component,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "envFrom": env_from,
+        "resources": copy.deepcopy(resources),
+        "securityContext": copy.deepcopy(CONTAINER_SECURITY),
+        # Ray's object store lives in /dev/shm, which is 64 MiB in a container by default.
+        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+    }
+    spec: dict[str, Any] = {}
+    if not api_access:
+        spec["automountServiceAccountToken"] = False
+    spec.update(
+        securityContext=copy.deepcopy(POD_SECURITY),
+        containers=[container],
+        volumes=[{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}}],
+    )
+    return {"metadata": {"labels": _pod_labels(instance, component)}, "spec": spec}
+
+
+def raycluster_spec(instance: str, image: str, s3_config: str, s3_secret: str | None) -> dict[str, Any]:
+    """The RayCluster spec shared by the long-lived cluster and every RayJob's ephemeral one."""
+    env_from = _env_from(s3_config, s3_secret)
+    return {
+        "rayVersion": RAY_VERSION,
+        "enableInTreeAutoscaling": True,
+        "autoscalerOptions": {
+            "upscalingMode": "Default",
+            "idleTimeoutSeconds": AUTOSCALER_IDLE_SECONDS,
+            "resources": copy.deepcopy(AUTOSCALER_RESOURCES),
+            "securityContext": copy.deepcopy(CONTAINER_SECURITY),
+        },
+        # KubeRay creates a Secret with a random token and injects RAY_AUTH_TOKEN everywhere.
+        "authOptions": {"mode": "token"},
+        "headGroupSpec": {
+            # No trials on the head: it runs GCS, the dashboard and the Tune driver.
+            "rayStartParams": {"num-cpus": "0"},
+            # The head keeps its service account token: the autoscaler sidecar calls the API.
+            "template": _ray_pod(instance, "ray-head", image, HEAD_RESOURCES, env_from, api_access=True),
+        },
+        "workerGroupSpecs": [
+            {
+                "groupName": WORKER_GROUP,
+                "replicas": WORKER_MIN,
+                "minReplicas": WORKER_MIN,
+                "maxReplicas": WORKER_MAX,
+                "rayStartParams": {},
+                "template": _ray_pod(instance, "ray-worker", image, WORKER_RESOURCES, env_from, api_access=False),
+            }
+        ],
+    }
+
+
+def raycluster(name: str, options: RenderOptions) -> dict[str, Any]:
+    spec = raycluster_spec(name, options.image, options.s3_config, options.s3_secret)
+    # An update of the pod templates (a new image, say) replaces every pod. Without it KubeRay
+    # keeps the running head and workers as they are while new workers get the new template: a
+    # head and workers of different images. (Not on a RayJob's cluster: KubeRay refuses it there.)
+    spec["upgradeStrategy"] = {"type": "Recreate"}
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {"name": name, "labels": _labels(name, "ray-cluster")},
+        "spec": spec,
+    }
+
+
+def sweep_configmap(name: str, sweep: str, text: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{name}-sweep", "labels": _labels(name, "sweep-spec", sweep)},
+        "data": {SPEC_KEY: text},
+    }
+
+
+def _submitter_template(name: str, image: str) -> dict[str, Any]:
+    # Set explicitly because KubeRay's default submitter pod has no security context. No command:
+    # KubeRay fills in `ray job submit ... -- <entrypoint>`, which uploads the mounted spec.
+    return {
+        "metadata": {"labels": _pod_labels(name, "rayjob-submitter")},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": copy.deepcopy(POD_SECURITY),
+            "containers": [
+                {
+                    "name": "submitter",
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "resources": copy.deepcopy(SUBMITTER_RESOURCES),
+                    "securityContext": copy.deepcopy(CONTAINER_SECURITY),
+                    "volumeMounts": [{"name": "sweep", "mountPath": SPEC_DIR, "readOnly": True}],
+                }
+            ],
+            "volumes": [{"name": "sweep", "configMap": {"name": f"{name}-sweep"}}],
+        },
+    }
+
+
+def rayjob_spec(name: str, options: RenderOptions, sweep_id: str | None) -> dict[str, Any]:
+    """One sweep as a RayJob spec: on a new cluster, or on the one ``cluster_selector`` picks."""
+    spec: dict[str, Any] = {
+        # A fixed id: a retry (backoffLimit) runs this again and continues the sweep the last attempt began.
+        "entrypoint": ENTRYPOINT + (f" --dataset {shlex.quote(options.dataset)}" if options.dataset else "")
+        + (f" --sweep-id {sweep_id} --resume-existing" if sweep_id else ""),
+        "runtimeEnvYAML": RUNTIME_ENV_YAML,
+        "submissionMode": "K8sJobMode",
+        "activeDeadlineSeconds": JOB_DEADLINE_SECONDS,
+        "submitterPodTemplate": _submitter_template(name, options.image),
+    }
+    if options.cluster_selector:
+        # A shared cluster is never shut down by a job, and KubeRay refuses retries on it.
+        spec["clusterSelector"] = dict(options.cluster_selector)
+    else:
+        spec.update(
+            shutdownAfterJobFinishes=True,
+            ttlSecondsAfterFinished=JOB_TTL_SECONDS,
+            backoffLimit=JOB_BACKOFF_LIMIT,
+            rayClusterSpec=raycluster_spec(name, options.image, options.s3_config, options.s3_secret),
+        )
+    return spec
+
+
+def rayjob(name: str, sweep: str, options: RenderOptions) -> dict[str, Any]:
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayJob",
+        "metadata": {"name": name, "labels": _labels(name, "sweep", sweep)},
+        "spec": rayjob_spec(name, options, options.sweep_id),
+    }
+
+
+def raycronjob(name: str, sweep: str, options: RenderOptions) -> dict[str, Any]:
+    spec: dict[str, Any] = {"schedule": options.schedule or DEFAULT_SCHEDULE}
+    if options.time_zone:
+        spec["timeZone"] = options.time_zone
+    # No sweep id: every run generates its own (<spec name>-<UTC time>), so runs never collide.
+    spec["jobTemplate"] = rayjob_spec(name, options, None)
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCronJob",
+        "metadata": {"name": name, "labels": _labels(name, "sweep-schedule", sweep)},
+        "spec": spec,
+    }
+
+
+def cronjob_objects(name: str, sweep: str, options: RenderOptions) -> list[dict[str, Any]]:
+    """For operators without the RayCronJob gate: a CronJob whose pod creates one RayJob per run.
+
+    The RayJob manifest sits in a ConfigMap with ``generateName``; ``kubectl create`` (not
+    ``apply``, which needs a fixed name) gives each run a unique RayJob. The pod's service
+    account may only create RayJobs.
+    """
+    scheduler = f"{name}-scheduler"
+    labels = _labels(name, "sweep-schedule", sweep)
+    job = {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayJob",
+        "metadata": {"generateName": f"{name}-", "labels": _labels(name, "sweep", sweep)},
+        "spec": rayjob_spec(name, options, None),
+    }
+    spec: dict[str, Any] = {"schedule": options.schedule or DEFAULT_SCHEDULE}
+    if options.time_zone:
+        spec["timeZone"] = options.time_zone
+    spec.update(
+        # Forbid: a run that has not created its RayJob yet is never doubled by the next one.
+        concurrencyPolicy="Forbid",
+        startingDeadlineSeconds=3600,
+        successfulJobsHistoryLimit=3,
+        failedJobsHistoryLimit=3,
+        jobTemplate={
+            "spec": {
+                "backoffLimit": 2,
+                "activeDeadlineSeconds": 600,
+                "ttlSecondsAfterFinished": 86400,
+                "template": {
+                    "metadata": {"labels": _pod_labels(name, "sweep-schedule")},
+                    "spec": {
+                        "serviceAccountName": scheduler,
+                        "restartPolicy": "Never",
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": KUBECTL_UID,
+                            "runAsGroup": KUBECTL_UID,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [
+                            {
+                                "name": "create-rayjob",
+                                "image": KUBECTL_IMAGE,
+                                "imagePullPolicy": "IfNotPresent",
+                                "command": ["kubectl"],
+                                "args": [
+                                    "create",
+                                    "--namespace=$(POD_NAMESPACE)",
+                                    "--filename",
+                                    f"{SPEC_DIR}/{RAYJOB_KEY}",
+                                    "--output",
+                                    "name",
+                                ],
+                                "env": [
+                                    {
+                                        "name": "POD_NAMESPACE",
+                                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                                    },
+                                    {"name": "HOME", "value": "/tmp"},  # kubectl's discovery cache
+                                ],
+                                "resources": copy.deepcopy(KUBECTL_RESOURCES),
+                                "securityContext": {
+                                    **copy.deepcopy(CONTAINER_SECURITY), "readOnlyRootFilesystem": True
+                                },
+                                "volumeMounts": [
+                                    {"name": "rayjob", "mountPath": SPEC_DIR, "readOnly": True},
+                                    {"name": "tmp", "mountPath": "/tmp"},
+                                ],
+                            }
+                        ],
+                        "volumes": [
+                            {"name": "rayjob", "configMap": {"name": f"{name}-rayjob"}},
+                            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                        ],
+                    },
+                },
+            }
+        },
+    )
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": scheduler, "labels": labels}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": scheduler, "labels": labels},
+            "rules": [{"apiGroups": ["ray.io"], "resources": ["rayjobs"], "verbs": ["create"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": scheduler, "labels": labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": scheduler},
+            "subjects": [{"kind": "ServiceAccount", "name": scheduler}],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"{name}-rayjob", "labels": labels},
+            "data": {RAYJOB_KEY: dump_yaml([job], explicit_start=False)},
+        },
+        {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name, "labels": labels}, "spec": spec},
+    ]
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style for multi-line strings, kubectl-style indented lists, no anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> Any:
+        return super().increase_indent(flow, False)
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(objects: Iterable[Any], explicit_start: bool = True) -> str:
+    return yaml.dump_all(
+        objects, Dumper=_Dumper, sort_keys=False, default_flow_style=False, explicit_start=explicit_start, width=10_000
+    )
