@@ -146,11 +146,17 @@ BAD_SPECS = {
         (["train", "small", "--name", "m", "--n", "10", "--export", "glove"], "only 'word2vec'"),
         (["recommend", "nope", "--embeddings", "missing-model"], "not found"),
         (["recommend", "nope", "--embeddings", "bad-vectors.txt"], "not a word2vec text file"),
-        (["tune", "run", "nope.yaml"], "no spec file"),
-        (["tune", "run", "not-yaml.yaml"], "not valid YAML"),
-        *[(["tune", "run", name, "--dataset", "small"], fragment) for name, fragment in zip(
-            BAD_SPECS, ["space", "must lie in", "space.window", "exceeds the epoch budget", "beyond scheduler.max_t", "at k"]
-        )],
+        (["tune", "run", "nope.yaml"], "no spec file 'nope.yaml' (built-in specs: tiny, seed3d, reference, retail)"),
+        (["tune", "run", "not-yaml.yaml"],
+         "not-yaml.yaml is not valid YAML: expected ',' or ']', but got '<stream end>' at line 2, column 1"),
+        *[(["tune", "run", name, "--dataset", "small"], f"{name}: {fragment}") for name, fragment in zip(BAD_SPECS, [
+            "invalid sweep spec at space: Additional properties are not allowed ('colour' was unexpected)",
+            "space.window: values must lie in [1, 200], got [0, 3]",
+            "invalid sweep spec at space.window: [] should be non-empty",
+            "scheduler.grace_period (10) exceeds the epoch budget scheduler.max_t (5)",
+            "space.epochs reaches 50, beyond scheduler.max_t (20)",
+            "invalid sweep spec at k: 0 is less than the minimum of 1",
+        ], strict=True)],
         (["tune", "run", "tiny", "--dataset", "nothing"], "no dataset 'nothing'"),
         (["tune", "run", "tiny", "--dataset", "small", "--sweep-id", "a/b"], "invalid sweep id"),
         (["tune", "run", "tiny", "--dataset", "small", "--sweep-id", ".."], "invalid sweep id"),

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import yaml
 
@@ -35,46 +37,61 @@ def test_random_search_counts_samples():
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"space": {}}, "space"),
-        ({"space": {"colour": [1]}}, "space"),
-        ({"space": {"window": []}}, "space.window"),
-        ({"space": {"window": {"range": [5, 1]}}}, "is empty"),
-        ({"space": {"window": [0, 3]}}, "must lie in"),
-        ({"space": {"window": [1.5]}}, "integers"),
-        ({"space": {"alpha": {"loguniform": [0, 0.1]}}}, "low > 0"),
-        ({"space": {"alpha": {"uniform": [0.5, 0.1]}}}, "low < high"),
-        ({"scheduler": {"max_t": 5, "grace_period": 10}}, "exceeds the epoch budget"),
-        ({"space": {"epochs": [10, 200]}, "scheduler": {"max_t": 100, "grace_period": 1}}, "beyond scheduler.max_t"),
-        ({"space": {"alpha": [0.05, 0.00001]}}, "below min_alpha"),
-        ({"k": 0}, "k"),
-        ({"metric": "accuracy"}, "metric"),
-        ({"name": "Bad/Name"}, "name"),
-        ({"search": {"method": "bayes"}}, "search.method"),
-        ({"search": {"method": "random", "num_samples": 3, "shuffle": True}}, "search.shuffle orders a grid"),
-        ({"search": {"shuffle": "yes"}}, "search.shuffle"),
+        # Each message is matched literally (re.escape): the field's path and what is wrong with it.
+        ({"space": {}}, "invalid sweep spec at space: {} should be non-empty"),
+        ({"space": {"colour": [1]}},
+         "invalid sweep spec at space: Additional properties are not allowed ('colour' was unexpected)"),
+        ({"space": {"window": []}}, "invalid sweep spec at space.window: [] should be non-empty"),
+        ({"space": {"window": {"range": [5, 1]}}}, "space.window: range(5, 1) is empty"),
+        ({"space": {"window": [0, 3]}}, "space.window: values must lie in [1, 200], got [0, 3]"),
+        ({"space": {"window": [1.5]}}, "space.window: values must be integers"),
+        ({"space": {"alpha": {"loguniform": [0, 0.1]}}}, "space.alpha: loguniform needs low > 0, got 0"),
+        ({"space": {"alpha": {"uniform": [0.5, 0.1]}}}, "space.alpha: uniform needs low < high, got 0.5, 0.1"),
+        ({"scheduler": {"max_t": 5, "grace_period": 10}},
+         "scheduler.grace_period (10) exceeds the epoch budget scheduler.max_t (5)"),
+        ({"space": {"epochs": [10, 200]}, "scheduler": {"max_t": 100, "grace_period": 1}},
+         "space.epochs reaches 200, beyond scheduler.max_t (100)"),
+        ({"space": {"alpha": [0.05, 0.00001]}},
+         "space.alpha reaches 1e-05, below min_alpha 0.0001: the learning rate would grow"),
+        ({"k": 0}, "invalid sweep spec at k: 0 is less than the minimum of 1"),
+        ({"metric": "accuracy"}, "invalid sweep spec at metric: 'accuracy' is not one of ['recall_at_k', 'mrr_at_k']"),
+        ({"name": "Bad/Name"}, "invalid sweep spec at name: 'Bad/Name' does not match '^[a-z]([-a-z0-9]*[a-z0-9])?$'"),
+        ({"search": {"method": "bayes"}},
+         "invalid sweep spec at search.method: 'bayes' is not one of ['grid', 'random', 'optuna']"),
+        ({"search": {"method": "random", "num_samples": 3, "shuffle": True}},
+         "search.shuffle orders a grid; search.method random samples in its own order"),
+        ({"search": {"shuffle": "yes"}}, "invalid sweep spec at search.shuffle: 'yes' is not of type 'boolean'"),
         # YAML's .nan and .inf are numbers to a schema, and NaN passes every range check.
-        ({"space": {"vector_size": float("nan")}}, r"at space.vector_size: nan is not a finite number"),
-        ({"space": {"alpha": {"linspace": [0.01, 0.1, float("inf")]}}}, r"at space.alpha.linspace.2: inf is not"),
-        ({"scheduler": {"reduction_factor": float("nan")}}, r"at scheduler.reduction_factor: nan is not"),
-        ({"space": {"window": {"range": [1, 5, 0]}}}, "step other than 0"),
-        ({"search": {"method": "random", "num_samples": 10**11}}, "100,000,000,000 trials, more than 100,000"),
-        ({"scheduler": {"type": "fifo", "max_t": 5000}}, "scheduler.max_t: 5000 is greater than the maximum of 1000"),
+        ({"space": {"vector_size": float("nan")}},
+         "invalid sweep spec at space.vector_size: nan is not a finite number"),
+        ({"space": {"alpha": {"linspace": [0.01, 0.1, float("inf")]}}},
+         "invalid sweep spec at space.alpha.linspace.2: inf is not a finite number"),
+        ({"scheduler": {"reduction_factor": float("nan")}},
+         "invalid sweep spec at scheduler.reduction_factor: nan is not a finite number"),
+        ({"space": {"window": {"range": [1, 5, 0]}}}, "space.window: range needs a step other than 0"),
+        ({"search": {"method": "random", "num_samples": 10**11}},
+         "the sweep has 100,000,000,000 trials, more than 100,000"),
+        ({"scheduler": {"type": "fifo", "max_t": 5000}},
+         "invalid sweep spec at scheduler.max_t: 5000 is greater than the maximum of 1000"),
         # Refused before its values are made: they would fill the memory first.
-        ({"space": {"window": {"range": [1, 10**11]}}}, "99,999,999,999 values, and a sweep has at most 100,000 trials"),
-        ({"space": {"ns_exponent": {"linspace": [-1, 1, 10**11]}}}, "100,000,000,000 values"),
+        ({"space": {"window": {"range": [1, 10**11]}}},
+         "space.window: 99,999,999,999 values, and a sweep has at most 100,000 trials"),
+        ({"space": {"ns_exponent": {"linspace": [-1, 1, 10**11]}}},
+         "space.ns_exponent: 100,000,000,000 values, and a sweep has at most 100,000 trials"),
         ({"space": {"window": {"range": [1, 201]}, "negative": {"range": [1, 101]}, "ns_exponent": {"linspace": [-1, 1, 11]}}},
-         "220,000 trials"),
+         "the sweep has 220,000 trials, more than 100,000"),
     ],
 )
 def test_bad_specs(changes, message):
-    with pytest.raises(SessrecError, match=message):
+    with pytest.raises(SessrecError, match=re.escape(message)):
         SweepSpec.from_dict(_spec(**changes))
 
 
 def test_not_yaml_or_not_a_mapping():
-    with pytest.raises(SessrecError, match=r"not valid YAML: expected ',' or '\]', but got '<stream end>' at line 1, column 9"):
+    not_yaml = r"^spec is not valid YAML: expected ',' or '\]', but got '<stream end>' at line 1, column 9$"
+    with pytest.raises(SessrecError, match=not_yaml):
         parse_spec("a: [1, 2")
-    with pytest.raises(SessrecError, match="mapping"):
+    with pytest.raises(SessrecError, match="^spec: a sweep spec must be a YAML mapping$"):
         parse_spec("- 1\n- 2\n")
 
 
@@ -127,7 +144,8 @@ def test_a_plan_is_every_trial_with_every_parameter_the_same_each_time_it_is_mad
     assert len(set(alphas)) == 40 and sum(a < 0.01 for a in alphas) > 10  # log-uniform: a decade each
     other_seed = SweepSpec.from_dict(_spec(search={"method": "random", "num_samples": 40, "seed": 8}, space=space))
     assert other_seed.plan() != random_spec.plan()
-    with pytest.raises(SessrecError, match="no plan"):
+    no_plan = "^an optuna sweep has no plan: it chooses each trial from the results so far$"
+    with pytest.raises(SessrecError, match=no_plan):
         SweepSpec.from_dict(_spec(search={"method": "optuna", "num_samples": 4}, space=space)).plan()
 
 
@@ -136,6 +154,7 @@ def test_a_number_with_an_exponent_and_no_dot_is_a_number():
     spec = parse_spec("dataset: demo\nsearch: {method: random, num_samples: 2}\n"
                       "space: {alpha: {loguniform: [1e-3, 1e-1]}, window: 5}\nscheduler: {type: fifo, max_t: 10}\n")
     assert spec.raw["space"]["alpha"] == {"loguniform": [0.001, 0.1]}
-    with pytest.raises(SessrecError, match="scheduler.max_t: 10.0 is not of type 'integer'"):
+    not_an_integer = r"^spec: invalid sweep spec at scheduler\.max_t: 10\.0 is not of type 'integer'$"
+    with pytest.raises(SessrecError, match=not_an_integer):
         parse_spec("space: {window: 5}\nscheduler: {type: asha, max_t: 1e1}\n")
     assert parse_spec("space: {window: 5, negative: 12}\n").raw["space"] == {"window": 5, "negative": 12}  # integers stay integers
