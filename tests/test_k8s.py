@@ -285,7 +285,8 @@ CASES = [
     (_mutated(_rayjob, "spec.rayClusterSpec.workerGroupSpecs.0.minReplicas", 9), f"{W}.minReplicas", "greater than maxReplicas"),
     (_mutated(_rayjob, "spec.rayClusterSpec.rayVersion", "2.40.0"), "spec.rayClusterSpec.rayVersion", ">= 2.52.0"),
     (_mutated(_rayjob, "spec.clusterSelector", {"ray.io/cluster": "x"}), "spec.backoffLimit", "with clusterSelector"),
-    (_mutated(_rayjob, "spec.submitterPodTemplate", None), "spec.submitterPodTemplate", "no security context"),
+    ({**_rayjob(), "spec": {k: v for k, v in _rayjob()["spec"].items() if k != "submitterPodTemplate"}},
+     "spec.submitterPodTemplate", "no security context"),
     (_mutated(_rayjob, "spec.runtimeEnvYAML", "[1, 2"), "spec.runtimeEnvYAML", "YAML mapping"),
     (_mutated(_rayjob, f"{M_WCONTAINER}.securityContext.allowPrivilegeEscalation", True),
      f"{WCONTAINER}.allowPrivilegeEscalation", "must be false"),
@@ -326,7 +327,7 @@ def test_validation_looks_inside_configmaps() -> None:
     carrier["data"]["rayjob.yaml"] = yaml.safe_dump(job)
     found = [str(p) for p in validate.validate_object(carrier, "cron.yaml")]
     assert found == [
-        "cron.yaml (ConfigMap/sessrec-tiny-rayjob data.rayjob.yaml): RayJob/sessrec-tiny-: "
+        "cron.yaml (ConfigMap/sessrec-tiny-rayjob data.rayjob.yaml): RayJob/sessrec-tiny-: error: "
         "spec.rayClusterSpec.workerGroupSpecs[0].maxReplica: unknown field"
     ]
 
@@ -357,7 +358,7 @@ def test_cli_render_prints_its_own_command_line() -> None:
 def test_cli_validate_reads_stdin_and_chart_schema_checks() -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["k8s", "validate", "-"], input=render.render("tiny", render.RenderOptions(kind="raycronjob")))
-    assert (result.exit_code, result.stdout) == (0, "ok: 2 objects in 1 file\n"), result.output
+    assert (result.exit_code, result.stdout) == (0, "ok: 2 objects in 1 file, policy restricted\n"), result.output
     script = REPO / "scripts" / "sync_chart_schema.py"
     result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
     assert result.returncode == 0 and "up to date" in result.stdout, result.stdout + result.stderr
@@ -367,22 +368,23 @@ def test_cli_validate_good_and_bad_files(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text(render.render("tiny", render.RenderOptions(kind="rayjob")))
     ok = subprocess.run([SESSREC, "k8s", "validate", str(good)], capture_output=True, text=True)
-    assert (ok.returncode, ok.stdout.strip()) == (0, "ok: 2 objects in 1 file"), ok.stderr
+    assert (ok.returncode, ok.stdout.strip()) == (0, "ok: 2 objects in 1 file, policy restricted"), ok.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text(good.read_text().replace("maxReplicas: 8", "maxReplicas: 8\n        bogus: true"))
     failed = subprocess.run([SESSREC, "k8s", "validate", str(good), str(bad)], capture_output=True, text=True)
     assert failed.returncode == 1
     assert failed.stderr.splitlines() == [
-        f"{bad}: RayJob/sessrec-tiny: spec.rayClusterSpec.workerGroupSpecs[0].bogus: unknown field",
-        "error: 1 problem in 1 of 4 objects",
+        f"{bad}: RayJob/sessrec-tiny: error: spec.rayClusterSpec.workerGroupSpecs[0].bogus: unknown field",
+        "error: 1 error in 1 of 4 objects",
     ]
     as_json = subprocess.run([SESSREC, "k8s", "validate", str(good), str(bad), "--json"], capture_output=True, text=True)
     assert as_json.returncode == 1
-    assert as_json.stderr.splitlines() == ["error: 1 problem in 1 of 4 objects"]
+    assert as_json.stderr.splitlines() == ["error: 1 error in 1 of 4 objects"]
     report = json.loads(as_json.stdout)
     assert (report["files"], report["objects"], report["objects_with_problems"]) == (2, 4, 1)
     assert report["problems"] == [{"source": str(bad), "obj": "RayJob/sessrec-tiny",
-                                   "field": "spec.rayClusterSpec.workerGroupSpecs[0].bogus", "message": "unknown field"}]
+                                   "field": "spec.rayClusterSpec.workerGroupSpecs[0].bogus", "message": "unknown field",
+                                   "level": "error"}]
     empty = tmp_path / "empty.yaml"
     empty.write_text("---\n")
     nothing = subprocess.run([SESSREC, "k8s", "validate", str(empty)], capture_output=True, text=True)
@@ -390,4 +392,4 @@ def test_cli_validate_good_and_bad_files(tmp_path: Path) -> None:
     not_yaml = tmp_path / "not.yaml"
     not_yaml.write_text("a: [\n")
     broken = subprocess.run([SESSREC, "k8s", "validate", str(not_yaml)], capture_output=True, text=True)
-    assert (broken.returncode, broken.stderr.splitlines()[-1]) == (1, "error: 1 problem"), broken.stderr
+    assert (broken.returncode, broken.stderr.splitlines()[-1]) == (1, "error: 1 error"), broken.stderr

@@ -53,8 +53,8 @@ def test_ci_values_render_valid_objects(helm: Helm, values: Path) -> None:
     assert "ConfigMap" in kinds and ("Pod" in kinds) == ("sweep" in settings)
     spec_maps = [doc for doc in objects if doc["metadata"]["labels"].get("app.kubernetes.io/component") == "sweep-spec"]
     assert len(spec_maps) == ("sweep" in settings)
-    assert ("RayCluster" in kinds) == settings.get("cluster", {}).get("enabled", False)
-    assert ("RayJob" in kinds) == settings.get("oneOff", {}).get("enabled", True)
+    assert ("RayCluster" in kinds) == settings.get("cluster", {}).get("enabled", True)
+    assert ("RayJob" in kinds) == settings.get("oneOff", {}).get("enabled", False)
     mode = settings.get("schedule", {}).get("mode") if settings.get("schedule", {}).get("enabled") else None
     assert ("RayCronJob" in kinds) == (mode == "raycronjob")
     assert ({"CronJob", "Role", "RoleBinding", "ServiceAccount"} <= kinds) == (mode == "cronjob")
@@ -89,13 +89,13 @@ def test_the_cluster_alone_needs_no_sweep_spec(helm: Helm) -> None:
     with_minio = helm.run("install", "dev", str(CHART), "--dry-run=client", "--values", str(CHART / "ci" / "ephemeral-values.yaml"))
     assert "the cluster reaches the object store at http://minio.minio.svc.cluster.local:9000" in with_minio.stdout
     # A sweep that runs, once or on a schedule, still needs its spec.
-    for values in ({"cluster": {"enabled": True}}, {"oneOff": {"enabled": False}, "schedule": {"enabled": True}}):
+    for values in ({"oneOff": {"enabled": True}}, {"schedule": {"enabled": True}}):
         refused = helm.template(values)
         assert refused.returncode != 0 and "missing property 'sweep'" in refused.stderr, refused.stderr
 
 
 def test_test_hook_pod_checks_the_spec_with_the_image(helm: Helm) -> None:
-    pod = find(helm.objects({"sweep": TINY}), "Pod")
+    pod = find(helm.objects(tiny()), "Pod", "sessrec-tiny-test")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     container = pod["spec"]["containers"][0]
     assert container["command"][:4] == ["sessrec", "k8s", "render", "/etc/sessrec/sweep.yaml"]
@@ -110,8 +110,12 @@ def test_a_digest_pins_every_pod_s_image(helm: Helm) -> None:
     assert images and set(images) == {f"registry.example.com:5000/ml/sessrec:1.2.3@{digest}"}
 
 
+#: A one-off sweep alone (the chart's defaults are the long-lived cluster alone).
+RUN = {"cluster": {"enabled": False}, "oneOff": {"enabled": True}}
+
+
 def tiny(**values: Any) -> dict[str, Any]:
-    return {"sweep": TINY, **values}
+    return {"sweep": TINY, **RUN, **values}
 
 
 BAD_VALUES = [
@@ -134,8 +138,8 @@ BAD_VALUES = [
     # A YAML number of a million or more is a float64 to Helm, printed as 2e+09.
     (tiny(worker={"resources": {"requests": {"memory": 2000000000}, "limits": {"memory": "1Gi"}}}),
      "worker.resources: requests.memory (2e+09) exceeds limits.memory (1Gi)"),
-    ({"sweep": {**TINY, "resources": {"cpus_per_trial": 8}}}, "sweep.resources.cpus_per_trial (8) is more than a worker's 4 CPUs"),
-    ({"sweep": {**TINY, "resources": {"cpus_per_trial": 3}}, "worker": {"resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "1500m"}}}},
+    ({**RUN, "sweep": {**TINY, "resources": {"cpus_per_trial": 8}}}, "sweep.resources.cpus_per_trial (8) is more than a worker's 4 CPUs"),
+    ({**RUN, "sweep": {**TINY, "resources": {"cpus_per_trial": 3}}, "worker": {"resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "1500m"}}}},
      "sweep.resources.cpus_per_trial (3) is more than a worker's 2 CPUs"),
     (tiny(oneOff={"enabled": False}), "nothing to deploy"),
     (tiny(rayVersion="2.40.0"), "needs Ray >= 2.52.0"),
@@ -143,19 +147,36 @@ BAD_VALUES = [
     (tiny(head={"cpu": 4}), "additional properties 'cpu' not allowed"),
     (tiny(oneOff={"sweepId": "Nightly_Run"}), "'/oneOff/sweepId'"),
     (tiny(s3={"storage": "/data/sessrec"}), "'/s3/storage'"),
-    (tiny(schedule={"enabled": True, "cron": "0 2 * *"}), "'/schedule/cron'"),
-    (tiny(schedule={"enabled": True, "cron": "0 25 * * *"}), "'/schedule/cron'"),  # KubeRay would refuse it at run time
+    (tiny(schedule={"enabled": True, "cron": "0 2 * *"}), "'/schedule/cron'"),  # the schema's short pattern
+    (tiny(schedule={"enabled": True, "cron": "0 25 * * *"}), 'schedule.cron "0 25 * * *": not a schedule'),  # KubeRay would refuse it
     (tiny(image={"repository": "Team/Sessrec"}), "'/image/repository'"),  # registries want lower-case paths
     (tiny(image={"repository": "sessrec:0.1.0"}), "'/image/repository'"),  # the tag has its own value
     (tiny(image={"digest": "sha256:abc"}), "'/image/digest'"),
     (tiny(schedule={"enabled": True, "kubectl": {"image": "kubectl latest"}}), "'/schedule/kubectl/image'"),
-    (tiny(schedule={"enabled": True, "cron": "0 2 * * MON-FR"}), "'/schedule/cron'"),
+    (tiny(schedule={"enabled": True, "cron": "0 2 * * MON-FR"}), 'schedule.cron "0 2 * * MON-FR"'),
     (tiny(schedule={"enabled": True, "mode": "cron"}), "'/schedule/mode'"),
-    ({"sweep": {**TINY, "metric": "precision_at_k"}}, "'/sweep/metric'"),
-    ({"sweep": {**TINY, "space": {"window": 2, "hidden_size": 8}}}, "additional properties 'hidden_size' not allowed"),
-    ({"sweep": {"name": "no-space"}}, "'/sweep': missing property 'space'"),
-    ({"sweep": {k: v for k, v in TINY.items() if k != "dataset"}}, "sweep.dataset: the spec names no dataset"),
-    ({}, "missing property 'sweep'"),
+    ({**RUN, "sweep": {**TINY, "metric": "precision_at_k"}}, "'/sweep/metric'"),
+    ({**RUN, "sweep": {**TINY, "space": {"window": 2, "hidden_size": 8}}}, "additional properties 'hidden_size' not allowed"),
+    ({**RUN, "sweep": {"name": "no-space"}}, "'/sweep': missing property 'space'"),
+    ({**RUN, "sweep": {k: v for k, v in TINY.items() if k != "dataset"}}, "sweep.dataset: the spec names no dataset"),
+    (RUN, "missing property 'sweep'"),
+    ({"sweep": TINY}, "sweep: a spec is given but nothing runs it: set oneOff.enabled: true"),
+    (tiny(cluster={"enabled": True}, job={"target": "cluster", "backoffLimit": 2}),
+     'job.backoffLimit (2): retries are for job.target "ephemeral" only'),
+    ({**RUN, "sweep": {**TINY, "search": {"method": "grid", "num_samples": 40}}},
+     "sweep.search.shuffle: ASHA will judge the first trials of this 320-point grid against its first corner only"),
+    # Typos, negative replica counts, GPU groups without a GPU limit: each names the value's path.
+    (tiny(worker={"minReplica": 1}), "at '/worker': additional properties 'minReplica' not allowed"),
+    (tiny(worker={"minReplicas": -1}), "'/worker/minReplicas': minimum"),
+    (tiny(additionalWorkerGroups={"big": {"minReplicas": 0, "maxReplicas": -2, "resources": defaults.WORKER_RESOURCES}}),
+     "'/additionalWorkerGroups/big/maxReplicas': minimum"),
+    (tiny(additionalWorkerGroups={"gpu": {"gpu": True, "minReplicas": 0, "maxReplicas": 2, "resources": defaults.WORKER_RESOURCES}}),
+     "at '/additionalWorkerGroups/gpu/resources/limits': missing property 'nvidia.com/gpu'"),
+    (tiny(additionalWorkerGroups={"cpu": {"minReplicas": 0, "maxReplicas": 2, "resources": defaults.WORKER_RESOURCES}}),
+     'additionalWorkerGroups.cpu: worker.groupName is "cpu" already'),
+    (tiny(additionalWorkerGroups={"big": {"minReplicas": 3, "maxReplicas": 2, "resources": defaults.WORKER_RESOURCES}}),
+     "additionalWorkerGroups.big.minReplicas (3) must not exceed its maxReplicas (2)"),
+    (tiny(head={"rayStartParams": {"num-gpus": 1}}), "'/head/rayStartParams/num-gpus'"),
 ]
 
 
@@ -176,8 +197,8 @@ def test_rules_for_ephemeral_clusters_and_private_registries_apply_where_they_ma
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
     # A trial as big as a worker fits (a 1.5-CPU limit gives Ray 2 CPUs); another team's cluster is not checked.
     big = {**TINY, "resources": {"cpus_per_trial": 2}}
-    assert helm.template({"sweep": big, "worker": {"resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "1500m"}}}}).returncode == 0
-    elsewhere = {"sweep": {**TINY, "resources": {"cpus_per_trial": 64}}, "job": {"target": "cluster", "clusterName": "gpu-pool"}}
+    assert helm.template({**RUN, "sweep": big, "worker": {"resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "1500m"}}}}).returncode == 0
+    elsewhere = {**RUN, "sweep": {**TINY, "resources": {"cpus_per_trial": 64}}, "job": {"target": "cluster", "clusterName": "gpu-pool"}}
     assert helm.template(elsewhere).returncode == 0
 
 
@@ -195,13 +216,14 @@ def test_unquoted_n_in_a_sweep_is_refused_not_misread(helm: Helm, tmp_path: Path
     values = tmp_path / "values.yaml"
     values.write_text("sweep:\n" + textwrap.indent(builtin_spec_text("tiny"), "  "))
     result = helm.template(None, values)
-    assert result.returncode != 0 and "'/sweep/split': additional properties 'false' not allowed" in result.stderr
+    message = 'sweep.split.n: quote the key ("n"): Helm reads YAML 1.1, where a bare n is the boolean false'
+    assert result.returncode != 0 and message in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("name", BUILTIN_SPECS)
 def test_sweep_configmap_round_trips_the_spec(helm: Helm, name: str) -> None:
     spec = {"dataset": "retail", **yaml.safe_load(builtin_spec_text(name))}  # a running sweep needs one
-    text = find(helm.objects({"sweep": spec}), "ConfigMap", "sessrec-tiny-sweep")["data"]["sweep.yaml"]
+    text = find(helm.objects({**RUN, "sweep": spec}), "ConfigMap", "sessrec-tiny-sweep")["data"]["sweep.yaml"]
     assert yaml.safe_load(text) == spec
     assert parse_spec(text).raw == parse_spec(yaml.safe_dump(spec)).raw
 
@@ -220,8 +242,21 @@ def test_values_schema_embeds_the_spec_schema(tmp_path: Path) -> None:
     assert not sync.sync_chart_schema(chart, check=False)
     repaired = json.loads((chart / "values.schema.json").read_text())
     assert repaired["properties"]["sweep"] == sync.chart_sweep_schema()
-    assert repaired["properties"]["schedule"]["properties"]["cron"]["pattern"] == rules.cron_pattern()
+    assert repaired["properties"]["schedule"]["properties"]["cron"]["pattern"] == rules.CRON_SHAPE
     assert sync.sync_chart_schema(chart, check=True)
+    # The full cron pattern that checks.yaml matches.
+    assert (CHART / "files" / "cron-pattern.txt").read_text() == rules.cron_pattern() + "\n"
+    (chart / "files" / "cron-pattern.txt").write_text(".*\n")
+    assert not sync.sync_chart_schema(chart, check=False) and sync.sync_chart_schema(chart, check=True)
+
+
+def test_values_schema_has_one_parameter_schema() -> None:
+    """The nine space parameters refer to one definition instead of repeating it."""
+    text = (CHART / "values.schema.json").read_text()
+    schema = json.loads(text)
+    space = schema["properties"]["sweep"]["properties"]["space"]["properties"]
+    assert len(space) >= 9 and all(entry == {"$ref": "#/definitions/sweepParameter"} for entry in space.values())
+    assert text.count('"linspace"') == 1
 
 
 def test_chart_versions_follow_the_package() -> None:
@@ -294,7 +329,8 @@ def test_the_chart_repeats_the_python_constants() -> None:
     assert values["autoscaler"]["idleTimeoutSeconds"] == defaults.AUTOSCALER_IDLE_SECONDS
     assert values["job"]["ttlSecondsAfterFinished"] == defaults.JOB_TTL_SECONDS
     assert values["job"]["activeDeadlineSeconds"] == defaults.JOB_DEADLINE_SECONDS
-    assert values["job"]["backoffLimit"] == defaults.JOB_BACKOFF_LIMIT
+    assert values["job"]["backoffLimit"] is None  # unset: the template's default, so target "cluster" can refuse a set one
+    assert f'backoffLimit: {{{{ ternary {defaults.JOB_BACKOFF_LIMIT} $root.Values.job.backoffLimit' in helpers
 
 
 # ---- one definition: the chart renders what `sessrec k8s render` renders -----------------------
@@ -305,7 +341,7 @@ def cli(kind: str, spec: str | None = "tiny", **options: Any) -> list[dict[str, 
 
 
 def chart(helm: Helm, values: dict[str, Any], release: str = "sessrec-tiny") -> list[dict[str, Any]]:
-    return helm.objects({"sweep": TINY, "s3": {"existingSecret": SECRET}, **values}, release=release)
+    return helm.objects({"sweep": TINY, **RUN, "s3": {"existingSecret": SECRET}, **values}, release=release)
 
 
 def test_one_off_rayjob_matches_the_cli(helm: Helm) -> None:
@@ -348,12 +384,12 @@ def test_cronjob_fallback_matches_the_cli(helm: Helm) -> None:
 
 def test_raycluster_matches_the_cli(helm: Helm) -> None:
     ours = cli("raycluster", None)
-    theirs = chart(helm, {"cluster": {"enabled": True}, "oneOff": {"enabled": False}}, release="sessrec")
+    theirs = helm.objects({"s3": {"existingSecret": SECRET}}, release="sessrec")  # the chart's defaults
     assert find(theirs, "RayCluster", "sessrec")["spec"] == find(ours, "RayCluster", "sessrec")["spec"]
     # An upgrade replaces the long-lived cluster's pods (KubeRay refuses the field on a RayJob's cluster).
     assert find(ours, "RayCluster")["spec"]["upgradeStrategy"] == {"type": "Recreate"}
     assert "upgradeStrategy" not in find(chart(helm, {}), "RayJob")["spec"]["rayClusterSpec"]
-    kept = chart(helm, {"cluster": {"enabled": True, "upgradeStrategy": "None"}, "oneOff": {"enabled": False}})
+    kept = helm.objects({"cluster": {"upgradeStrategy": "None"}})
     assert find(kept, "RayCluster")["spec"]["upgradeStrategy"] == {"type": "None"}
     settings = find(theirs, "ConfigMap", defaults.DEFAULT_S3_CONFIG)["data"]
     assert set(settings) == {"SESSREC_STORAGE", "AWS_DEFAULT_REGION"}

@@ -98,3 +98,13 @@ def stats(
 ) -> None:
     """Print a dataset's counts, length quantiles and content hash."""
     emit(pipeline.dataset_manifest(dataset, settings(ctx).storage), as_json, _describe)
+
+
+@app.command()
+def check(
+    ctx: typer.Context,
+    dataset: Annotated[str, typer.Argument(help="Dataset name, or a sessions file (Parquet/JSONL) URI.")],
+) -> None:
+    """Check that the storage is reachable with the configured credentials and DATASET is readable
+    (manifest and sessions): one line, exit 0; else one error line (`helm test` runs this)."""
+    typer.echo(pipeline.check_dataset(dataset, settings(ctx).storage))

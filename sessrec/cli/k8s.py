@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import shlex
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from sessrec.cli.common import JsonOption, emit
 from sessrec.errors import SessrecError
-from sessrec.k8s import defaults
+from sessrec.k8s import defaults, policy
 from sessrec.k8s import render as rendering
 from sessrec.k8s import validate as validation
 from sessrec.spec import BUILTIN_SPECS
@@ -33,28 +33,32 @@ def _selector(pairs: list[str]) -> dict[str, str]:
 @app.command()
 def render(
     spec: Annotated[
-        Optional[str],
-        typer.Argument(metavar="SPEC", help=f"Sweep spec file or built-in ({', '.join(BUILTIN_SPECS)}); not for raycluster."),
+        str | None,
+        typer.Argument(
+            metavar="SPEC", help=f"Sweep spec file or built-in ({', '.join(BUILTIN_SPECS)}); not for raycluster."
+        ),
     ] = None,
     kind: Annotated[Kind, typer.Option(help="What to render.")] = Kind["rayjob"],
     image: Annotated[str, typer.Option(help="The sessrec image.")] = defaults.DEFAULT_IMAGE,
     name: Annotated[
-        Optional[str], typer.Option(help="Object name (default: sessrec-<spec name>; 'sessrec' for raycluster).")
+        str | None, typer.Option(help="Object name (default: sessrec-<spec name>; 'sessrec' for raycluster).")
     ] = None,
     schedule: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help=f"Cron schedule of raycronjob/cronjob (default '{defaults.DEFAULT_SCHEDULE}')."),
     ] = None,
-    time_zone: Annotated[Optional[str], typer.Option(help="IANA time zone of the schedule (default: the controller's).")] = None,
+    time_zone: Annotated[
+        str | None, typer.Option(help="IANA time zone of the schedule (default: the controller's).")
+    ] = None,
     cluster_selector: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(metavar="KEY=VAL", help="Run on an existing RayCluster: ray.io/cluster=NAME (repeatable)."),
     ] = None,
     sweep_id: Annotated[
-        Optional[str], typer.Option(help="Fixed sweep id of a one-off rayjob (default: generated at run time).")
+        str | None, typer.Option(help="Fixed sweep id of a one-off rayjob (default: generated at run time).")
     ] = None,
     dataset: Annotated[
-        Optional[str], typer.Option(help="Dataset name in the storage or s3:// sessions URI (overrides the spec's).")
+        str | None, typer.Option(help="Dataset name in the storage or s3:// sessions URI (overrides the spec's).")
     ] = None,
     s3_config: Annotated[
         str, typer.Option(help="ConfigMap with SESSREC_STORAGE and AWS_* settings.")
@@ -94,36 +98,82 @@ def render(
     for pair in cluster_selector or []:
         argv += ["--cluster-selector", pair]
     typer.echo(f"# Rendered by: {shlex.join(argv)}\n{text}", nl=False)
+    for line in rendering.notices(spec, options):
+        typer.echo(line, err=True)
+
+
+Policy = Enum("Policy", {level: level for level in policy.LEVELS}, type=str)  # type: ignore[misc]
 
 
 @app.command()
 def validate(
     files: Annotated[list[str], typer.Argument(help="Manifest files ('-' reads standard input).")],
+    crd_dir: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DIR",
+            help="Folder with KubeRay's CRDs (the kuberay-operator chart's crds/, or "
+            "`kubectl get crd ... -o yaml` output); default $SESSREC_CRD_DIR.",
+        ),
+    ] = None,
+    from_cluster: Annotated[
+        bool, typer.Option(help="Read KubeRay's CRDs from the cluster of the current kubeconfig context.")
+    ] = False,
+    policy_level: Annotated[
+        Policy, typer.Option("--policy", help="Pod Security Standard level the pods must meet (policy findings).")
+    ] = Policy["restricted"],
     kube_version: Annotated[
-        str, typer.Option(help="Kubernetes version of the built-in schemas.")
-    ] = defaults.KUBE_VERSION,
+        str | None,
+        typer.Option(help="Kubernetes version of the built-in schemas (default: the newest kubernetes-validate has)."),
+    ] = None,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
-    """Check manifests offline: ray.io objects against KubeRay's CRDs (strict) and operator rules,
-    built-in kinds against Kubernetes' schemas, and every pod against the restricted pod security rules."""
-    count, problems = validation.validate_files(files, kube_version)
+    """Check manifests offline: ray.io objects against KubeRay's CRDs (strict) and operator rules, built-in
+    kinds against Kubernetes' schemas (errors), every pod against a Pod Security Standard (policy), and
+    sweep specs in ConfigMaps as `tune run` would (warnings)."""
+    if crd_dir and from_cluster:
+        raise SessrecError("give --crd-dir or --from-cluster, not both")
+    crds = (
+        validation.CrdStore.from_cluster()
+        if from_cluster
+        else (validation.CrdStore.from_dir(crd_dir) if crd_dir else None)
+    )
+    checks = validation.Checks(kube_version=kube_version, policy=policy_level.value, crds=crds)
+    count, problems = validation.validate_files(files, checks)
     if not count and not problems:  # as `kubectl apply` says of an empty file
         raise SessrecError(f"no objects in {', '.join(files)}")
-    at_fault = len({(problem.source, problem.obj) for problem in problems})
+    failing = [problem for problem in problems if problem.level != "warning"]
+    at_fault = len({(problem.source, problem.obj) for problem in failing})
     if as_json:
-        emit({"files": len(files), "objects": count, "objects_with_problems": at_fault,
-              "problems": [dataclasses.asdict(problem) for problem in problems]}, as_json)
+        emit(
+            {
+                "files": len(files),
+                "objects": count,
+                "objects_with_problems": at_fault,
+                "policy": checks.policy,
+                "problems": [dataclasses.asdict(problem) for problem in problems],
+            },
+            as_json,
+        )
     else:
         for problem in problems:
             typer.echo(str(problem), err=True)
-    if problems:
+    if failing:
+        errors = sum(problem.level == "error" for problem in failing)
+        parts = [_count(errors, "error")] if errors else []
+        if len(failing) > errors:
+            parts.append(f"{_count(len(failing) - errors, 'policy finding')} ({checks.policy})")
         # A file that is not YAML at all has no objects to be at fault.
         where = f" in {at_fault} of {_count(count, 'object')}" if at_fault <= count else ""
-        raise SessrecError(f"{_count(len(problems), 'problem')}{where}")
+        raise SessrecError(f"{' and '.join(parts)}{where}")
     if not as_json:
-        typer.echo(f"ok: {_count(count, 'object')} in {_count(len(files), 'file')}")
+        warned = len(problems)
+        typer.echo(
+            f"ok: {_count(count, 'object')} in {_count(len(files), 'file')}"
+            + (f" ({_count(warned, 'warning')})" if warned else "")
+            + f", policy {checks.policy}"
+        )
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
-

@@ -58,7 +58,7 @@ from sessrec.k8s.defaults import (
     WORKER_RESOURCES,
 )
 from sessrec.k8s.rules import IMAGE_REFERENCE, cron_problem, name_problem, quantity_value, time_zone_problem
-from sessrec.spec import BUILTIN_SPECS, read_spec
+from sessrec.spec import BUILTIN_SPECS, SweepSpec, read_spec
 
 
 @dataclass(frozen=True)
@@ -89,12 +89,43 @@ def render(spec_ref: str | None, options: RenderOptions) -> str:
     return note + dump_yaml(objects)
 
 
+def _worker_cpus() -> int:
+    # KubeRay gives Ray a worker's CPU limit, rounded up.
+    worker_cpu = quantity_value(WORKER_RESOURCES["limits"]["cpu"])
+    assert worker_cpu is not None  # a constant of defaults.py
+    return math.ceil(worker_cpu)
+
+
+def order_warning(spec: SweepSpec) -> str | None:
+    """`tune run`'s warning for an ordered ASHA grid (SweepSpec.order_warning), for the trials that
+    run at once on sessrec's cluster at its largest (WORKER_MAX workers)."""
+    return spec.order_warning(spec.parallel_trials(WORKER_MAX * _worker_cpus()))
+
+
+def notices(spec_ref: str | None, options: RenderOptions) -> list[str]:
+    """What `render` prints on stderr: the objects it expects and does not create, and the spec's warning."""
+    secret = f" and Secret {options.s3_secret} (AWS credentials)" if options.s3_secret else ""
+    lines = [
+        f"note: expects ConfigMap {options.s3_config} (SESSREC_STORAGE, AWS_* settings){secret} "
+        "in the namespace; render does not create them"
+    ]
+    if spec_ref is not None and options.kind != "raycluster":
+        if warning := order_warning(read_spec(spec_ref)[1]):
+            lines.append(f"warning: {warning}")
+    return lines
+
+
 def render_objects(spec_ref: str | None, options: RenderOptions) -> list[dict[str, Any]]:
     if options.kind not in KINDS:
         raise SessrecError(f"unknown kind {options.kind!r}: choose one of {', '.join(KINDS)}")
     if options.kind == "raycluster":
-        if (spec_ref is not None or options.sweep_id or options.cluster_selector or options.schedule
-                or options.time_zone):
+        if (
+            spec_ref is not None
+            or options.sweep_id
+            or options.cluster_selector
+            or options.schedule
+            or options.time_zone
+        ):
             raise SessrecError(
                 "--kind raycluster takes no SPEC, --sweep-id, --cluster-selector, --schedule or --time-zone"
             )
@@ -106,17 +137,18 @@ def render_objects(spec_ref: str | None, options: RenderOptions) -> list[dict[st
         raise SessrecError(f"--kind {options.kind} needs a SPEC: a spec file or one of {', '.join(BUILTIN_SPECS)}")
     text, spec = read_spec(spec_ref)
     if not (options.dataset or spec.dataset):  # the job's `tune run` would fail on the cluster
-        raise SessrecError(f"{spec_ref}: the spec names no dataset: set 'dataset' in it or pass --dataset "
-                           "(a dataset in the storage, or an s3:// sessions file)")
+        raise SessrecError(
+            f"{spec_ref}: the spec names no dataset: set 'dataset' in it or pass --dataset "
+            "(a dataset in the storage, or an s3:// sessions file)"
+        )
     name = options.name or f"sessrec-{spec.name}"
     _check_options(name, options)
-    # KubeRay gives Ray a worker's CPU limit, rounded up.
-    worker_cpu = quantity_value(WORKER_RESOURCES["limits"]["cpu"])
-    assert worker_cpu is not None  # a constant of defaults.py
-    worker_cpus = math.ceil(worker_cpu)
+    worker_cpus = _worker_cpus()
     if not options.cluster_selector and spec.cpus_per_trial > worker_cpus:
-        raise SessrecError(f"resources.cpus_per_trial is {spec.cpus_per_trial}, but a worker has {worker_cpus} CPUs: "
-                           "no trial could start (the autoscaler can add workers, not bigger ones)")
+        raise SessrecError(
+            f"resources.cpus_per_trial is {spec.cpus_per_trial}, but a worker has {worker_cpus} CPUs: "
+            "no trial could start (the autoscaler can add workers, not bigger ones)"
+        )
     sweep = sweep_configmap(name, spec.name, text)
     if options.kind == "rayjob":
         return [sweep, rayjob(name, spec.name, options)]
@@ -128,8 +160,10 @@ def render_objects(spec_ref: str | None, options: RenderOptions) -> list[dict[st
 def _check_references(options: RenderOptions) -> None:
     """What the pods refer to: an image, and the ConfigMap and Secret of the S3 settings."""
     if not IMAGE_REFERENCE.match(options.image):
-        raise SessrecError(f"--image {options.image!r}: give an image reference, "
-                           f"e.g. {DEFAULT_IMAGE} or REGISTRY/PATH:TAG@sha256:DIGEST")
+        raise SessrecError(
+            f"--image {options.image!r}: give an image reference, "
+            f"e.g. {DEFAULT_IMAGE} or REGISTRY/PATH:TAG@sha256:DIGEST"
+        )
     for flag, ref in (("--s3-config", options.s3_config), ("--s3-secret", options.s3_secret)):
         if ref is not None and (len(ref) > SUBDOMAIN_LIMIT or not DNS1123_SUBDOMAIN.match(ref)):
             raise SessrecError(
@@ -150,8 +184,9 @@ def _check_options(name: str, options: RenderOptions) -> None:
         layout.check_name(options.sweep_id, "sweep id")
     if options.dataset is not None and not options.dataset.startswith("s3://"):
         if layout.is_file_ref(options.dataset):
-            raise SessrecError(f"--dataset {options.dataset!r}: "
-                               "the cluster reads a dataset in the storage, or an s3:// sessions file")
+            raise SessrecError(
+                f"--dataset {options.dataset!r}: the cluster reads a dataset in the storage, or an s3:// sessions file"
+            )
         layout.check_name(options.dataset, "dataset name")
     if options.cluster_selector:
         cluster = options.cluster_selector.get("ray.io/cluster")
@@ -312,7 +347,8 @@ def rayjob_spec(name: str, options: RenderOptions, sweep_id: str | None) -> dict
     """One sweep as a RayJob spec: on a new cluster, or on the one ``cluster_selector`` picks."""
     spec: dict[str, Any] = {
         # A fixed id: a retry (backoffLimit) runs this again and continues the sweep the last attempt began.
-        "entrypoint": ENTRYPOINT + (f" --dataset {shlex.quote(options.dataset)}" if options.dataset else "")
+        "entrypoint": ENTRYPOINT
+        + (f" --dataset {shlex.quote(options.dataset)}" if options.dataset else "")
         + (f" --sweep-id {sweep_id} --resume-existing" if sweep_id else ""),
         "runtimeEnvYAML": RUNTIME_ENV_YAML,
         "submissionMode": "K8sJobMode",
@@ -418,7 +454,8 @@ def cronjob_objects(name: str, sweep: str, options: RenderOptions) -> list[dict[
                                 ],
                                 "resources": copy.deepcopy(KUBECTL_RESOURCES),
                                 "securityContext": {
-                                    **copy.deepcopy(CONTAINER_SECURITY), "readOnlyRootFilesystem": True
+                                    **copy.deepcopy(CONTAINER_SECURITY),
+                                    "readOnlyRootFilesystem": True,
                                 },
                                 "volumeMounts": [
                                     {"name": "rayjob", "mountPath": SPEC_DIR, "readOnly": True},

@@ -73,10 +73,17 @@ def cron_problem(expr: str) -> str | None:
     return None
 
 
+#: The shape of a cron schedule (5 fields, or an @descriptor), for the chart's values schema: a short
+#: pattern keeps Helm's message short. The chart's checks.yaml matches the full ``cron_pattern()``
+#: (in the chart's files/cron-pattern.txt) and names the value in a readable message.
+CRON_SHAPE = r"^\s*(@[a-z]+( \S+)?|\S+\s+\S+\s+\S+\s+\S+\s+\S+)\s*$"
+
+
 def cron_pattern() -> str:
     """A regular expression (RE2 and ECMAScript alike, for the chart's values schema) that accepts
     what ``cron_problem`` accepts, from the same field table; ranges that run backwards are the
     one thing it lets through."""
+
     def value(low: int, high: int, names: tuple[str, ...]) -> str:
         spelled = ["".join(f"[{c.upper()}{c.lower()}]" for c in name) for name in names]
         return "(" + "|".join(["0*(" + "|".join(str(n) for n in range(high, low - 1, -1)) + ")", *spelled]) + ")"
@@ -107,8 +114,12 @@ def time_zone_problem(name: str) -> str | None:
 
 
 QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-_QUANTITY_SCALE = {"": 1, "m": Fraction(1, 1000), **{s: 1000**i for i, s in enumerate("kMGTPE", 1)},
-                   **{f"{s}i": 1024**i for i, s in enumerate("KMGTPE", 1)}}
+_QUANTITY_SCALE = {
+    "": 1,
+    "m": Fraction(1, 1000),
+    **{s: 1000**i for i, s in enumerate("kMGTPE", 1)},
+    **{f"{s}i": 1024**i for i, s in enumerate("KMGTPE", 1)},
+}
 
 
 def quantity_value(quantity: Any) -> Fraction | None:

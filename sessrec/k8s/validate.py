@@ -2,13 +2,18 @@
 
 ray.io objects are checked against the CRDs' ``openAPIV3Schema`` made strict (unknown fields are
 errors), the operator's own rules (name lengths, TTL needs shutdown, replica bounds, cron syntax)
-are checked here, built-in kinds go through ``kubernetes-validate``, and every pod must meet the
-pod policy (``sessrec.k8s.policy``).
+are checked here (only on fields of the type the schema wants, so bad input never crashes them),
+built-in kinds go through ``kubernetes-validate``. Pod security is reported apart, as "policy"
+findings of a Pod Security Standard level (``sessrec.k8s.policy``), and a sweep spec carried in a
+ConfigMap gets the same warnings as ``tune run`` ("warning").
+
+The CRDs come from a folder (``--crd-dir``, $SESSREC_CRD_DIR) or the cluster (``--from-cluster``).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import sys
@@ -21,10 +26,9 @@ import jsonschema
 import yaml
 
 from sessrec import yaml_text
-from sessrec.errors import SessrecError
+from sessrec.errors import NotFoundError, SessrecError
 from sessrec.k8s.defaults import (
     DNS1123_SUBDOMAIN,
-    KUBE_VERSION,
     LABEL_LIMIT,
     LABEL_NAME,
     NAME_LIMITS,
@@ -32,8 +36,25 @@ from sessrec.k8s.defaults import (
     TOKEN_AUTH_RAY_VERSION,
 )
 from sessrec.k8s.policy import container_context_problems, pod_resources_problems, pod_security_problems, pod_specs
+from sessrec.k8s.render import order_warning
 from sessrec.k8s.rules import cron_problem, name_problem, time_zone_problem
 from sessrec.spec import parse_spec
+
+#: What a problem is: "error" (the API server or the operator refuses the object), "policy" (a
+#: Pod Security Standard the namespace may enforce) or "warning" (accepted, but likely a mistake).
+LEVELS = ("error", "policy", "warning")
+CRD_NAMES = {
+    "RayCluster": "rayclusters.ray.io",
+    "RayJob": "rayjobs.ray.io",
+    "RayService": "rayservices.ray.io",
+    "RayCronJob": "raycronjobs.ray.io",
+}
+HOW_TO_GET_CRDS = (
+    "KubeRay's CRDs are needed to check ray.io objects: pass --crd-dir DIR (the crds/ folder of the "
+    "kuberay-operator Helm chart, or a folder with the output of `kubectl get crd "
+    + " ".join(CRD_NAMES.values())
+    + " -o yaml > crds.yaml`), --from-cluster, or set SESSREC_CRD_DIR"
+)
 
 
 @dataclass(frozen=True)
@@ -42,32 +63,136 @@ class Problem:
     obj: str
     field: str
     message: str
+    level: str = "error"
 
     def __str__(self) -> str:
-        return f"{self.source}: {self.obj}: {self.field}: {self.message}"
+        return f"{self.source}: {self.obj}: {self.level}: {self.field}: {self.message}"
 
 
-def crd_dir() -> Path:
-    """KubeRay's CRDs: $SESSREC_CRD_DIR, else ../shared/k8s/crds next to the repository."""
-    env = os.environ.get("SESSREC_CRD_DIR")
-    # This file is <repository>/sessrec/k8s/validate.py: parents[3] is the repository's folder.
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "k8s" / "crds"
+def latest_kube_version() -> str:
+    """The newest Kubernetes version (major.minor) whose schemas the installed kubernetes-validate has."""
+    try:
+        from kubernetes_validate.utils import latest_version
+    except ImportError:
+        message = "validating built-in kinds needs the kubernetes-validate package (pip install 'sessrec[k8s]')"
+        raise SessrecError(message) from None
+    return ".".join(latest_version().split(".")[:2])
+
+
+class CrdStore:
+    """KubeRay's CustomResourceDefinitions by kind, from a folder or from the cluster's API.
+
+    A folder may hold the operator chart's ``ray.io_<kind>s.yaml`` files or any YAML files with
+    CRDs in them (also a ``kind: List``, as ``kubectl get crd ... -o yaml`` writes)."""
+
+    def __init__(
+        self, directory: Path | None = None, crds: Mapping[str, dict[str, Any]] | None = None, origin: str = ""
+    ) -> None:
+        self.directory = directory
+        self._crds: dict[str, dict[str, Any]] = dict(crds or {})
+        self._scanned = crds is not None
+        self.origin = origin or (str(directory) if directory else "the cluster")
+        self._validators: dict[tuple[str, str], jsonschema.protocols.Validator | None] = {}
+
+    @classmethod
+    def from_dir(cls, directory: str | Path) -> CrdStore:
+        path = Path(directory)
+        if not path.is_dir():
+            raise SessrecError(f"no KubeRay CRD folder {path}: {HOW_TO_GET_CRDS}")
+        return _store_for(path.resolve())
+
+    @classmethod
+    def from_environment(cls) -> CrdStore:
+        env = os.environ.get("SESSREC_CRD_DIR")
+        if not env:
+            raise SessrecError(HOW_TO_GET_CRDS)
+        return cls.from_dir(env)
+
+    @classmethod
+    def from_cluster(cls, context: str | None = None) -> CrdStore:
+        """The CRDs through the Kubernetes API, with the user's kubeconfig ($KUBECONFIG or ~/.kube/config)."""
+        try:
+            from kubernetes import client, config
+            from kubernetes.client.exceptions import ApiException
+            from kubernetes.config.config_exception import ConfigException
+        except ImportError:
+            raise SessrecError("--from-cluster needs the kubernetes package: pip install 'sessrec[k8s]'") from None
+        try:
+            api_client = config.new_client_from_config(context=context)
+        except (ConfigException, OSError) as exc:
+            raise SessrecError(f"--from-cluster: no usable kubeconfig ({exc})") from None
+        api = client.ApiextensionsV1Api(api_client)
+        crds: dict[str, dict[str, Any]] = {}
+        try:
+            for kind, name in CRD_NAMES.items():
+                try:
+                    response: Any = api.read_custom_resource_definition(
+                        name, _preload_content=False, _request_timeout=30
+                    )
+                except ApiException as exc:
+                    if exc.status == 404:
+                        continue  # e.g. RayCronJob, served only with the operator's feature gate
+                    raise SessrecError(f"--from-cluster: reading CRD {name}: {exc.status} {exc.reason}") from None
+                crds[kind] = json.loads(response.data)
+        except (OSError, ValueError) as exc:  # urllib3 errors are OSErrors; bad JSON is a ValueError
+            raise SessrecError(f"--from-cluster: cannot reach the Kubernetes API: {exc}") from None
+        finally:
+            api_client.close()
+        if not crds:
+            raise SessrecError(
+                "--from-cluster: the cluster has none of KubeRay's CRDs: is the kuberay-operator installed?"
+            )
+        host = api_client.configuration.host
+        return cls(crds=crds, origin=f"the cluster at {host}")
+
+    def crd(self, kind: str) -> dict[str, Any]:
+        if kind not in self._crds and self.directory is not None:
+            named = self.directory / f"ray.io_{kind.lower()}s.yaml"
+            if named.is_file():
+                for crd in _crds_in(named):
+                    self._crds.setdefault(crd["spec"]["names"]["kind"], crd)
+            if kind not in self._crds and not self._scanned:
+                self._scanned = True
+                for path in sorted(self.directory.iterdir()):
+                    if path.suffix in (".yaml", ".yml", ".json") and path != named:
+                        for crd in _crds_in(path):
+                            self._crds.setdefault(crd["spec"]["names"]["kind"], crd)
+        if kind not in self._crds:
+            raise SessrecError(f"no CRD for ray.io kind {kind} in {self.origin}")
+        return self._crds[kind]
+
+    def validator(self, kind: str, version: str) -> jsonschema.protocols.Validator | None:
+        key = (kind, version)
+        if key not in self._validators:
+            self._validators[key] = None
+            for entry in self.crd(kind)["spec"].get("versions") or []:
+                if entry.get("name") == version and entry.get("served", False):
+                    schema = strict_schema(entry["schema"]["openAPIV3Schema"])
+                    self._validators[key] = jsonschema.Draft7Validator(schema, format_checker=_FORMATS)
+        return self._validators[key]
 
 
 @functools.cache
-def _crd(directory: Path, kind: str) -> dict[str, Any]:
-    # One parse per file and process: each CRD is about 1 MB of YAML.
-    path = directory / f"ray.io_{kind.lower()}s.yaml"
-    if not directory.is_dir():
-        raise SessrecError(f"no KubeRay CRD folder {directory}: set SESSREC_CRD_DIR to the folder with ray.io_*.yaml")
-    if not path.is_file():
-        raise SessrecError(f"no CRD for ray.io kind {kind} in {directory} (looked for {path.name})")
+def _store_for(directory: Path) -> CrdStore:
+    # One store per folder and process: each CRD is about 1 MB of YAML, parsed once.
+    return CrdStore(directory)
+
+
+def _crds_in(path: Path) -> list[dict[str, Any]]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with path.open("rb") as handle:
-        crd = yaml.load(handle, Loader=loader)
-    if not isinstance(crd, dict) or crd.get("spec", {}).get("names", {}).get("kind") != kind:
-        raise SessrecError(f"{path} is not the CustomResourceDefinition of {kind}")
-    return crd
+    try:
+        with path.open("rb") as handle:
+            documents = list(yaml.load_all(handle, Loader=loader))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SessrecError(f"cannot read CRDs from {path}: {exc}") from None
+    found = []
+    for doc in documents:
+        items = doc.get("items") if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
+        for item in items or []:
+            if isinstance(item, dict) and item.get("kind") == "CustomResourceDefinition":
+                if item.get("spec", {}).get("group") == "ray.io":
+                    found.append(item)
+    return found
 
 
 _FORMATS = jsonschema.FormatChecker(formats=())
@@ -81,15 +206,6 @@ def _int32(value: Any) -> bool:
 @_FORMATS.checks("int64")
 def _int64(value: Any) -> bool:
     return not isinstance(value, int) or -(2**63) <= value < 2**63
-
-
-@functools.cache
-def _crd_validator(directory: Path, kind: str, version: str) -> jsonschema.protocols.Validator | None:
-    for entry in _crd(directory, kind)["spec"]["versions"]:
-        if entry["name"] == version and entry.get("served", False):
-            schema = strict_schema(entry["schema"]["openAPIV3Schema"])
-            return jsonschema.Draft7Validator(schema, format_checker=_FORMATS)
-    return None
 
 
 def strict_schema(node: Any) -> Any:
@@ -120,60 +236,91 @@ def strict_schema(node: Any) -> Any:
     return out
 
 
-def validate_files(paths: Iterable[str], kube_version: str = KUBE_VERSION) -> tuple[int, list[Problem]]:
+@dataclass(frozen=True)
+class Checks:
+    """What to check against: the Kubernetes version of the built-in schemas (None: the newest the
+    installed kubernetes-validate has), the pod security level and where the CRDs come from (None:
+    $SESSREC_CRD_DIR, read when a ray.io object needs them)."""
+
+    kube_version: str | None = None
+    policy: str = "restricted"
+    crds: CrdStore | None = None
+
+    def store(self) -> CrdStore:
+        return self.crds if self.crds is not None else CrdStore.from_environment()
+
+    def version(self) -> str:
+        return self.kube_version or latest_kube_version()
+
+
+def validate_files(paths: Iterable[str], checks: Checks | None = None) -> tuple[int, list[Problem]]:
     """Validate manifest files ("-": standard input); returns (objects checked, problems)."""
     count = 0
     problems: list[Problem] = []
     for path in paths:
         if path == "-":
-            text, source = sys.stdin.read(), "<stdin>"
+            text, source = yaml_text.read_stream(sys.stdin.buffer, "<stdin>"), "<stdin>"  # bounded
         else:
             try:
-                text, source = Path(path).read_text(encoding="utf-8"), path
-            except (OSError, UnicodeDecodeError) as exc:
-                raise SessrecError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-        n, found = validate_text(text, source, kube_version)
+                text, source = yaml_text.read_file(path, "manifest file"), path  # bounded; no devices
+            except NotFoundError:
+                raise SessrecError(f"cannot read {path}: No such file or directory") from None
+        n, found = validate_text(text, source, checks)
         count, problems = count + n, problems + found
     return count, problems
 
 
-def validate_text(text: str, source: str, kube_version: str = KUBE_VERSION) -> tuple[int, list[Problem]]:
+def validate_text(text: str, source: str, checks: Checks | None = None) -> tuple[int, list[Problem]]:
     try:
         documents = [doc for doc in yaml_text.load_all(text) if doc is not None]
     except yaml.YAMLError as exc:
         return 0, [Problem(source, "-", "-", f"not valid YAML: {yaml_text.error_text(exc)}")]
     problems: list[Problem] = []
     for index, doc in enumerate(documents):
-        problems += validate_object(doc, source, kube_version, index)
+        problems += validate_object(doc, source, checks, index)
     return len(documents), problems
 
 
-def validate_object(obj: Any, source: str, kube_version: str = KUBE_VERSION, index: int = 0) -> list[Problem]:
+def validate_object(obj: Any, source: str, checks: Checks | None = None, index: int = 0) -> list[Problem]:
+    """The problems of one object: errors (schema, operator rules, resources), policy findings (the
+    pod security level of ``checks``) and warnings. Never raises on bad content."""
+    checks = checks or Checks()
     if not isinstance(obj, dict) or not isinstance(obj.get("apiVersion"), str) or not isinstance(obj.get("kind"), str):
         return [Problem(source, f"document {index + 1}", "-", "not a Kubernetes object (needs apiVersion and kind)")]
     kind = obj["kind"]
     metadata = obj.get("metadata")
     meta: dict[str, Any] = metadata if isinstance(metadata, dict) else {}
-    label = f"{kind}/{meta.get('name') or meta.get('generateName') or f'(document {index + 1})'}"
-    found: list[tuple[str, str]] = []
+    name = meta.get("name") or meta.get("generateName")
+    label = f"{kind}/{name if isinstance(name, str) and name else f'(document {index + 1})'}"
     group, _, version = obj["apiVersion"].rpartition("/")
     if group == "ray.io":
-        found += _crd_problems(obj, kind, version)
+        schema = _crd_problems(obj, kind, version, checks.store())
     else:
-        found += _builtin_problems(obj, kube_version)
-    found += _metadata_problems(kind, meta)
-    found += _operator_problems(obj, kind)
+        schema = _builtin_problems(obj, checks.version())
+    # Operator rules do not judge a field the schema refused (its value may be of any type).
+    refused = [field for field, _ in schema]
+    rules = [
+        (field, message)
+        for field, message in _metadata_problems(kind, meta) + _operator_problems(obj, kind)
+        if not any(field == bad or field.startswith((f"{bad}.", f"{bad}[")) for bad in refused)
+    ]
+    errors = schema + rules
+    policy = []
     for path, pod in pod_specs(obj, kind):
-        found += pod_security_problems(pod, path)
-        found += pod_resources_problems(pod, path)
-    problems = [Problem(source, label, where, message) for where, message in found]
+        policy += pod_security_problems(pod, path, checks.policy)
+        errors += pod_resources_problems(pod, path)
+    policy += _implicit_pods_policy(obj, kind, checks.policy)
+    problems = [Problem(source, label, where, message) for where, message in errors]
+    problems += [Problem(source, label, where, message, "policy") for where, message in policy]
     if kind == "ConfigMap" and isinstance(obj.get("data"), dict):
-        problems += _configmap_content_problems(obj["data"], source, label, kube_version)
+        problems += _configmap_content_problems(obj["data"], source, label, checks)
     return problems
 
 
-def _crd_problems(obj: dict, kind: str, version: str) -> list[tuple[str, str]]:
-    validator = _crd_validator(crd_dir(), kind, version)
+def _crd_problems(obj: dict, kind: str, version: str, crds: CrdStore) -> list[tuple[str, str]]:
+    if kind not in CRD_NAMES:
+        return [("kind", f"ray.io has no kind {kind} (KubeRay's kinds: {', '.join(CRD_NAMES)})")]
+    validator = crds.validator(kind, version)
     if validator is None:
         return [("apiVersion", f"ray.io/{version} is not a served version of {kind}")]
     return list(_schema_errors(validator.iter_errors(obj)))
@@ -184,7 +331,7 @@ def _builtin_problems(obj: dict, kube_version: str) -> list[tuple[str, str]]:
         import kubernetes_validate
         from kubernetes_validate.utils import SchemaNotFoundError, VersionNotSupportedError
     except ImportError:
-        message = "validating built-in kinds needs the kubernetes-validate package (pip install kubernetes-validate)"
+        message = "validating built-in kinds needs the kubernetes-validate package (pip install 'sessrec[k8s]')"
         raise SessrecError(message) from None
     try:
         kubernetes_validate.validate(obj, kube_version, strict=True)
@@ -219,6 +366,18 @@ def _schema_errors(errors: Iterable[jsonschema.ValidationError]) -> Iterator[tup
             yield _dotted(where), message if len(message) <= 200 else message[:197] + "..."
 
 
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _map(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _metadata_problems(kind: str, meta: dict) -> list[tuple[str, str]]:
     name, generate = meta.get("name"), meta.get("generateName")
     found = []
@@ -228,9 +387,9 @@ def _metadata_problems(kind: str, meta: dict) -> list[tuple[str, str]]:
     elif isinstance(generate, str) and generate:
         if problem := name_problem(kind, generate, generated=True):
             found.append(("metadata.generateName", problem))
-    else:
+    elif "name" not in meta and "generateName" not in meta:
         found.append(("metadata.name", "missing (set name or generateName)"))
-    for key, value in (meta.get("labels") or {}).items():
+    for key, value in _map(meta.get("labels")).items():
         prefix, _, label = str(key).rpartition("/")
         if len(label) > LABEL_LIMIT or not LABEL_NAME.match(label) or (prefix and not DNS1123_SUBDOMAIN.match(prefix)):
             found.append((f"metadata.labels.{key}", "not a valid label key"))
@@ -242,11 +401,13 @@ def _metadata_problems(kind: str, meta: dict) -> list[tuple[str, str]]:
 def _operator_problems(obj: dict, kind: str) -> list[tuple[str, str]]:
     spec = obj.get("spec")
     if not isinstance(spec, dict):
-        return [] if kind not in NAME_LIMITS else [("spec", "missing")]
+        return [] if kind not in NAME_LIMITS or "spec" in obj else [("spec", "missing")]
     if kind == "RayCluster":
         return _cluster_rules(spec, "spec")
     if kind == "RayJob":
         return _job_rules(spec, "spec")
+    if kind == "RayService" and isinstance(spec.get("rayClusterConfig"), dict):
+        return _cluster_rules(spec["rayClusterConfig"], "spec.rayClusterConfig")
     if kind == "RayCronJob":
         found = _schedule_rules(spec, "spec")
         if isinstance(spec.get("jobTemplate"), dict):
@@ -267,51 +428,51 @@ def _schedule_rules(spec: dict, path: str) -> list[tuple[str, str]]:
 
 
 def _job_rules(spec: dict, path: str) -> list[tuple[str, str]]:
-    """The RayJob rules KubeRay enforces in code (ray-operator/controllers/ray/utils/validation.go)."""
+    """The RayJob rules KubeRay enforces in code (ray-operator/controllers/ray/utils/validation.go).
+    Each looks only at fields of the type the schema wants: the schema reports the others."""
     found = []
     shutdown = spec.get("shutdownAfterJobFinishes") is True
-    selector = spec.get("clusterSelector") or {}
+    selector = _map(spec.get("clusterSelector"))
     mode = spec.get("submissionMode", "K8sJobMode")
-    backoff = spec.get("backoffLimit")
-    if (spec.get("ttlSecondsAfterFinished") or 0) > 0 and not shutdown:
+    backoff = _int(spec.get("backoffLimit"))
+    ttl = _int(spec.get("ttlSecondsAfterFinished"))
+    if ttl is not None and ttl > 0 and not shutdown:
         found.append((f"{path}.ttlSecondsAfterFinished", "needs shutdownAfterJobFinishes: true"))
-    if (spec.get("ttlSecondsAfterFinished") or 0) < 0:
+    if ttl is not None and ttl < 0:
         found.append((f"{path}.ttlSecondsAfterFinished", "must not be negative"))
-    if spec.get("suspend") and not shutdown:
+    if spec.get("suspend") is True and not shutdown:
         found.append((f"{path}.suspend", "a RayJob can be suspended only with shutdownAfterJobFinishes: true"))
-    if mode not in ("K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode"):
+    if isinstance(mode, str) and mode not in ("K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode"):
         message = f"{mode!r} is not K8sJobMode, HTTPMode, InteractiveMode or SidecarMode"
         found.append((f"{path}.submissionMode", message))
     if selector:
         if not selector.get("ray.io/cluster"):
             found.append((f"{path}.clusterSelector", "needs ray.io/cluster: <RayCluster name>"))
-        if spec.get("suspend"):
+        if spec.get("suspend") is True:
             found.append((f"{path}.suspend", "not supported with clusterSelector"))
-        if isinstance(backoff, int) and backoff > 0:
+        if backoff is not None and backoff > 0:
             found.append((f"{path}.backoffLimit", "must be 0 with clusterSelector"))
         if mode == "SidecarMode":
             found.append((f"{path}.submissionMode", "SidecarMode does not support clusterSelector"))
     elif not isinstance(spec.get("rayClusterSpec"), dict):
         found.append((path, "needs rayClusterSpec or clusterSelector"))
-    if isinstance(backoff, int) and backoff < 0:
+    if backoff is not None and backoff < 0:
         found.append((f"{path}.backoffLimit", "must not be negative"))
-    if mode == "InteractiveMode" and isinstance(backoff, int) and backoff > 0:
+    if mode == "InteractiveMode" and backoff is not None and backoff > 0:
         found.append((f"{path}.backoffLimit", "must be 0 in InteractiveMode"))
     if mode == "SidecarMode" and "submitterPodTemplate" in spec:
         found.append((f"{path}.submitterPodTemplate", "not supported in SidecarMode"))
     for key in ("activeDeadlineSeconds", "preRunningDeadlineSeconds"):
-        if isinstance(spec.get(key), int) and spec[key] <= 0:
+        value = _int(spec.get(key))
+        if value is not None and value <= 0:
             found.append((f"{path}.{key}", "must be positive"))
-    if "runtimeEnvYAML" in spec:
+    if "runtimeEnvYAML" in spec and (spec["runtimeEnvYAML"] is None or isinstance(spec["runtimeEnvYAML"], str)):
         try:
             runtime_env = yaml_text.load(spec["runtimeEnvYAML"] or "{}")
         except yaml.YAMLError:
             runtime_env = None
         if not isinstance(runtime_env, dict):
             found.append((f"{path}.runtimeEnvYAML", "must be a YAML mapping"))
-    if mode == "K8sJobMode" and not isinstance(spec.get("submitterPodTemplate"), dict):
-        message = "missing: KubeRay's default submitter pod has no security context"
-        found.append((f"{path}.submitterPodTemplate", message))
     if isinstance(spec.get("rayClusterSpec"), dict):
         found += _cluster_rules(spec["rayClusterSpec"], f"{path}.rayClusterSpec")
     return found
@@ -319,42 +480,69 @@ def _job_rules(spec: dict, path: str) -> list[tuple[str, str]]:
 
 def _cluster_rules(spec: dict, path: str) -> list[tuple[str, str]]:
     found = []
-    head = spec.get("headGroupSpec") or {}
-    if not ((head.get("template") or {}).get("spec") or {}).get("containers"):
+    head = _map(spec.get("headGroupSpec"))
+    if not _list(_map(_map(head.get("template")).get("spec")).get("containers")):
         found.append((f"{path}.headGroupSpec.template.spec.containers", "needs at least one container"))
-    groups = spec.get("workerGroupSpecs") or []
+    groups = _list(spec.get("workerGroupSpecs"))
     names = [group.get("groupName") for group in groups if isinstance(group, dict)]
     for index, group in enumerate(groups):
         if not isinstance(group, dict):
             continue
         where = f"{path}.workerGroupSpecs[{index}]"
-        low, high = group.get("minReplicas"), group.get("maxReplicas")
+        low, high = _int(group.get("minReplicas")), _int(group.get("maxReplicas"))
         for key, value in (("minReplicas", low), ("maxReplicas", high)):
-            if isinstance(value, int) and value < 0:
+            if value is not None and value < 0:
                 found.append((f"{where}.{key}", "must not be negative"))
-        if isinstance(low, int) and isinstance(high, int) and low > high:
+        if low is not None and high is not None and low > high:
             found.append((f"{where}.minReplicas", f"{low} is greater than maxReplicas {high}"))
-        if names.count(group.get("groupName")) > 1:
+        if isinstance(group.get("groupName"), str) and names.count(group.get("groupName")) > 1:
             found.append((f"{where}.groupName", f"{group.get('groupName')!r} is used by more than one worker group"))
         if _resources_twice(group.get("rayStartParams"), group.get("resources")):
             found.append((f"{where}.resources", "set resources in rayStartParams or in resources, not both"))
-        if "labels" in (group.get("rayStartParams") or {}):
+        if "labels" in _map(group.get("rayStartParams")):
             found.append((f"{where}.rayStartParams.labels", "not supported: use the group's labels field"))
     if _resources_twice(head.get("rayStartParams"), head.get("resources")):
         found.append((f"{path}.headGroupSpec.resources", "set resources in rayStartParams or in resources, not both"))
-    if (spec.get("authOptions") or {}).get("mode") == "token":
-        version = str(spec.get("rayVersion") or "")
+    if _map(spec.get("authOptions")).get("mode") == "token":
+        version = spec.get("rayVersion")
+        version = version if isinstance(version, str) else ""
         if not re.match(r"^\d+\.\d+\.\d+", version):
             found.append((f"{path}.rayVersion", f"token authentication needs rayVersion (>= {TOKEN_AUTH_RAY_VERSION})"))
         elif _version_tuple(version) < _version_tuple(TOKEN_AUTH_RAY_VERSION):
             message = f"token authentication needs Ray >= {TOKEN_AUTH_RAY_VERSION}, got {version}"
             found.append((f"{path}.rayVersion", message))
-    if spec.get("enableInTreeAutoscaling"):
-        context = (spec.get("autoscalerOptions") or {}).get("securityContext") or {}
-        found += [
-            (f"{path}.autoscalerOptions.securityContext.{key}", message)
-            for key, message in container_context_problems(context)
-        ]
+    return found
+
+
+def _implicit_pods_policy(obj: dict, kind: str, level: str) -> list[tuple[str, str]]:
+    """Pods KubeRay makes that the object does not spell out: the autoscaler sidecar of the head pod
+    (autoscalerOptions.securityContext) and a RayJob's default submitter pod (no security context)."""
+    spec = _map(obj.get("spec"))
+    jobs = {"RayJob": ("spec", spec), "RayCronJob": ("spec.jobTemplate", spec.get("jobTemplate"))}
+    found = []
+    if kind in jobs and level == "restricted":
+        path, job = jobs[kind]
+        job = _map(job)
+        if job.get("submissionMode", "K8sJobMode") == "K8sJobMode" and not isinstance(
+            job.get("submitterPodTemplate"), dict
+        ):
+            found.append(
+                (f"{path}.submitterPodTemplate", "missing: KubeRay's default submitter pod has no security context")
+            )
+    clusters: dict[str, list[tuple[str, Any]]] = {
+        "RayCluster": [("spec", spec)],
+        "RayService": [("spec.rayClusterConfig", spec.get("rayClusterConfig"))],
+        "RayJob": [("spec.rayClusterSpec", spec.get("rayClusterSpec"))],
+        "RayCronJob": [("spec.jobTemplate.rayClusterSpec", _map(spec.get("jobTemplate")).get("rayClusterSpec"))],
+    }
+    for path, cluster in clusters.get(kind, []):
+        cluster = _map(cluster)
+        if cluster.get("enableInTreeAutoscaling") is True and level != "privileged":
+            context = _map(_map(cluster.get("autoscalerOptions")).get("securityContext"))
+            found += [
+                (f"{path}.autoscalerOptions.securityContext.{key}", message)
+                for key, message in container_context_problems(context, level)
+            ]
     return found
 
 
@@ -363,12 +551,11 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 
 def _resources_twice(params: Any, resources: Any) -> bool:
-    params = params if isinstance(params, dict) else {}
+    params = _map(params)
     return bool(resources) and any(params.get(key) for key in ("num-cpus", "num-gpus", "memory", "resources"))
 
 
-
-def _configmap_content_problems(data: dict, source: str, label: str, kube_version: str) -> list[Problem]:
+def _configmap_content_problems(data: dict, source: str, label: str, checks: Checks) -> list[Problem]:
     """Sweep specs and manifests carried in a ConfigMap are checked like files of their own."""
     problems = []
     for key, text in data.items():
@@ -376,9 +563,12 @@ def _configmap_content_problems(data: dict, source: str, label: str, kube_versio
             continue
         if key == SPEC_KEY:
             try:
-                parse_spec(text, f"data.{key}")
+                spec = parse_spec(text, f"data.{key}")
             except SessrecError as exc:
                 problems.append(Problem(source, label, f"data.{key}", str(exc)))
+            else:
+                if warning := order_warning(spec):
+                    problems.append(Problem(source, label, f"data.{key}", warning, "warning"))
         elif key.endswith((".yaml", ".yml")):
             try:
                 documents = [doc for doc in yaml_text.load_all(text) if doc is not None]
@@ -386,5 +576,5 @@ def _configmap_content_problems(data: dict, source: str, label: str, kube_versio
                 continue  # YAML configuration of some other program, not ours to judge
             if documents and all(isinstance(doc, dict) and "apiVersion" in doc and "kind" in doc for doc in documents):
                 for index, doc in enumerate(documents):
-                    problems += validate_object(doc, f"{source} ({label} data.{key})", kube_version, index)
+                    problems += validate_object(doc, f"{source} ({label} data.{key})", checks, index)
     return problems

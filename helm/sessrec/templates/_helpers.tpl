@@ -79,13 +79,16 @@ capabilities:
     - ALL
 {{- end }}
 
-{{/* S3 settings from the chart's ConfigMap, credentials from s3.existingSecret. */}}
+{{/* S3 settings from the chart's ConfigMap, credentials from s3.existingSecret, then the extra envFrom. */}}
 {{- define "sessrec.envFrom" -}}
 - configMapRef:
     name: {{ include "sessrec.fullname" . }}-s3
 {{- with .Values.s3.existingSecret }}
 - secretRef:
     name: {{ . }}
+{{- end }}
+{{- with .Values.envFrom }}
+{{ toYaml . }}
 {{- end }}
 {{- end }}
 
@@ -100,9 +103,19 @@ metadata:
   labels:
     {{- include "sessrec.selectorLabels" $root | nindent 4 }}
     app.kubernetes.io/component: {{ .component }}
+    {{- with $root.Values.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $root.Values.podAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 spec:
   {{- with $root.Values.serviceAccountName }}
   serviceAccountName: {{ . }}
+  {{- end }}
+  {{- with $root.Values.priorityClassName }}
+  priorityClassName: {{ . }}
   {{- end }}
   {{- if not .apiAccess }}
   automountServiceAccountToken: false
@@ -117,6 +130,10 @@ spec:
     - name: {{ .component }}
       image: {{ include "sessrec.image" $root }}
       imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      {{- with $root.Values.env }}
+      env:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
       envFrom:
         {{- include "sessrec.envFrom" $root | nindent 8 }}
       resources:
@@ -127,11 +144,17 @@ spec:
         # Ray's object store lives in /dev/shm, which is 64 MiB in a container by default.
         - name: dshm
           mountPath: /dev/shm
+        {{- with $root.Values.volumeMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
   volumes:
     - name: dshm
       emptyDir:
         medium: Memory
-        sizeLimit: {{ .group.shmSize }}
+        sizeLimit: {{ .group.shmSize | default $root.Values.worker.shmSize }}
+    {{- with $root.Values.volumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   {{- with .group.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
@@ -161,19 +184,40 @@ autoscalerOptions:
 authOptions:
   mode: token
 headGroupSpec:
+  {{- with .Values.head.serviceType }}
+  serviceType: {{ . }}
+  {{- end }}
+  {{- with .Values.head.serviceAnnotations }}
+  headService:
+    metadata:
+      annotations:
+        {{- toYaml . | nindent 8 }}
+  {{- end }}
   # No trials on the head: it runs GCS, the dashboard and the Tune driver.
   rayStartParams:
-    num-cpus: "0"
+    {{- mustMergeOverwrite (dict "num-cpus" "0") (deepCopy (.Values.head.rayStartParams | default dict)) | toYaml | nindent 4 }}
   template:
     {{- include "sessrec.rayPod" (dict "root" . "group" .Values.head "component" "ray-head" "apiAccess" true) | nindent 4 }}
 workerGroupSpecs:
-  - groupName: {{ .Values.worker.groupName }}
-    replicas: {{ .Values.worker.minReplicas | int }}
-    minReplicas: {{ .Values.worker.minReplicas | int }}
-    maxReplicas: {{ .Values.worker.maxReplicas | int }}
-    rayStartParams: {}
-    template:
-      {{- include "sessrec.rayPod" (dict "root" . "group" .Values.worker "component" "ray-worker" "apiAccess" false) | nindent 6 }}
+  {{- include "sessrec.workerGroup" (dict "root" . "name" .Values.worker.groupName "group" .Values.worker) | nindent 2 }}
+  {{- range $name, $group := .Values.additionalWorkerGroups }}
+  {{- include "sessrec.workerGroup" (dict "root" $ "name" $name "group" $group) | nindent 2 }}
+  {{- end }}
+{{- end }}
+
+{{/* One worker group. Arguments: root, name, group (.Values.worker or an additionalWorkerGroups entry). */}}
+{{- define "sessrec.workerGroup" -}}
+- groupName: {{ .name }}
+  replicas: {{ .group.minReplicas | int }}
+  minReplicas: {{ .group.minReplicas | int }}
+  maxReplicas: {{ .group.maxReplicas | int }}
+  rayStartParams:
+    {{- with .group.rayStartParams }}
+    {{- toYaml . | nindent 4 }}
+    {{- else }} {}
+    {{- end }}
+  template:
+    {{- include "sessrec.rayPod" (dict "root" .root "group" .group "component" "ray-worker" "apiAccess" false) | nindent 4 }}
 {{- end }}
 
 {{/*
@@ -231,7 +275,8 @@ clusterSelector:
 {{- else }}
 shutdownAfterJobFinishes: {{ $root.Values.job.shutdownAfterJobFinishes }}
 ttlSecondsAfterFinished: {{ $root.Values.job.ttlSecondsAfterFinished | int }}
-backoffLimit: {{ $root.Values.job.backoffLimit | int }}
+{{- /* null means 1: a value set with target "cluster" fails in checks, which needs to tell it apart. */}}
+backoffLimit: {{ ternary 1 $root.Values.job.backoffLimit (kindIs "invalid" $root.Values.job.backoffLimit) | int }}
 rayClusterSpec:
   {{- include "sessrec.rayClusterSpec" $root | nindent 2 }}
 {{- end }}
@@ -286,6 +331,27 @@ values path (for the message) and its resources.
 {{- if not (or .Values.cluster.enabled .Values.oneOff.enabled .Values.schedule.enabled) }}
 {{- fail "nothing to deploy: enable at least one of cluster, oneOff and schedule" }}
 {{- end }}
+{{- if and .Values.sweep (hasKey (.Values.sweep.split | default dict) "false") }}
+{{- fail "sweep.split.n: quote the key (\"n\"): Helm reads YAML 1.1, where a bare n is the boolean false" }}
+{{- end }}
+{{- if and .Values.sweep (not (or .Values.oneOff.enabled .Values.schedule.enabled)) }}
+{{- fail "sweep: a spec is given but nothing runs it: set oneOff.enabled: true (one RayJob) or schedule.enabled: true" }}
+{{- end }}
+{{- if not (regexMatch (.Files.Get "files/cron-pattern.txt" | trim) .Values.schedule.cron) }}
+{{- fail (printf "schedule.cron %q: not a schedule KubeRay and Kubernetes accept: 5 fields (minute 0-59, hour 0-23, day of month 1-31, month 1-12 or JAN-DEC, day of week 0-6 or SUN-SAT; each *, ?, a value, a range a-b, a list and /step) or @hourly, @daily, @weekly, @monthly, @yearly, @every DURATION" .Values.schedule.cron) }}
+{{- end }}
+{{- if and (eq .Values.job.target "cluster") (not (kindIs "invalid" .Values.job.backoffLimit)) (gt (int .Values.job.backoffLimit) 0) }}
+{{- fail (printf "job.backoffLimit (%v): retries are for job.target \"ephemeral\" only; KubeRay refuses them on a shared cluster: remove it" .Values.job.backoffLimit) }}
+{{- end }}
+{{- range $name, $group := .Values.additionalWorkerGroups }}
+{{- if eq $name $.Values.worker.groupName }}
+{{- fail (printf "additionalWorkerGroups.%s: worker.groupName is %q already; choose another group name" $name $name) }}
+{{- end }}
+{{- include "sessrec.checkRequestsWithinLimits" (list (printf "additionalWorkerGroups.%s.resources" $name) $group.resources) }}
+{{- if gt (int $group.minReplicas) (int $group.maxReplicas) }}
+{{- fail (printf "additionalWorkerGroups.%s.minReplicas (%d) must not exceed its maxReplicas (%d)" $name (int $group.minReplicas) (int $group.maxReplicas)) }}
+{{- end }}
+{{- end }}
 {{- range $path, $resources := dict "head.resources" .Values.head.resources "worker.resources" .Values.worker.resources "autoscaler.resources" .Values.autoscaler.resources "job.submitter.resources" .Values.job.submitter.resources "schedule.kubectl.resources" .Values.schedule.kubectl.resources }}
 {{- include "sessrec.checkRequestsWithinLimits" (list $path $resources) }}
 {{- end }}
@@ -318,6 +384,7 @@ KubeRay sets from their CPU limit, rounded up: a trial that needs more could nev
 {{- if gt $perTrial $workerCpus }}
 {{- fail (printf "sweep.resources.cpus_per_trial (%v) is more than a worker's %v CPUs (worker.resources.limits.cpu): no trial could start" $perTrial $workerCpus) }}
 {{- end }}
+{{- include "sessrec.checkGridOrder" (list .Values.sweep (int $workerCpus) (int .Values.worker.maxReplicas)) }}
 {{- end }}
 {{- end }}
 {{- if .Values.cluster.enabled }}
@@ -333,5 +400,42 @@ KubeRay sets from their CPU limit, rounded up: a trial that needs more could nev
 {{- include "sessrec.checkNameLength" (list "CronJob" $fullname 52) }}
 {{- /* Its RayJobs are named <fullname>-<5 random characters>. */}}
 {{- include "sessrec.checkNameLength" (list "RayJob" (printf "%s-xxxxx" $fullname) 47) }}
+{{- end }}
+{{- end }}
+
+{{/*
+`sessrec tune run`'s warning for an ordered ASHA grid (SweepSpec.order_warning in sessrec/spec.py),
+as a failure: ASHA over a grid walked in order, with more trials than run at once on this chart's
+workers at their largest, judges the first trials against the grid's first corner only.
+Arguments: list sweep workerCpus maxWorkers. The grid size follows sessrec's domains: a list has
+its length, range [start, stop, step] ceil((stop - start) / step) points, linspace its count.
+tests/test_k8s_chart.py compares the verdict and message with the Python rule.
+*/}}
+{{- define "sessrec.checkGridOrder" -}}
+{{- $sweep := index . 0 }}{{ $workerCpus := index . 1 }}{{ $maxWorkers := index . 2 }}
+{{- $search := $sweep.search | default dict }}
+{{- $scheduler := $sweep.scheduler | default dict }}
+{{- if and (eq ($scheduler.type | default "asha") "asha") (eq ($search.method | default "grid") "grid") (not $search.shuffle) }}
+{{- $points := 1 }}
+{{- range $name, $domain := ($sweep.space | default dict) }}
+{{- if kindIs "slice" $domain }}
+{{- $points = mul $points (len $domain) }}
+{{- else if and (kindIs "map" $domain) (hasKey $domain "linspace") }}
+{{- $points = mul $points (int (index $domain.linspace 2)) }}
+{{- else if and (kindIs "map" $domain) (hasKey $domain "range") }}
+{{- $args := $domain.range }}
+{{- $step := ternary (index $args 2) 1 (eq (len $args) 3) }}
+{{- $count := int (ceil (divf (subf (index $args 1) (index $args 0)) $step)) }}
+{{- $points = mul $points (max $count 0) }}
+{{- end }}
+{{- end }}
+{{- $trials := mul $points (int ($search.num_samples | default 1)) }}
+{{- $perTrial := int (dig "resources" "cpus_per_trial" 1 $sweep) }}
+{{- $parallel := max 1 (div (mul $maxWorkers $workerCpus) $perTrial) }}
+{{- $cap := int (dig "resources" "max_concurrent_trials" 0 $sweep) }}
+{{- if gt $cap 0 }}{{ $parallel = max 1 (min $parallel $cap) }}{{ end }}
+{{- if gt $trials $parallel }}
+{{- fail (printf "sweep.search.shuffle: ASHA will judge the first trials of this %d-point grid against its first corner only (%d run at once, in grid order); set search.shuffle: true to run it in a seeded random order" $trials $parallel) }}
+{{- end }}
 {{- end }}
 {{- end }}
