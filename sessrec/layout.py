@@ -8,6 +8,8 @@
     <root>/models/<name>/config.json            word2vec config, dataset, split seed and N
     <root>/models/<name>/curve.json             validation metrics after every epoch
     <root>/models/<name>/metrics.json           final validation and test metrics
+    <root>/models/<name>/recommender.npz        a fitted session recommender's arrays (sessrec fit; no pickle)
+    <root>/models/<name>/recommender.json       its parameters, catalogue size, dataset, split, metrics
     <root>/sweeps/<id>/spec.yaml                the sweep spec as run
     <root>/sweeps/<id>/manifest.json            dataset sha256, split, versions, times, trial counts
     <root>/sweeps/<id>/tune/run-<n>/            Ray Tune's experiment folder of the sweep's n-th run
@@ -19,8 +21,8 @@
     <root>/sweeps/<id>/best/embeddings.parquet  its embeddings
     <root>/sweeps/<id>/report/                  PNG plots and index.html
 
-What marks an output whole is written last (a dataset's manifest, a model's metrics.json), so a
-folder without it is incomplete.
+What marks an output whole is written last (a dataset's manifest, a model's metrics.json or
+recommender.json), so a folder without it is incomplete. A model folder holds one kind of model.
 Resume reads only the checkpoints' ``trial.json`` and ``state.npz`` (JSON and arrays), never
 Tune's own pickled state.
 Names and sweep ids are DNS-1035 slugs: they become Kubernetes names and are never paths.
@@ -42,6 +44,10 @@ EMBEDDINGS_FILE, EMBEDDINGS_TEXT_FILE = "embeddings.parquet", "embeddings.txt"
 CONFIG_FILE, CURVE_FILE, METRICS_FILE = "config.json", "curve.json", "metrics.json"
 SPEC_FILE, TRIALS_FILE, TUNE_DIR, BEST_DIR, REPORT_DIR = "spec.yaml", "trials.parquet", "tune", "best", "report"
 STATE_FILE, TRIAL_FILE = "state.npz", "trial.json"
+RECOMMENDER_ARRAYS_FILE, RECOMMENDER_FILE = "recommender.npz", "recommender.json"
+#: The files of each kind of stored model; the last of each marks it complete.
+WORD2VEC_MODEL_FILES = (EMBEDDINGS_FILE, EMBEDDINGS_TEXT_FILE, CONFIG_FILE, CURVE_FILE, METRICS_FILE)
+RECOMMENDER_MODEL_FILES = (RECOMMENDER_ARRAYS_FILE, RECOMMENDER_FILE)
 
 
 def run_name(number: int) -> str:

@@ -9,10 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from sessrec import __version__, formats, layout, outputs, storage
+from sessrec import __version__, formats, layout, outputs, recommenders_store, storage
 from sessrec.core import baselines
 from sessrec.core.embeddings import Embeddings, word2vec_text_problem
 from sessrec.core.metrics import evaluate
+from sessrec.core.recommenders import Component, Hybrid, SessionScorer, catalogue
+from sessrec.core.recommenders import build as build_recommender
+from sessrec.core.recommenders import check_params as check_recommender_params
+from sessrec.core.recommenders.hybrid import params_components
+from sessrec.core.recommenders.registry import WORD2VEC_MODELS
+from sessrec.core.recommenders.word2vec_session import OWN_PARAMS as W2V_SESSION_PARAMS
+from sessrec.core.session_metrics import EXCLUDES, evaluate_sessions, session_pairs
+from sessrec.core.session_metrics import recommend as recommend_for_sessions
 from sessrec.core.sessions import Sessions, filter_min_length, sessions_from_transactions
 from sessrec.core.split import Split, next_item_split
 from sessrec.core.synth import synth_sessions
@@ -144,19 +152,55 @@ def split_dataset(dataset: Dataset, seed: int, n: int) -> Split:
     return next_item_split(dataset.sessions, n, seed)
 
 
-def baseline(ref: str, root: str, method: str, seed: int, n: int, k: int) -> dict[str, Any]:
-    if method not in baselines.METHODS:
-        raise SessrecError(f"unknown baseline {method!r}; choose one of {', '.join(baselines.METHODS)}")
+#: Session-mode baselines: name -> (recommender, parameters), settings from the protocol's
+#: measurements (SR over the last 3 items, decay 0.3; multi-step transitions; log-count repeat).
+SESSION_BASELINES: dict[str, tuple[str, dict[str, Any]]] = {
+    "sr": ("sr", {"steps": 20, "weighting": "gap", "last_n": 3, "decay": 0.3}),
+    "session-transitions": ("transitions", {"last_n": 3, "decay": 0.5}),
+    "repeat": ("repeat", {"transform": "log"}),
+}
+#: Every baseline: the item-mode ones (the seed-comparable figures) first.
+BASELINE_METHODS = (*baselines.METHODS, *SESSION_BASELINES)
+
+
+def baseline_mode(method: str) -> str:
+    return "item" if method in baselines.METHODS else "session"
+
+
+def baseline(ref: str, root: str, method: str, seed: int, n: int, k: int, exclude: str = "query") -> dict[str, Any]:
+    """One baseline's validation and test metrics. Item-mode baselines score the query alone and
+    exclude only it (``exclude`` applies to the session-mode ones); every figure names both."""
+    if method not in BASELINE_METHODS:
+        raise SessrecError(f"unknown baseline {method!r}; choose one of {', '.join(BASELINE_METHODS)}")
+    if exclude not in EXCLUDES:
+        raise SessrecError(f"exclude must be one of {', '.join(EXCLUDES)}, got {exclude!r}")
     dataset = load_dataset(ref, root)
+    if method in SESSION_BASELINES:
+        name, params = SESSION_BASELINES[method]
+        test, validation = session_pairs(dataset.sessions, n, seed)
+        model = build_recommender(name, params).fit(dataset.sessions.drop_last())
+        return {
+            "method": method,
+            "mode": "session",
+            "exclude": exclude,
+            "params": model.params(),
+            "dataset": dataset.uri,
+            "dataset_sha256": dataset.sha256,
+            "split": {"seed": seed, "n": n},
+            "validation": evaluate_sessions(model, validation.sessions, validation.targets, k, "session", exclude),
+            "test": evaluate_sessions(model, test.sessions, test.targets, k, "session", exclude),
+        }
     split = split_dataset(dataset, seed, n)
     scorer = baselines.build(method, split.train)
+    named = {"mode": "item", "exclude": "query"}
     return {
         "method": method,
+        **named,
         "dataset": dataset.uri,
         "dataset_sha256": dataset.sha256,
         "split": {"seed": seed, "n": n},
-        "validation": evaluate(scorer, split.validation.queries, split.validation.targets, k),
-        "test": evaluate(scorer, split.test.queries, split.test.targets, k),
+        "validation": {**evaluate(scorer, split.validation.queries, split.validation.targets, k), **named},
+        "test": {**evaluate(scorer, split.test.queries, split.test.targets, k), **named},
     }
 
 
@@ -176,7 +220,7 @@ def train(
     Every output is made before the first is written, so a failure writes nothing."""
     folder = layout.model_dir(root, name)
     metrics_uri = storage.join(folder, layout.METRICS_FILE)
-    if not overwrite and storage.exists(metrics_uri):
+    if not overwrite and recommenders_store.existing_model(root, name):
         raise SessrecError(f"model {name!r} already exists in {root}; pass --overwrite to replace it")
     dataset = load_dataset(ref, root)
     split = split_dataset(dataset, seed, n)
@@ -210,6 +254,8 @@ def train(
     }
     # Without --export, an export of the model this one replaces goes: it would not match.
     files[layout.EMBEDDINGS_TEXT_FILE] = embeddings.to_word2vec_text().encode("utf-8") if export_word2vec else None
+    # A session recommender this model replaces goes, its description (what marks it) first.
+    files = {layout.RECOMMENDER_FILE: None, layout.RECOMMENDER_ARRAYS_FILE: None, **files}
     files = {storage.join(folder, name): content for name, content in files.items()}
     files[metrics_uri] = formats.to_json(result)  # last: marks the model complete
     outputs.write_all(files)
@@ -234,3 +280,233 @@ def load_embeddings(ref: str, root: str) -> Embeddings:
         except SessrecError as exc:  # the parser does not know the file's name
             raise SessrecError(f"{ref}: {exc}") from None
     return formats.embeddings_from_parquet(data, ref)
+
+
+# -- stored session recommenders (sessrec fit, sessrec recommend --model) ----------------------
+
+
+@dataclass(frozen=True)
+class StoredEmbeddings:
+    """A word2vec model's embeddings for the w2v parts of a recommender, with their provenance."""
+
+    embeddings: Embeddings
+    config: dict[str, Any]
+    source: dict[str, Any]
+
+
+def _w2v_params(what: str, model: str, params: dict[str, Any], config: dict[str, Any] | None) -> dict[str, Any]:
+    """A word2vec recommender's parameters: its scoring ones as given, its training ones from the
+    stored model's ``config`` (a recommender never trains word2vec itself; None: none was given)."""
+    allowed = set(W2V_SESSION_PARAMS) if model == "w2v_session" else set()
+    extra = sorted(set(params) - allowed)
+    if extra:
+        settable = f"only {', '.join(sorted(allowed))} can be set" if allowed else "it takes no parameters"
+        raise SessrecError(
+            f"{what}: {', '.join(extra)} come(s) from the word2vec model given by --embeddings; {settable}"
+        )
+    if config is None:
+        raise SessrecError(f"{what} needs --embeddings NAME: the embeddings of a word2vec model ('sessrec train')")
+    return {**config, **params}
+
+
+def check_fit_params(model: str, params: dict[str, Any], config: dict[str, Any] | None) -> dict[str, Any]:
+    """The parameters checked (one-line errors), defaults filled in, word2vec ones from ``config``."""
+    if model == "hybrid":
+        components = []
+        for i, component in enumerate(params_components(params)):
+            component = dict(component)
+            sub = component.get("model")
+            if sub in WORD2VEC_MODELS:
+                own = {k: v for k, v in component.items() if k not in ("model", "weight", "normalise")}
+                rest = {k: v for k, v in component.items() if k in ("model", "weight", "normalise")}
+                component = {**rest, **_w2v_params(f"hybrid component {i} ({sub})", sub, own, config)}
+            components.append(component)
+        return check_recommender_params("hybrid", {**params, "components": components})
+    if model in WORD2VEC_MODELS:
+        return check_recommender_params(model, _w2v_params(f"recommender {model}", model, params, config))
+    return check_recommender_params(model, params)
+
+
+def uses_embeddings(model: str, checked: dict[str, Any]) -> bool:
+    if model == "hybrid":
+        return any(c["model"] in WORD2VEC_MODELS for c in checked["components"])
+    return model in WORD2VEC_MODELS
+
+
+def _fitted(model: str, checked: dict[str, Any], train: Sessions, stored: StoredEmbeddings | None) -> SessionScorer:
+    """Fit on ``train``; a word2vec part takes the stored embeddings over the training catalogue."""
+    if model == "hybrid":
+        components = []
+        for c in checked["components"]:
+            inner = {k: v for k, v in c.items() if k not in ("model", "weight", "normalise")}
+            components.append(Component(_fitted(c["model"], inner, train, stored), c["weight"], c["normalise"]))
+        return Hybrid(components)
+    scorer = build_recommender(model, checked)
+    if model in WORD2VEC_MODELS:
+        assert stored is not None
+        return scorer.use_embeddings(stored.embeddings, catalogue(train))
+    return scorer.fit(train)
+
+
+def stored_embeddings(ref: str, root: str, dataset: Dataset, seed: int, n: int) -> StoredEmbeddings:
+    """A word2vec model's embeddings by name (checked to come from the same dataset and split: a
+    model trained on another split has seen this one's test items) or by URI (not checked)."""
+    embeddings = load_embeddings(ref, root)
+    if layout.is_file_ref(ref):
+        return StoredEmbeddings(embeddings, {}, {"uri": ref, "same_split_checked": False})
+    folder = layout.model_dir(root, ref)
+    metrics_uri = storage.join(folder, layout.METRICS_FILE)
+    metrics = formats.from_json(storage.read_bytes(metrics_uri), metrics_uri)
+    split = {"seed": seed, "n": n}
+    same = isinstance(metrics, dict) and metrics.get("dataset_sha256") == dataset.sha256
+    if not same or metrics.get("split") != split:
+        theirs = metrics.get("split") if isinstance(metrics, dict) else None
+        raise SessrecError(
+            f"word2vec model {ref!r} was trained on another dataset or split ({theirs}, not {split} of this "
+            "dataset): its embeddings may have seen this split's test items; train one with the same --seed and --n"
+        )
+    config = metrics.get("config") if isinstance(metrics.get("config"), dict) else {}
+    return StoredEmbeddings(embeddings, config, {"model": ref, "same_split_checked": True})
+
+
+def fit_recommender(
+    ref: str,
+    root: str,
+    name: str,
+    model: str,
+    params: dict[str, Any],
+    seed: int,
+    n: int,
+    k: int,
+    exclude: str = "query",
+    embeddings: str | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Fit a session recommender on the protocol's training split, evaluate it on validation and
+    test in session mode, and store it (``recommenders_store``): every output is made before the
+    first is written, the description that marks it complete last."""
+    layout.check_name(name, "model name")
+    if exclude not in EXCLUDES:
+        raise SessrecError(f"exclude must be one of {', '.join(EXCLUDES)}, got {exclude!r}")
+    if not overwrite and recommenders_store.existing_model(root, name):
+        raise SessrecError(f"model {name!r} already exists in {root}; pass --overwrite to replace it")
+    # The parameters are checked before anything is read (word2vec's own once its model is).
+    checked = check_fit_params(model, params, {} if embeddings is not None else None)
+    if embeddings is not None and not uses_embeddings(model, checked):
+        raise SessrecError(f"--embeddings is for word2vec recommenders (w2v_session, or one in a hybrid), not {model}")
+    dataset = load_dataset(ref, root)
+    test, validation = session_pairs(dataset.sessions, n, seed)
+    stored = stored_embeddings(embeddings, root, dataset, seed, n) if embeddings is not None else None
+    if stored is not None:
+        checked = check_fit_params(model, params, stored.config)
+    started = time.perf_counter()
+    scorer = _fitted(model, checked, dataset.sessions.drop_last(), stored)
+    fit_seconds = round(time.perf_counter() - started, 3)
+    meta: dict[str, Any] = {
+        "name": name,
+        "model": model,
+        "dataset": dataset.uri,
+        "dataset_sha256": dataset.sha256,
+        "split": {"seed": seed, "n": n},
+        "embeddings": None if stored is None else stored.source,
+        "validation": evaluate_sessions(scorer, validation.sessions, validation.targets, k, "session", exclude),
+        "test": evaluate_sessions(scorer, test.sessions, test.targets, k, "session", exclude),
+        "fit_seconds": fit_seconds,
+        "created": now(),
+        "sessrec_version": __version__,
+    }
+    outputs.write_all(recommenders_store.files_to_write(root, name, scorer, meta))
+    return meta
+
+
+def session_scorer(
+    root: str, model: str | None, embeddings: str | None, params: dict[str, Any]
+) -> tuple[SessionScorer, str]:
+    """The recommender ``sessrec recommend`` scores with, and its name: a stored recommender, or a
+    word2vec model's embeddings as ``w2v_session`` (``params``: last_n, decay)."""
+    if (model is None) == (embeddings is None):
+        raise SessrecError("name the model: --model NAME (a stored recommender) or --embeddings NAME (word2vec)")
+    if model is not None:
+        if params:
+            raise SessrecError(
+                "--param is for --embeddings; a stored recommender keeps the parameters it was fitted with"
+            )
+        scorer, _ = recommenders_store.load(root, model)
+        return scorer, model
+    assert embeddings is not None
+    vectors = load_embeddings(embeddings, root)
+    checked = check_recommender_params("w2v_session", _w2v_params("w2v_session", "w2v_session", params, {}))
+    return build_recommender("w2v_session", checked).use_embeddings(vectors, vectors.keys), embeddings
+
+
+def _unknown_text(unknown: list[str], limit: int = 10) -> str:
+    shown = ", ".join(map(repr, unknown[:limit]))
+    return shown + (f" and {len(unknown) - limit} more" if len(unknown) > limit else "")
+
+
+def recommend_session(
+    scorer: SessionScorer, items: list[str], k: int, exclude: str = "query", mode: str = "session"
+) -> dict[str, Any]:
+    """Top-K for one session (mode "session") or for each item as a query (mode "item"); unknown
+    items are left out and named, all of them unknown is a one-line error."""
+    if not items:
+        raise SessrecError("the session is empty; give at least one item")
+    unknown = list(dict.fromkeys(item for item in items if item not in scorer.index))
+    known = [item for item in items if item in scorer.index]
+    if not known:
+        raise SessrecError(f"no item is known to the model: {_unknown_text(unknown)}")
+    if mode == "item" and not scorer.item_mode:
+        raise SessrecError(
+            f"recommender {scorer.name} scores whole sessions and has no item mode; "
+            "pass --session to recommend from the items as one session"
+        )
+    if mode == "item":
+        queries = list(dict.fromkeys(known))
+        recs = recommend_for_sessions(scorer, [[q] for q in queries], k, "item", "query")
+        rows: Any = {q: [{"item": i, "score": s} for i, s in r] for q, r in zip(queries, recs.items, strict=True)}
+        exclude = "query"
+    else:
+        recs = recommend_for_sessions(scorer, [items], k, "session", exclude)
+        rows = [{"item": i, "score": s} for i, s in recs.items[0]]
+    return {"mode": mode, "exclude": exclude, "k": k, "session" if mode == "session" else "queries": items,
+            "unknown": unknown, "recommendations": rows}
+
+
+def recommend_file(
+    scorer: SessionScorer,
+    sessions_uri: str,
+    to: str,
+    k: int,
+    exclude: str = "query",
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Top-K for every session of a JSONL file (one JSON array of items per line), written to ``to``
+    (.jsonl or .parquet): one row per session with its input line number, the recommended items,
+    their scores and the session's unknown items. A session with no known item gets no items."""
+    fmt = recommenders_store.output_format(to)
+    if exclude not in EXCLUDES:
+        raise SessrecError(f"exclude must be one of {', '.join(EXCLUDES)}, got {exclude!r}")
+    if not overwrite and storage.exists(to):
+        raise SessrecError(f"{to} already exists; pass --overwrite to replace it")
+    numbers, sessions = recommenders_store.sessions_from_jsonl(storage.read_bytes(sessions_uri), sessions_uri)
+    unknown = [list(dict.fromkeys(item for item in s if item not in scorer.index)) for s in sessions]
+    scorable = [i for i, s in enumerate(sessions) if len(unknown[i]) < len(set(s))]
+    recs = recommend_for_sessions(scorer, [sessions[i] for i in scorable], k, "session", exclude) if scorable else None
+    rows = [{"line": number, "items": [], "scores": [], "unknown": unknown[i]} for i, number in enumerate(numbers)]
+    for position, i in enumerate(scorable):
+        assert recs is not None
+        rows[i]["items"] = [item for item, _ in recs.items[position]]
+        rows[i]["scores"] = [score for _, score in recs.items[position]]
+    outputs.write_all({to: recommenders_store.rows_to_bytes(rows, fmt)})
+    all_unknown = list(dict.fromkeys(item for u in unknown for item in u))
+    return {
+        "to": to,
+        "format": fmt,
+        "mode": "session",
+        "exclude": exclude,
+        "k": k,
+        "sessions": len(sessions),
+        "sessions_with_unknown_items": sum(1 for u in unknown if u),
+        "lines_without_known_items": [numbers[i] for i, u in enumerate(unknown) if len(u) == len(set(sessions[i]))],
+        "unknown": all_unknown,
+    }

@@ -36,6 +36,7 @@ def _register() -> None:
     app.add_typer(data.app, name="data")
     app.command()(model.baseline)
     app.command()(model.train)
+    app.command()(model.fit)
     app.command()(model.recommend)
     app.add_typer(tune.app, name="tune")
     app.add_typer(results.app, name="results")
