@@ -117,6 +117,31 @@ def load(root: str, name: str) -> tuple[SessionScorer, dict[str, Any]]:
     missing, another kind of model, corrupt, or not arrays-only."""
     meta = load_meta(root, name)
     arrays_uri, _ = model_files(root, name)
+    return from_stored(name, meta, arrays_uri)
+
+
+def load_folder(folder: str, what: str) -> tuple[SessionScorer, dict[str, Any], bytes]:
+    """The recommender in ``folder`` (a model's, a sweep's best, any URI), its description and the
+    description's exact bytes (what marks this version: ``sessrec serve`` watches it for changes)."""
+    json_uri = storage.join(folder, layout.RECOMMENDER_FILE)
+    description = storage.read_bytes(json_uri)
+    meta = formats.from_json(description, json_uri)
+    if (
+        not isinstance(meta, dict)
+        or meta.get("kind") != KIND
+        or not isinstance(meta.get("params"), dict)
+        or not isinstance(meta.get("n_items"), int)
+        or not isinstance(meta.get("arrays_sha256"), str)
+    ):
+        raise SessrecError(
+            f"{json_uri} is not a stored recommender's description (kind, params, n_items, arrays_sha256)"
+        )
+    model, meta = from_stored(what, meta, storage.join(folder, layout.RECOMMENDER_ARRAYS_FILE))
+    return model, meta, description
+
+
+def from_stored(name: str, meta: dict[str, Any], arrays_uri: str) -> tuple[SessionScorer, dict[str, Any]]:
+    """The recommender ``meta`` describes, from its arrays at ``arrays_uri``, checked against the sha256."""
     try:
         data = storage.read_bytes(arrays_uri)
     except NotFoundError:

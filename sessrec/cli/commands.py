@@ -44,6 +44,9 @@ def _register() -> None:
     app.add_typer(k8s.app, name="k8s")
     app.add_typer(submit.app, name="submit")
     app.add_typer(jobs.app, name="jobs")
+    from sessrec.cli import serve as serve_cli
+
+    app.command()(serve_cli.serve)
 
 
 _register()

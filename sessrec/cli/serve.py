@@ -1,0 +1,41 @@
+"""`sessrec serve`: a stored recommender over HTTP (Ray Serve on an embedded Ray); see sessrec.serving."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from sessrec.cli.common import settings
+
+
+def serve(
+    ctx: typer.Context,
+    model: Annotated[
+        str, typer.Argument(help="A model name in storage, a sweep id (its best model) or a model folder URI.")
+    ],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="HTTP port (outside Ray's 10002-19999).")] = 8000,
+    replicas: Annotated[
+        int, typer.Option(min=1, max=64, help="Serve replicas, each with its own copy of the model.")
+    ] = 1,
+    reload_interval: Annotated[
+        float, typer.Option(min=0, help="Seconds between checks for a new version of the model in storage (0: never).")
+    ] = 2.0,
+) -> None:
+    """Serve a recommender over HTTP: POST /recommend, POST /recommend/batch, GET /healthz, GET /model.
+    A new version stored under the same name is loaded and swapped in without dropping a request.
+    Ctrl-C stops the server."""
+    from sessrec import serving  # Ray is imported only once serving starts
+
+    root = settings(ctx).storage
+
+    def ready() -> None:
+        print(
+            f"serving {model} on http://{host}:{port} (POST /recommend, /recommend/batch; GET /healthz, /model)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    serving.serve_forever(model, root, host, port, replicas, reload_interval, on_ready=ready)
