@@ -53,11 +53,21 @@ LAUNCHER = (
 
 def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MB) of the process, and its stdout."""
-    with tempfile.TemporaryDirectory() as scratch, tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        tempfile.TemporaryFile("w+") as stdout,
+        tempfile.TemporaryFile("w+") as stderr,
+    ):
         peak = Path(scratch, "peak_kib")
         started = time.perf_counter()
-        process = subprocess.run([sys.executable, "-c", LAUNCHER, str(peak), *command],
-                                 stdout=stdout, stderr=stderr, text=True, env=env, check=False)
+        process = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, str(peak), *command],
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+            env=env,
+            check=False,
+        )
         wall = time.perf_counter() - started
         if process.returncode:
             stderr.seek(0)
@@ -77,11 +87,15 @@ def write_transactions(root: str, path: Path) -> int:
     session_ids = np.repeat(np.arange(len(sessions)), sessions.lengths)
     position = np.arange(sessions.n_events) - np.repeat(sessions.offsets[:-1], sessions.lengths)
     times = np.datetime64("2026-01-01T00:00:00") + position.astype("timedelta64[m]")
-    table = pa.table({
-        "session": pa.array(session_ids),
-        "item": pa.DictionaryArray.from_arrays(pa.array(sessions.codes), pa.array(sessions.vocab.tolist())).cast(pa.string()),
-        "time": pa.array(np.datetime_as_string(times, unit="s")),
-    })
+    table = pa.table(
+        {
+            "session": pa.array(session_ids),
+            "item": pa.DictionaryArray.from_arrays(pa.array(sessions.codes), pa.array(sessions.vocab.tolist())).cast(
+                pa.string()
+            ),
+            "time": pa.array(np.datetime_as_string(times, unit="s")),
+        }
+    )
     pyarrow.csv.write_csv(table, path)
     return sessions.n_events
 
@@ -149,22 +163,80 @@ def measure_size(items: int, fold_onto: int | None = None) -> dict[str, Any]:
     n_sessions = items * SESSIONS_PER_ITEM
     with tempfile.TemporaryDirectory(prefix="sessrec-catalogue-") as root:
         env = {**os.environ, "SESSREC_STORAGE": root}
-        synth_s, synth_mb, _ = run_measured(SESSREC + ["data", "synth", "--name", "synth", "--sessions", str(n_sessions),
-                                                       "--items", str(items), "--clusters", str(items // 20)], env)
+        synth_s, synth_mb, _ = run_measured(
+            SESSREC
+            + [
+                "data",
+                "synth",
+                "--name",
+                "synth",
+                "--sessions",
+                str(n_sessions),
+                "--items",
+                str(items),
+                "--clusters",
+                str(items // 20),
+            ],
+            env,
+        )
         csv = Path(root, "transactions.csv")
         events = write_transactions(root, csv)
-        prepare_s, prepare_mb, out = run_measured(SESSREC + ["data", "prepare", str(csv), "--name", "prepared", "--session-col",
-                                                            "session", "--item-col", "item", "--time-col", "time", "--json"], env)
+        prepare_s, prepare_mb, out = run_measured(
+            SESSREC
+            + [
+                "data",
+                "prepare",
+                str(csv),
+                "--name",
+                "prepared",
+                "--session-col",
+                "session",
+                "--item-col",
+                "item",
+                "--time-col",
+                "time",
+                "--json",
+            ],
+            env,
+        )
         prepared = json.loads(out)
-        train_s, train_mb, out = run_measured([sys.executable, "-m", "benchmarks.catalogue", "--stage", "train", "--root", root])
+        train_s, train_mb, out = run_measured(
+            [sys.executable, "-m", "benchmarks.catalogue", "--stage", "train", "--root", root]
+        )
         fold = {}
         if fold_onto is not None:
-            fold = json.loads(run_measured([sys.executable, "-m", "benchmarks.catalogue", "--stage", "fold", "--root", root,
-                                            "--fold-onto", str(fold_onto)])[2].strip().splitlines()[-1])
-        return {**fold, "items": items, "sessions": n_sessions, "events": events, "csv_mb": csv.stat().st_size / 2**20,
-                "prepared_sessions": prepared["sessions"], "synth_s": synth_s, "synth_peak_mb": synth_mb,
-                "prepare_s": prepare_s, "prepare_peak_mb": prepare_mb, "train_process_s": train_s,
-                "train_peak_mb": train_mb, **json.loads(out.strip().splitlines()[-1])}
+            fold = json.loads(
+                run_measured(
+                    [
+                        sys.executable,
+                        "-m",
+                        "benchmarks.catalogue",
+                        "--stage",
+                        "fold",
+                        "--root",
+                        root,
+                        "--fold-onto",
+                        str(fold_onto),
+                    ]
+                )[2]
+                .strip()
+                .splitlines()[-1]
+            )
+        return {
+            **fold,
+            "items": items,
+            "sessions": n_sessions,
+            "events": events,
+            "csv_mb": csv.stat().st_size / 2**20,
+            "prepared_sessions": prepared["sessions"],
+            "synth_s": synth_s,
+            "synth_peak_mb": synth_mb,
+            "prepare_s": prepare_s,
+            "prepare_peak_mb": prepare_mb,
+            "train_process_s": train_s,
+            "train_peak_mb": train_mb,
+            **json.loads(out.strip().splitlines()[-1]),
+        }
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -175,10 +247,18 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
     items = [r["items"] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, label in (("synth_s", "data synth"), ("prepare_s", "data prepare (CSV)"), ("epoch_s", "one epoch"),
-                       ("evaluation_s", f"evaluation, {QUERIES:,} queries")):
+    for key, label in (
+        ("synth_s", "data synth"),
+        ("prepare_s", "data prepare (CSV)"),
+        ("epoch_s", "one epoch"),
+        ("evaluation_s", f"evaluation, {QUERIES:,} queries"),
+    ):
         left.loglog(items, [r[key] for r in rows], "o-", label=label)
-    for key, label in (("synth_peak_mb", "data synth"), ("prepare_peak_mb", "data prepare"), ("train_peak_mb", "train + evaluate")):
+    for key, label in (
+        ("synth_peak_mb", "data synth"),
+        ("prepare_peak_mb", "data prepare"),
+        ("train_peak_mb", "train + evaluate"),
+    ):
         right.loglog(items, [r[key] for r in rows], "o-", label=label)
     linear = np.array(items) / items[0]
     left.loglog(items, rows[0]["epoch_s"] * linear, "k:", label="linear")
@@ -200,16 +280,27 @@ def markdown(rows: list[dict[str, Any]]) -> list[str]:
         f"negative 5, 1 worker; evaluation of {QUERIES:,} validation queries against every item (blocks of 128 x 8,192 "
         "scores, never an items x items matrix). Each stage is its own process: peak RSS is that stage's.",
         "",
-        "| items | sessions | events | synth | prepare (CSV) | vocabulary | one epoch | evaluation | peak RSS synth / prepare / train |",
+        "| items | sessions | events | synth | prepare (CSV) | vocabulary | one epoch | evaluation "
+        "| peak RSS synth / prepare / train |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        lines.append(f"| {r['items']:,} | {r['sessions']:,} | {r['events']:,} | {r['synth_s']:.1f} s | {r['prepare_s']:.1f} s "
-                     f"({r['csv_mb']:.0f} MB) | {r['vocabulary_s']:.1f} s | {r['epoch_s']:.1f} s | {r['evaluation_s']:.2f} s | "
-                     f"{r['synth_peak_mb']:.0f} / {r['prepare_peak_mb']:.0f} / {r['train_peak_mb']:.0f} MB |")
-    ratios = ", ".join(f"{label} {last[key] / first[key]:.1f}x" for key, label in (
-        ("synth_s", "synth"), ("prepare_s", "prepare"), ("epoch_s", "epoch"), ("evaluation_s", "evaluation"),
-        ("prepare_peak_mb", "prepare memory"), ("train_peak_mb", "train memory")))
+        lines.append(
+            f"| {r['items']:,} | {r['sessions']:,} | {r['events']:,} | {r['synth_s']:.1f} s | {r['prepare_s']:.1f} s "
+            f"({r['csv_mb']:.0f} MB) | {r['vocabulary_s']:.1f} s | {r['epoch_s']:.1f} s | {r['evaluation_s']:.2f} s | "
+            f"{r['synth_peak_mb']:.0f} / {r['prepare_peak_mb']:.0f} / {r['train_peak_mb']:.0f} MB |"
+        )
+    ratios = ", ".join(
+        f"{label} {last[key] / first[key]:.1f}x"
+        for key, label in (
+            ("synth_s", "synth"),
+            ("prepare_s", "prepare"),
+            ("epoch_s", "epoch"),
+            ("evaluation_s", "evaluation"),
+            ("prepare_peak_mb", "prepare memory"),
+            ("train_peak_mb", "train memory"),
+        )
+    )
 
     def per_event(key: str) -> str:
         """An epoch's time per event at each size, and its growth from the first to the last."""
@@ -218,22 +309,34 @@ def markdown(rows: list[dict[str, Any]]) -> list[str]:
 
     def weights(dims: int) -> str:
         return ", ".join(f"{2 * r['items'] * dims * 4 / 2**20:.1f} MB" for r in rows)
-    lines += ["", f"From {first['items']:,} to {last['items']:,} items ({grow:g}x the data): {ratios}.", "",
-              f"An epoch's time per event ({per_event('epoch_s')}) grows with the catalogue: gensim's inner loop reads "
-              f"and writes rows of its two weight matrices ({weights(64)}) at random, and once they outgrow a CPU cache "
-              f"each access waits longer. With 8-dimensional vectors (weights {weights(8)}) it grows less "
-              f"({per_event('epoch_8d_s')}). Everything sessrec does around training (synth, prepare, evaluation) "
-              "grows linearly or less, and memory stays below linear (a fixed share is the interpreter and libraries)."]
+
+    lines += [
+        "",
+        f"From {first['items']:,} to {last['items']:,} items ({grow:g}x the data): {ratios}.",
+        "",
+        f"An epoch's time per event ({per_event('epoch_s')}) grows with the catalogue: gensim's inner loop reads "
+        f"and writes rows of its two weight matrices ({weights(64)}) at random, and once they outgrow a CPU cache "
+        f"each access waits longer. With 8-dimensional vectors (weights {weights(8)}) it grows less "
+        f"({per_event('epoch_8d_s')}). Everything sessrec does around training (synth, prepare, evaluation) "
+        "grows linearly or less, and memory stays below linear (a fixed share is the interpreter and libraries).",
+    ]
     if len(rows) > 1:
         # Folding keeps every event and session and shrinks only the catalogue: the epoch's growth parts into
         # the events' share (the folded epoch against the smallest size's) and the catalogue's (the rest).
         folded_per_event = ", ".join(f"{1e6 * r['epoch_folded_s'] / r['events']:.1f} µs" for r in rows[1:])
-        lines += ["", (f"The training sessions of each larger size folded onto {first['items']:,} items (item code modulo "
-                  f"{first['items']:,}: the same events and sessions over the smallest catalogue) train one epoch in "
-                  f"{folded_per_event} per event, against {1e6 * first['epoch_s'] / first['events']:.1f} µs at "
-                  f"{first['items']:,} items. {grow:g}x the events alone take {last['epoch_folded_s'] / first['epoch_s']:.1f}x "
-                  f"the time; the catalogue's size takes the rest, {last['epoch_s'] / last['epoch_folded_s']:.2f}x on the same "
-                  "events.")]
+        lines += [
+            "",
+            (
+                f"The training sessions of each larger size folded onto {first['items']:,} items (item code modulo "
+                f"{first['items']:,}: the same events and sessions over the smallest catalogue) train one epoch in "
+                f"{folded_per_event} per event, against {1e6 * first['epoch_s'] / first['events']:.1f} µs at "
+                f"{first['items']:,} items. {grow:g}x the events alone take "
+                f"{last['epoch_folded_s'] / first['epoch_s']:.1f}x "
+                "the time; the catalogue's size takes the rest, "
+                f"{last['epoch_s'] / last['epoch_folded_s']:.2f}x on the same "
+                "events."
+            ),
+        ]
     lines += ["", "![time and memory against catalogue size](catalogue.png)"]
     return lines
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import atexit
 import json
-import math
 import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -38,13 +38,6 @@ def scratch_dir(prefix: str) -> str:
     return folder
 
 
-def asha_rungs(grace: int, reduction: float, max_t: int) -> list[int]:
-    """The epochs at which Ray's ASHA (one bracket) judges a trial, as ``_Bracket`` makes them."""
-    count = int(np.log(max_t / grace) / np.log(reduction) + 1)
-    # A milestone may fall between epochs (reduction 2.5); a trial meets it at the next epoch.
-    return [math.ceil(grace * reduction**k) for k in range(count)]
-
-
 def reference_sessions() -> Sessions:
     if not REFERENCE.exists():
         sys.exit(f"the reference sessions are not at {REFERENCE}; this benchmark needs them")
@@ -59,7 +52,11 @@ def data_sessions() -> Sessions:
 
 
 def data_label() -> str:
-    return "the real sessions (4,234 sessions, 3,684 items)" if REFERENCE.exists() else "synthetic sessions (4,000 x 3,600 items)"
+    return (
+        "the real sessions (4,234 sessions, 3,684 items)"
+        if REFERENCE.exists()
+        else "synthetic sessions (4,000 x 3,600 items)"
+    )
 
 
 def best_of(repeats: int, call: Callable[[], Any]) -> tuple[float, Any]:

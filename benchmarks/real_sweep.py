@@ -11,12 +11,14 @@ import argparse
 import time
 
 from benchmarks.common import REFERENCE, mean_std, reference_sessions, scratch_dir, write_report
-from sessrec import pipeline, results, tuning
+from sessrec import pipeline, results
 from sessrec.core import baselines
 from sessrec.core.metrics import evaluate
 from sessrec.core.split import next_item_split
 from sessrec.core.word2vec import Word2VecConfig, embeddings_of, fit
 from sessrec.spec import read_spec
+from sessrec.sweep import cluster, driver
+from sessrec.sweep.request import SweepRequest
 
 SEEDS = (0, 1, 2)
 
@@ -32,18 +34,21 @@ def main() -> None:
     pipeline.save_dataset(sessions, spec.dataset or "retail", root, {"uri": str(REFERENCE)}, overwrite=False)
 
     started = time.perf_counter()
-    manifest = tuning.run_sweep(spec, root, "real", num_cpus=args.cpus)
+    manifest = driver.start(spec, SweepRequest(root, "real", num_cpus=args.cpus))
     sweep_seconds = time.perf_counter() - started
-    tuning.disconnect()
+    cluster.disconnect()
     best = results.best(root, "real")
-    config = {k: v for k, v in best["config"].items()}
+    config = dict(best["config"].items())
 
     rows: dict[str, dict[str, list[float]]] = {}
     for seed in SEEDS:
         split = next_item_split(sessions, spec.split_n, seed)
         model = fit(Word2VecConfig.from_dict({**config, "workers": 2}), split.train.to_lists())
         emb = embeddings_of(model)
-        candidates = {"word2vec, best of the sweep": emb, **{m: baselines.build(m, split.train) for m in baselines.METHODS}}
+        candidates = {
+            "word2vec, best of the sweep": emb,
+            **{m: baselines.build(m, split.train) for m in baselines.METHODS},
+        }
         for name, scorer in candidates.items():
             entry = rows.setdefault(name, {"val_recall": [], "val_mrr": [], "test_recall": [], "test_mrr": []})
             for part, pairs in (("val", split.validation), ("test", split.test)):
@@ -65,10 +70,16 @@ def main() -> None:
         "| --- | --- | --- | --- | --- |",
     ]
     for name, entry in rows.items():
-        lines.append(f"| {name} | {mean_std(entry['val_recall'])} | {mean_std(entry['val_mrr'])} | "
-                     f"{mean_std(entry['test_recall'])} | {mean_std(entry['test_mrr'])} |")
-    write_report(f"real_sweep_{spec.name}", f"A sessrec sweep on the real sessions: {spec.name}", lines,
-                 {"spec": args.spec, "sweep_seconds": sweep_seconds, "manifest": manifest, "best": best, "rows": rows})
+        lines.append(
+            f"| {name} | {mean_std(entry['val_recall'])} | {mean_std(entry['val_mrr'])} | "
+            f"{mean_std(entry['test_recall'])} | {mean_std(entry['test_mrr'])} |"
+        )
+    write_report(
+        f"real_sweep_{spec.name}",
+        f"A sessrec sweep on the real sessions: {spec.name}",
+        lines,
+        {"spec": args.spec, "sweep_seconds": sweep_seconds, "manifest": manifest, "best": best, "rows": rows},
+    )
 
 
 if __name__ == "__main__":

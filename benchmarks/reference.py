@@ -1,6 +1,6 @@
 """Baselines and gensim's defaults on the real reference sessions (evaluation speed: benchmarks.evaluation).
 
-    .venv/bin/python benchmarks/reference.py     # writes benchmarks/out/reference.{md,json}
+.venv/bin/python benchmarks/reference.py     # writes benchmarks/out/reference.{md,json}
 """
 
 from __future__ import annotations
@@ -18,8 +18,12 @@ K = 10
 def main() -> None:
     sessions = reference_sessions()
     data: dict = {"baselines": {}, "word2vec_defaults": {}}
-    lines = ["## Test Recall@10 and MRR@10 (%), split seeds 0, 1, 2, mean ± sample std", "",
-             "| method | test Recall@10 | test MRR@10 |", "| --- | --- | --- |"]
+    lines = [
+        "## Test Recall@10 and MRR@10 (%), split seeds 0, 1, 2, mean ± sample std",
+        "",
+        "| method | test Recall@10 | test MRR@10 |",
+        "| --- | --- | --- |",
+    ]
     for method in baselines.METHODS:
         recalls, mrrs = [], []
         for seed in SEEDS:

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import asha_rungs, data_label, data_sessions, run_module, scratch_dir, write_report
+from benchmarks.common import data_label, data_sessions, run_module, scratch_dir, write_report
+from sessrec.sweep.estimate import asha_rungs
 
 PROJECTED_CPUS = (16, 64)
 CONFIG = {"vector_size": 64, "window": 5, "negative": 5, "alpha": 0.05}
@@ -50,20 +51,25 @@ def tune_results(root: str, sweep_id: str) -> list[list[dict[str, Any]]]:
     from sessrec import layout
 
     folder = Path(layout.sweep_dir(root, sweep_id), layout.TUNE_DIR)
-    return [[json.loads(line) for line in path.read_text().splitlines() if line.strip()] for path in sorted(folder.glob("run-*/*/result.json"))]
+    return [
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        for path in sorted(folder.glob("run-*/*/result.json"))
+    ]
 
 
 def run_one(cpus: int, trials: int, epochs: int) -> dict[str, Any]:
     """One sweep in this process (``--impl``): its wall times and the per-trial costs Tune recorded."""
-    from sessrec import pipeline, tuning
+    from sessrec import pipeline
     from sessrec.spec import SweepSpec
+    from sessrec.sweep import cluster, driver
+    from sessrec.sweep.request import SweepRequest
 
     root = scratch_dir("sessrec-scaling-")
     pipeline.save_dataset(data_sessions(), "bench", root, {"benchmark": True}, overwrite=False)
     # Tune's control loop runs on the driver's main thread: its CPU time during Tuner.fit (the
-    # sweep's _finish) is what caps the results per second a driver can take.
+    # sweep's driver.finish) is what caps the results per second a driver can take.
     loop_cpu: dict[str, float] = {}
-    finish = tuning._finish
+    finish = driver.finish
 
     def timed_finish(*args: Any, **kwargs: Any) -> Any:
         started_cpu = time.thread_time()
@@ -72,11 +78,13 @@ def run_one(cpus: int, trials: int, epochs: int) -> dict[str, Any]:
         finally:
             loop_cpu["seconds"] = time.thread_time() - started_cpu
 
-    tuning._finish = timed_finish
+    driver.finish = timed_finish
     started = time.perf_counter()
-    manifest = tuning.run_sweep(SweepSpec.from_dict(fixed_work_spec(trials, epochs)), root, "bench", num_cpus=cpus)
+    manifest = driver.start(
+        SweepSpec.from_dict(fixed_work_spec(trials, epochs)), SweepRequest(root, "bench", num_cpus=cpus)
+    )
     wall = time.perf_counter() - started
-    tuning.disconnect()
+    cluster.disconnect()
     per_trial = tune_results(root, "bench")
     compute = sum(r["epoch_train_s"] + r["epoch_eval_s"] for rows in per_trial for r in rows)
     # time_this_iter_s spans report to report: beyond the epoch it holds the checkpoint and the
@@ -85,12 +93,17 @@ def run_one(cpus: int, trials: int, epochs: int) -> dict[str, Any]:
     between = [r["time_this_iter_s"] - r["epoch_train_s"] - r["epoch_eval_s"] for rows in per_trial for r in rows[1:]]
     checkpoints = list(Path(root).rglob("state.npz"))
     return {
-        "cpus": cpus, "wall_s": wall, "tune_wall_s": manifest["wall_seconds"], "compute_s": compute,
-        "trials": len(per_trial), "results": sum(len(rows) for rows in per_trial),
+        "cpus": cpus,
+        "wall_s": wall,
+        "tune_wall_s": manifest["wall_seconds"],
+        "compute_s": compute,
+        "trials": len(per_trial),
+        "results": sum(len(rows) for rows in per_trial),
         "driver_loop_cpu_s": loop_cpu["seconds"],
         "epoch_s": float(np.mean([r["epoch_train_s"] for rows in per_trial for r in rows])),
         "eval_s": float(np.mean([r["epoch_eval_s"] for rows in per_trial for r in rows])),
-        "startup_s": float(np.median(startup)), "per_epoch_overhead_s": float(np.median(between)),
+        "startup_s": float(np.median(startup)),
+        "per_epoch_overhead_s": float(np.median(between)),
         "checkpoint_bytes": int(np.median([p.stat().st_size for p in checkpoints])) if checkpoints else 0,
     }
 
@@ -114,9 +127,13 @@ def shipping() -> dict[str, float]:
     state = TrainingState.capture(model, 1).to_npz()
     capture_s = time.perf_counter() - started
     # Serialized as Ray puts it in the object store (pickle protocol 5); only its size is used.
-    return {"data_mb": len(pickle.dumps(train, protocol=5)) / 2**20,
-            "to_lists_s": to_lists_s, "vocabulary_s": vocabulary_s, "checkpoint_capture_s": capture_s,
-            "checkpoint_mb": len(state) / 2**20}
+    return {
+        "data_mb": len(pickle.dumps(train, protocol=5)) / 2**20,
+        "to_lists_s": to_lists_s,
+        "vocabulary_s": vocabulary_s,
+        "checkpoint_capture_s": capture_s,
+        "checkpoint_mb": len(state) / 2**20,
+    }
 
 
 def makespan(durations: list[float], slots: int) -> float:
@@ -153,25 +170,37 @@ def project(costs: dict[str, Any], epochs_per_trial: list[int], cpus: int) -> di
     durations = [costs["startup_s"] + epochs * epoch_period for epochs in epochs_per_trial]
     # Tune's driver handles every trial and every result on one thread: when that work exceeds
     # the trials' own time it paces the sweep.
-    driver_s = len(durations) * costs["driver_cpu_per_trial_s"] + sum(epochs_per_trial) * costs["driver_cpu_per_result_s"]
+    driver_s = (
+        len(durations) * costs["driver_cpu_per_trial_s"] + sum(epochs_per_trial) * costs["driver_cpu_per_result_s"]
+    )
     trials_s = makespan(durations, cpus)
     driver_load = driver_s / trials_s
     wall = max(trials_s, driver_s)
     compute = sum(epochs_per_trial) * (costs["epoch_s"] + costs["eval_s"])
-    return {"cpus": cpus, "trials": len(durations), "wall_s": wall, "efficiency_vs_1_cpu": sum(durations) / (cpus * wall),
-            "compute_share": compute / (cpus * wall), "driver_load": driver_load}
+    return {
+        "cpus": cpus,
+        "trials": len(durations),
+        "wall_s": wall,
+        "efficiency_vs_1_cpu": sum(durations) / (cpus * wall),
+        "compute_share": compute / (cpus * wall),
+        "driver_load": driver_load,
+    }
 
 
 def driver_costs(short: dict[str, Any], long: dict[str, Any]) -> dict[str, float]:
     """The driver loop's CPU split into a cost per reported result and one per trial (creating,
     starting, ending it), from two runs of the same trials that differ only in their epochs."""
-    per_result = max(0.0, (long["driver_loop_cpu_s"] - short["driver_loop_cpu_s"]) / (long["results"] - short["results"]))
+    per_result = max(
+        0.0, (long["driver_loop_cpu_s"] - short["driver_loop_cpu_s"]) / (long["results"] - short["results"])
+    )
     per_trial = max(0.0, short["driver_loop_cpu_s"] - per_result * short["results"]) / short["trials"]
     return {"driver_cpu_per_result_s": per_result, "driver_cpu_per_trial_s": per_trial}
 
 
 def run_in_process(cpus: int, trials: int, epochs: int) -> dict[str, Any]:
-    return run_module("benchmarks.scaling", "--impl", "--cpus", str(cpus), "--trials", str(trials), "--epochs", str(epochs))
+    return run_module(
+        "benchmarks.scaling", "--impl", "--cpus", str(cpus), "--trials", str(trials), "--epochs", str(epochs)
+    )
 
 
 def measure(cpu_counts: list[int], trials: int, epochs: int) -> dict[str, Any]:
@@ -182,25 +211,42 @@ def measure(cpu_counts: list[int], trials: int, epochs: int) -> dict[str, Any]:
         run["efficiency"] = base["tune_wall_s"] * base["cpus"] / (run["cpus"] * run["tune_wall_s"])
         run["overhead"] = run["tune_wall_s"] * run["cpus"] / run["compute_s"]
     largest = runs[-1]
-    costs = {key: largest[key] for key in ("epoch_s", "eval_s", "startup_s", "per_epoch_overhead_s", "checkpoint_bytes")}
+    costs = {
+        key: largest[key] for key in ("epoch_s", "eval_s", "startup_s", "per_epoch_overhead_s", "checkpoint_bytes")
+    }
     costs.update(driver_costs(largest, longer))
-    projections = [{"workload": name, **project(costs, epochs_of(cpus), cpus)}
-                   for name, epochs_of in WORKLOADS.items() for cpus in PROJECTED_CPUS]
-    return {"trials": trials, "epochs": epochs, "runs": runs, "longer_run": longer, "costs": costs, "shipping": shipping(), "projections": projections}
+    projections = [
+        {"workload": name, **project(costs, epochs_of(cpus), cpus)}
+        for name, epochs_of in WORKLOADS.items()
+        for cpus in PROJECTED_CPUS
+    ]
+    return {
+        "trials": trials,
+        "epochs": epochs,
+        "runs": runs,
+        "longer_run": longer,
+        "costs": costs,
+        "shipping": shipping(),
+        "projections": projections,
+    }
 
 
 def markdown(result: dict[str, Any]) -> list[str]:
     costs, ship = result["costs"], result["shipping"]
     lines = [
-        f"Fixed work: {result['trials']} trials x {result['epochs']} epochs (FIFO; vector_size 64, window 5, negative 5, "
+        f"Fixed work: {result['trials']} trials x {result['epochs']} epochs "
+        "(FIFO; vector_size 64, window 5, negative 5, "
         f"1 CPU per trial) on {data_label()}, embedded Ray, local storage, a checkpoint every epoch.",
         "",
-        "| CPUs | sweep wall (Tuner.fit) | whole command | trial compute | efficiency vs 1 CPU | wall x CPUs / compute |",
+        "| CPUs | sweep wall (Tuner.fit) | whole command | trial compute | efficiency vs 1 CPU "
+        "| wall x CPUs / compute |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for run in result["runs"]:
-        lines.append(f"| {run['cpus']} | {run['tune_wall_s']:.1f} s | {run['wall_s']:.1f} s | {run['compute_s']:.1f} s | "
-                     f"{100 * run['efficiency']:.0f} % | {run['overhead']:.2f} |")
+        lines.append(
+            f"| {run['cpus']} | {run['tune_wall_s']:.1f} s | {run['wall_s']:.1f} s | {run['compute_s']:.1f} s | "
+            f"{100 * run['efficiency']:.0f} % | {run['overhead']:.2f} |"
+        )
     lines += [
         "",
         "Fixed costs per trial (measured in the largest run):",
@@ -209,27 +255,34 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "| --- | --- |",
         f"| one epoch of training (for scale) | {costs['epoch_s']:.3f} s |",
         f"| evaluation after each epoch (1,000 pairs) | {1000 * costs['eval_s']:.1f} ms |",
-        f"| start-up: actor, data from the object store, token lists, vocabulary, first checkpoint | {costs['startup_s']:.3f} s |",
-        f"| of which sessions to token lists / vocabulary (measured alone) | {ship['to_lists_s']:.3f} s / {ship['vocabulary_s']:.3f} s |",
+        "| start-up: actor, data from the object store, token lists, vocabulary, first checkpoint "
+        f"| {costs['startup_s']:.3f} s |",
+        "| of which sessions to token lists / vocabulary (measured alone) "
+        f"| {ship['to_lists_s']:.3f} s / {ship['vocabulary_s']:.3f} s |",
         f"| checkpoint + report after each epoch | {1000 * costs['per_epoch_overhead_s']:.1f} ms |",
         f"| checkpoint size | {costs['checkpoint_bytes'] / 2**20:.2f} MB |",
-        f"| data shipped to workers (one object-store object, shared by all trials of a node) | {ship['data_mb']:.1f} MB |",
+        "| data shipped to workers (one object-store object, shared by all trials of a node) "
+        f"| {ship['data_mb']:.1f} MB |",
         f"| driver main-thread CPU during Tuner.fit (Tune's loop), per reported result / per trial "
-        f"(from a second run with {3 * result['epochs']} epochs per trial; per trial is an upper bound: it holds the sweep's own "
+        f"(from a second run with {3 * result['epochs']} epochs per trial; "
+        "per trial is an upper bound: it holds the sweep's own "
         f"set-up and results too) | "
         f"{1000 * costs['driver_cpu_per_result_s']:.1f} ms / {1000 * costs['driver_cpu_per_trial_s']:.0f} ms |",
         "",
         "Projection (a model from the costs above, not a measurement): trials list-scheduled on the CPUs in order, "
         "each costing its start-up plus its epochs x (epoch + evaluation + checkpoint); the driver's CPU per trial and "
-        "per result, on one thread, paces the sweep once it exceeds the trials' own time (driver load > 100 %). Workloads: equal trials (4 per CPU, 10 epochs each) and the seed's 539-trial grid "
+        "per result, on one thread, paces the sweep once it exceeds the trials' own time (driver load > 100 %). "
+        "Workloads: equal trials (4 per CPU, 10 epochs each) and the seed's 539-trial grid "
         "with ASHA (grace 5, reduction 3, max_t 40: 2/3 stop at 5 epochs, 2/9 at 15, 1/9 run 40), in shuffled order.",
         "",
         "| workload | CPUs | trials | efficiency vs 1 CPU | trial compute / (CPUs x wall) | driver load |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for p in result["projections"]:
-        lines.append(f"| {p['workload']} | {p['cpus']} (projected) | {p['trials']} | {100 * p['efficiency_vs_1_cpu']:.0f} % | "
-                     f"{100 * p['compute_share']:.0f} % | {100 * p['driver_load']:.0f} % |")
+        lines.append(
+            f"| {p['workload']} | {p['cpus']} (projected) | {p['trials']} | {100 * p['efficiency_vs_1_cpu']:.0f} % | "
+            f"{100 * p['compute_share']:.0f} % | {100 * p['driver_load']:.0f} % |"
+        )
     return lines
 
 

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import asha_rungs, data_sessions, mean_std, run_module, scratch_dir, write_report
+from benchmarks.common import data_sessions, mean_std, run_module, scratch_dir, write_report
+from sessrec.sweep.estimate import asha_rungs
 
 #: The seed's full 3-D grid (539 trials) and a sub-grid of it that runs in minutes on 2 CPUs.
 GRIDS: dict[str, dict[str, list[Any]]] = {
@@ -87,8 +88,13 @@ def run_seed(grid: dict[str, list[Any]], cpus: int) -> dict[str, Any]:
     best = results.get_best_result(metric="recall_at_k", mode="max")
     epochs = sum(int(r.metrics.get("training_iteration", 0)) for r in results)
     ray.shutdown()
-    return {"wall_s": wall, "best_recall": best.metrics["recall_at_k"], "best_config": best.config,
-            "trials": len(results), "epochs_trained": epochs}
+    return {
+        "wall_s": wall,
+        "best_recall": best.metrics["recall_at_k"],
+        "best_config": best.config,
+        "trials": len(results),
+        "epochs_trained": epochs,
+    }
 
 
 #: sessrec's schedulers on the same grid: ASHA judging trials once, at half the epoch budget,
@@ -138,14 +144,22 @@ def replay(curves: list[list[float]], epoch_seconds: list[float], orders: int = 
     full_compute = EPOCHS * sum(epoch_seconds)
     rows = []
     for grace, reduction in REPLAYED:
-        runs = [replay_asha(curves, list(np.random.default_rng(seed).permutation(len(curves))), grace, reduction, EPOCHS)
-                for seed in range(orders)]
+        runs = [
+            replay_asha(curves, list(np.random.default_rng(seed).permutation(len(curves))), grace, reduction, EPOCHS)
+            for seed in range(orders)
+        ]
         bests = [max(max(curve[:epochs]) for curve, epochs in zip(curves, trained)) for trained in runs]
-        rows.append({"grace_period": grace, "reduction_factor": reduction, "rungs": asha_rungs(grace, reduction, EPOCHS),
-                     "keeps_best": float(np.mean([best >= full_best for best in bests])),
-                     "mean_best": float(np.mean(bests)),
-                     "mean_epochs": float(np.mean([sum(trained) for trained in runs])),
-                     "compute_share": float(np.mean([np.dot(trained, epoch_seconds) for trained in runs]) / full_compute)})
+        rows.append(
+            {
+                "grace_period": grace,
+                "reduction_factor": reduction,
+                "rungs": asha_rungs(grace, reduction, EPOCHS),
+                "keeps_best": float(np.mean([best >= full_best for best in bests])),
+                "mean_best": float(np.mean(bests)),
+                "mean_epochs": float(np.mean([sum(trained) for trained in runs])),
+                "compute_share": float(np.mean([np.dot(trained, epoch_seconds) for trained in runs]) / full_compute),
+            }
+        )
     return rows
 
 
@@ -165,35 +179,53 @@ def sessrec_spec(grid: dict[str, list[Any]], scheduler: dict[str, Any], order: i
 
 
 def run_sessrec(grid: dict[str, list[Any]], cpus: int, scheduler: dict[str, Any], order: int) -> dict[str, Any]:
-    from sessrec import pipeline, results, tuning
+    from sessrec import pipeline, results
     from sessrec.spec import SweepSpec
+    from sessrec.sweep import cluster, driver
+    from sessrec.sweep.request import SweepRequest
 
     started = time.perf_counter()
     root = scratch_dir("sessrec-seedgrid-")
     pipeline.save_dataset(data_sessions(), "bench", root, {"benchmark": True}, overwrite=False)
-    manifest = tuning.run_sweep(SweepSpec.from_dict(sessrec_spec(grid, scheduler, order)), root, "bench", num_cpus=cpus)
+    manifest = driver.start(
+        SweepSpec.from_dict(sessrec_spec(grid, scheduler, order)), SweepRequest(root, "bench", num_cpus=cpus)
+    )
     wall = time.perf_counter() - started
-    tuning.disconnect()
+    cluster.disconnect()
     best = results.best(root, "bench")
     table = results.trials(root, "bench")
-    return {"wall_s": wall, "best_recall": best["validation"]["recall_at_k"], "best_config": best["config"],
-            "trials": manifest["trials"]["total"], "stopped_early": manifest["trials"]["stopped_early"],
-            "epochs_trained": int(table["epochs_run"].sum()), "curves": [list(map(float, curve)) for curve in table["curve"]],
-            "epoch_seconds": ((table["train_seconds"] + table["eval_seconds"]) / table["epochs_run"]).astype(float).tolist()}
+    return {
+        "wall_s": wall,
+        "best_recall": best["validation"]["recall_at_k"],
+        "best_config": best["config"],
+        "trials": manifest["trials"]["total"],
+        "stopped_early": manifest["trials"]["stopped_early"],
+        "epochs_trained": int(table["epochs_run"].sum()),
+        "curves": [list(map(float, curve)) for curve in table["curve"]],
+        "epoch_seconds": ((table["train_seconds"] + table["eval_seconds"]) / table["epochs_run"])
+        .astype(float)
+        .tolist(),
+    }
 
 
 def measure(cpus: int, grid_name: str, orders: int = 3) -> dict[str, Any]:
     """Each sweep in its own process, so none inherits another's Ray or warm caches. The seed and
     FIFO run once (every trial trains fully: the order changes nothing they report); ASHA runs
     once per grid order, and the speed-up is taken at its median wall time, the recall at its worst."""
+
     def run(impl: str, order: int = 0) -> dict[str, Any]:
-        return run_module("benchmarks.seed_sweep", "--cpus", str(cpus), "--grid", grid_name, "--impl", impl, "--order", str(order))
+        return run_module(
+            "benchmarks.seed_sweep", "--cpus", str(cpus), "--grid", grid_name, "--impl", impl, "--order", str(order)
+        )
 
     seed, fifo = run("seed"), run("sessrec-fifo")
     asha = [{"order": order, **run("sessrec", order)} for order in range(orders)]
     differences = [run["best_recall"] - seed["best_recall"] for run in asha]
-    chosen = {"the seed": seed["best_config"], "sessrec FIFO": fifo["best_config"],
-              **{f"sessrec ASHA, order {run['order']}": run["best_config"] for run in asha}}
+    chosen = {
+        "the seed": seed["best_config"],
+        "sessrec FIFO": fifo["best_config"],
+        **{f"sessrec ASHA, order {run['order']}": run["best_config"] for run in asha},
+    }
     retrained = held_out(chosen)
     by_point = {row["configuration"]: row for row in retrained}
 
@@ -201,20 +233,33 @@ def measure(cpus: int, grid_name: str, orders: int = 3) -> dict[str, Any]:
         """A choice's mean recall over the word2vec seeds it was trained again with."""
         return statistics.mean(by_point[_grid_point(config)][pairs])
 
-    return {"cpus": cpus, "grid": grid_name, "trials": seed["trials"], "seed": seed, "sessrec-fifo": fifo, "sessrec": asha,
-            "held_out": retrained,
-            # ASHA's choice against the seed's, each trained again over word2vec seeds.
-            "retrained_differences": [
-                {"order": run["order"],
-                 "validation": retrained_mean(run["best_config"], "validation_recall") - retrained_mean(seed["best_config"], "validation_recall"),
-                 "test": retrained_mean(run["best_config"], "test_recall") - retrained_mean(seed["best_config"], "test_recall")}
-                for run in asha
-            ],
-            "asha_replay": replay(fifo["curves"], fifo["epoch_seconds"]),
-            "speedup": seed["wall_s"] / statistics.median(run["wall_s"] for run in asha),
-            "speedups": [seed["wall_s"] / run["wall_s"] for run in asha],
-            "recall_difference": min(differences), "recall_differences": differences,
-            "fifo_speedup": seed["wall_s"] / fifo["wall_s"], "fifo_recall_difference": fifo["best_recall"] - seed["best_recall"]}
+    return {
+        "cpus": cpus,
+        "grid": grid_name,
+        "trials": seed["trials"],
+        "seed": seed,
+        "sessrec-fifo": fifo,
+        "sessrec": asha,
+        "held_out": retrained,
+        # ASHA's choice against the seed's, each trained again over word2vec seeds.
+        "retrained_differences": [
+            {
+                "order": run["order"],
+                "validation": retrained_mean(run["best_config"], "validation_recall")
+                - retrained_mean(seed["best_config"], "validation_recall"),
+                "test": retrained_mean(run["best_config"], "test_recall")
+                - retrained_mean(seed["best_config"], "test_recall"),
+            }
+            for run in asha
+        ],
+        "asha_replay": replay(fifo["curves"], fifo["epoch_seconds"]),
+        "speedup": seed["wall_s"] / statistics.median(run["wall_s"] for run in asha),
+        "speedups": [seed["wall_s"] / run["wall_s"] for run in asha],
+        "recall_difference": min(differences),
+        "recall_differences": differences,
+        "fifo_speedup": seed["wall_s"] / fifo["wall_s"],
+        "fifo_recall_difference": fifo["best_recall"] - seed["best_recall"],
+    }
 
 
 def held_out(chosen: dict[str, dict[str, Any]], model_seeds: int = MODEL_SEEDS) -> list[dict[str, Any]]:
@@ -235,10 +280,16 @@ def held_out(chosen: dict[str, dict[str, Any]], model_seeds: int = MODEL_SEEDS) 
         if point not in rows:
             row = rows[point] = {"configuration": point, "chosen_by": [], "validation_recall": [], "test_recall": []}
             for model_seed in range(1, model_seeds + 1):
-                w2v = Word2VecConfig.from_dict({**FIXED, "epochs": EPOCHS, "seed": model_seed, **{n: config[n] for n in PARAMETERS}})
+                w2v = Word2VecConfig.from_dict(
+                    {**FIXED, "epochs": EPOCHS, "seed": model_seed, **{n: config[n] for n in PARAMETERS}}
+                )
                 embeddings = embeddings_of(fit(w2v, sentences))
-                row["validation_recall"].append(evaluate(embeddings, split.validation.queries, split.validation.targets, K)["recall_at_k"])
-                row["test_recall"].append(evaluate(embeddings, split.test.queries, split.test.targets, K)["recall_at_k"])
+                row["validation_recall"].append(
+                    evaluate(embeddings, split.validation.queries, split.validation.targets, K)["recall_at_k"]
+                )
+                row["test_recall"].append(
+                    evaluate(embeddings, split.test.queries, split.test.targets, K)["recall_at_k"]
+                )
         rows[point]["chosen_by"].append(chooser)
     return list(rows.values())
 
@@ -253,46 +304,68 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "",
         "| sweep | wall time | epochs trained | best validation Recall@10 | best configuration |",
         "| --- | --- | --- | --- | --- |",
-        f"| the seed's, ported to Ray 2.60 | {seed['wall_s']:.0f} s | {seed['epochs_trained']} | {100 * seed['best_recall']:.2f} % | {_grid_point(seed['best_config'])} |",
-        f"| sessrec, every trial trained fully (FIFO) | {fifo['wall_s']:.0f} s | {fifo['epochs_trained']} | {100 * fifo['best_recall']:.2f} % | {_grid_point(fifo['best_config'])} |",
+        f"| the seed's, ported to Ray 2.60 | {seed['wall_s']:.0f} s | {seed['epochs_trained']} | "
+        f"{100 * seed['best_recall']:.2f} % | {_grid_point(seed['best_config'])} |",
+        f"| sessrec, every trial trained fully (FIFO) | {fifo['wall_s']:.0f} s | {fifo['epochs_trained']} | "
+        f"{100 * fifo['best_recall']:.2f} % | {_grid_point(fifo['best_config'])} |",
     ]
     for run in asha_runs:
         lines.append(
-            f"| sessrec, ASHA (grace {asha['grace_period']}, reduction {asha['reduction_factor']}), grid order {run['order']}; "
-            f"stopped {run['stopped_early']} | {run['wall_s']:.0f} s | {run['epochs_trained']} | {100 * run['best_recall']:.2f} % | "
+            f"| sessrec, ASHA (grace {asha['grace_period']}, reduction {asha['reduction_factor']}), "
+            f"grid order {run['order']}; "
+            f"stopped {run['stopped_early']} | {run['wall_s']:.0f} s | {run['epochs_trained']} | "
+            f"{100 * run['best_recall']:.2f} % | "
             f"{_grid_point(run['best_config'])} |"
         )
     lines += [
         "",
-        f"sessrec with ASHA is **{result['speedup']:.2f}x** faster than the seed at its median over {len(asha_runs)} grid orders "
+        f"sessrec with ASHA is **{result['speedup']:.2f}x** faster than the seed at its median over "
+        f"{len(asha_runs)} grid orders "
         f"({min(speedups):.2f}-{max(speedups):.2f}x; target >= 1.5x); its best recall differs from the seed's by "
-        f"{', '.join(f'{100 * d:+.1f}' for d in differences)} points (target: the same or better; 0.1 point is one of the "
-        f"{SPLIT['n']:,} validation pairs). Training every trial as the seed did, {result['fifo_speedup']:.2f}x faster, best recall "
+        f"{', '.join(f'{100 * d:+.1f}' for d in differences)} points "
+        "(target: the same or better; 0.1 point is one of the "
+        f"{SPLIT['n']:,} validation pairs). Training every trial as the seed did, "
+        f"{result['fifo_speedup']:.2f}x faster, best recall "
         f"{100 * result['fifo_recall_difference']:+.2f} points.",
         "",
         f"Each chosen configuration trained again as a sessrec trial trains it (one thread) with word2vec seeds "
-        f"1-{len(result['held_out'][0]['validation_recall'])} (seed 1 is the trials' own) and scored on the validation pairs "
+        f"1-{len(result['held_out'][0]['validation_recall'])} (seed 1 is the trials' own) "
+        "and scored on the validation pairs "
         "and on the test pairs, which no sweep saw; mean ± sample std over the seeds, in %:",
         "",
         "| configuration | chosen by | validation Recall@10 | ... with seed 1 | test Recall@10 |",
         "| --- | --- | --- | --- | --- |",
-        *(f"| {row['configuration']} | {', '.join(row['chosen_by'])} | {mean_std(row['validation_recall'])} | "
-          f"{100 * row['validation_recall'][0]:.1f} | {mean_std(row['test_recall'])} |" for row in result["held_out"]),
+        *(
+            f"| {row['configuration']} | {', '.join(row['chosen_by'])} | {mean_std(row['validation_recall'])} | "
+            f"{100 * row['validation_recall'][0]:.1f} | {mean_std(row['test_recall'])} |"
+            for row in result["held_out"]
+        ),
         "",
         "ASHA's choice less the seed's, in mean recall over those word2vec seeds: "
-        + "; ".join(f"order {d['order']}: validation {100 * d['validation']:+.2f}, test {100 * d['test']:+.2f} points"
-                    for d in result["retrained_differences"]) + ".",
+        + "; ".join(
+            f"order {d['order']}: validation {100 * d['validation']:+.2f}, test {100 * d['test']:+.2f} points"
+            for d in result["retrained_differences"]
+        )
+        + ".",
         "",
-        f"ASHA settings replayed on the FIFO run's curves ({REPLAY_ORDERS} random grid orders, trials one at a time; a "
-        "sessrec trial's curve does not depend on the scheduler): how often ASHA keeps the best recall of training every "
-        f"trial fully ({100 * max(max(curve) for curve in fifo['curves']):.1f} %), the epochs it trains and their compute "
+        f"ASHA settings replayed on the FIFO run's curves ({REPLAY_ORDERS} random grid orders, "
+        "trials one at a time; a "
+        "sessrec trial's curve does not depend on the scheduler): "
+        "how often ASHA keeps the best recall of training every "
+        f"trial fully ({100 * max(max(curve) for curve in fifo['curves']):.1f} %), "
+        "the epochs it trains and their compute "
         "(each trial's epochs at what they cost under FIFO).",
         "",
-        "| grace period | reduction factor | rungs (epochs) | keeps the best | mean best recall | mean epochs trained | compute, share of FIFO's |",
+        "| grace period | reduction factor | rungs (epochs) | keeps the best | mean best recall "
+        "| mean epochs trained | compute, share of FIFO's |",
         "| --- | --- | --- | --- | --- | --- | --- |",
-        *(f"| {row['grace_period']} | {row['reduction_factor']:g} | {', '.join(map(str, row['rungs']))} | {100 * row['keeps_best']:.0f} % | "
-          f"{100 * row['mean_best']:.2f} % | {row['mean_epochs']:.0f} of {len(fifo['curves']) * EPOCHS} | {100 * row['compute_share']:.0f} % |"
-          for row in result["asha_replay"]),
+        *(
+            f"| {row['grace_period']} | {row['reduction_factor']:g} | {', '.join(map(str, row['rungs']))} | "
+            f"{100 * row['keeps_best']:.0f} % | "
+            f"{100 * row['mean_best']:.2f} % | {row['mean_epochs']:.0f} of {len(fifo['curves']) * EPOCHS} | "
+            f"{100 * row['compute_share']:.0f} % |"
+            for row in result["asha_replay"]
+        ),
     ]
     return lines
 
@@ -311,7 +384,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.impl:
         grid = GRIDS[args.grid]
-        run = run_seed(grid, args.cpus) if args.impl == "seed" else run_sessrec(grid, args.cpus, SCHEDULERS[args.impl], args.order)
+        run = (
+            run_seed(grid, args.cpus)
+            if args.impl == "seed"
+            else run_sessrec(grid, args.cpus, SCHEDULERS[args.impl], args.order)
+        )
         print(json.dumps(run, default=float))
         return
     result = measure(args.cpus, args.grid, args.orders)

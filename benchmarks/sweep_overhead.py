@@ -16,31 +16,46 @@ from benchmarks.common import data_label, data_sessions, run_module, scratch_dir
 
 
 def run_one(cpus: int, trials: int, epochs: int) -> dict[str, Any]:
-    from sessrec import memory, pipeline, results, tuning
+    from sessrec import memory, pipeline, results
     from sessrec.spec import SweepSpec
+    from sessrec.sweep import cluster, driver
+    from sessrec.sweep.request import SweepRequest
 
     root = scratch_dir("sessrec-overhead-")
     pipeline.save_dataset(data_sessions(), "bench", root, {"benchmark": True}, overwrite=False)
-    spec = SweepSpec.from_dict({
-        "name": "overhead",
-        "dataset": "bench",
-        "split": {"seed": 0, "n": 1000},
-        # FIFO: every trial runs all its epochs, so the trials' compute is the same in every run.
-        "search": {"method": "grid"},
-        "space": {"vector_size": 64, "window": 5, "negative": 5, "alpha": 0.05, "ns_exponent": [i / trials for i in range(trials)]},
-        "scheduler": {"type": "fifo", "max_t": epochs},
-        "resources": {"cpus_per_trial": 1},
-    })
+    spec = SweepSpec.from_dict(
+        {
+            "name": "overhead",
+            "dataset": "bench",
+            "split": {"seed": 0, "n": 1000},
+            # FIFO: every trial runs all its epochs, so the trials' compute is the same in every run.
+            "search": {"method": "grid"},
+            "space": {
+                "vector_size": 64,
+                "window": 5,
+                "negative": 5,
+                "alpha": 0.05,
+                "ns_exponent": [i / trials for i in range(trials)],
+            },
+            "scheduler": {"type": "fifo", "max_t": epochs},
+            "resources": {"cpus_per_trial": 1},
+        }
+    )
     started = time.perf_counter()
-    manifest = tuning.run_sweep(spec, root, "bench", num_cpus=cpus)
+    manifest = driver.start(spec, SweepRequest(root, "bench", num_cpus=cpus))
     wall = time.perf_counter() - started
-    tuning.disconnect()
+    cluster.disconnect()
     table = results.trials(root, "bench")
     compute = float((table["train_seconds"] + table["eval_seconds"]).sum())
     return {
-        "cpus": cpus, "trials": trials, "epochs": epochs, "wall_s": wall,
+        "cpus": cpus,
+        "trials": trials,
+        "epochs": epochs,
+        "wall_s": wall,
         "tune_wall_s": manifest["wall_seconds"],  # Tuner.fit alone, as on a cluster that is already up
-        "compute_s": compute, "overhead": wall * cpus / compute, "tune_overhead": manifest["wall_seconds"] * cpus / compute,
+        "compute_s": compute,
+        "overhead": wall * cpus / compute,
+        "tune_overhead": manifest["wall_seconds"] * cpus / compute,
         "trial_peak_rss_mb": float(table["peak_rss_mb"].max()),
         "driver_peak_rss_mb": memory.peak_rss_mb(),
     }
@@ -48,12 +63,15 @@ def run_one(cpus: int, trials: int, epochs: int) -> dict[str, Any]:
 
 def measure(cpus: int, trials: int, epochs: int) -> dict[str, Any]:
     """In its own process, so the driver's peak memory is this sweep's alone."""
-    return run_module("benchmarks.sweep_overhead", "--impl", "--cpus", str(cpus), "--trials", str(trials), "--epochs", str(epochs))
+    return run_module(
+        "benchmarks.sweep_overhead", "--impl", "--cpus", str(cpus), "--trials", str(trials), "--epochs", str(epochs)
+    )
 
 
 def markdown(result: dict[str, Any]) -> list[str]:
     return [
-        f"{result['trials']} trials x {result['epochs']} epochs (FIFO; vector_size 64, window 5, negative 5) on {data_label()}, "
+        f"{result['trials']} trials x {result['epochs']} epochs (FIFO; vector_size 64, window 5, negative 5) "
+        f"on {data_label()}, "
         f"{result['cpus']} CPUs, embedded Ray, local storage, a checkpoint every epoch.",
         "",
         "| figure | value | target |",

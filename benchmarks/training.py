@@ -26,25 +26,53 @@ from sessrec.core.word2vec import Word2VecConfig, fit
 def measure(epochs: int, repeats: int) -> dict[str, Any]:
     split = next_item_split(data_sessions(), 1000, 0)
     sentences = split.train.to_lists()
-    config = Word2VecConfig(vector_size=100, window=5, negative=5, ns_exponent=0.75, alpha=0.025, epochs=epochs, workers=1)
+    config = Word2VecConfig(
+        vector_size=100, window=5, negative=5, ns_exponent=0.75, alpha=0.025, epochs=epochs, workers=1
+    )
     plain, loop, evaluated, eval_per_epoch = [], [], [], []
     for _ in range(repeats):
         started = time.perf_counter()
-        Word2Vec(sentences=sentences, sg=1, hs=0, vector_size=config.vector_size, window=config.window,
-                 negative=config.negative, ns_exponent=config.ns_exponent, alpha=config.alpha, min_alpha=config.min_alpha,
-                 epochs=epochs, min_count=config.min_count, sample=config.sample, seed=config.seed, workers=1)
+        Word2Vec(
+            sentences=sentences,
+            sg=1,
+            hs=0,
+            vector_size=config.vector_size,
+            window=config.window,
+            negative=config.negative,
+            ns_exponent=config.ns_exponent,
+            alpha=config.alpha,
+            min_alpha=config.min_alpha,
+            epochs=epochs,
+            min_count=config.min_count,
+            sample=config.sample,
+            seed=config.seed,
+            workers=1,
+        )
         plain.append(time.perf_counter() - started)
         started = time.perf_counter()
         fit(config, sentences)
         loop.append(time.perf_counter() - started)
         epoch_metrics: list[dict[str, float]] = []
         started = time.perf_counter()
-        fit(config, sentences, split.validation, 10, on_epoch=lambda _epoch, metrics, _model: epoch_metrics.append(metrics))
+        fit(
+            config,
+            sentences,
+            split.validation,
+            10,
+            # fit calls on_epoch within this iteration: bind this iteration's list explicitly.
+            on_epoch=lambda _epoch, metrics, _model, epoch_metrics=epoch_metrics: epoch_metrics.append(metrics),
+        )
         evaluated.append(time.perf_counter() - started)
-        eval_per_epoch.append(sum(m["epoch_eval_s"] for m in epoch_metrics) / sum(m["epoch_train_s"] for m in epoch_metrics))
+        eval_per_epoch.append(
+            sum(m["epoch_eval_s"] for m in epoch_metrics) / sum(m["epoch_train_s"] for m in epoch_metrics)
+        )
     return {
-        "epochs": epochs, "repeats": repeats, "plain_gensim_s": min(plain), "per_epoch_loop_s": min(loop),
-        "loop_with_evaluation_s": min(evaluated), "overhead": min(loop) / min(plain) - 1,
+        "epochs": epochs,
+        "repeats": repeats,
+        "plain_gensim_s": min(plain),
+        "per_epoch_loop_s": min(loop),
+        "loop_with_evaluation_s": min(evaluated),
+        "overhead": min(loop) / min(plain) - 1,
         "evaluation_share_of_epoch": min(eval_per_epoch),
     }
 
@@ -58,7 +86,8 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "| --- | --- |",
         f"| plain gensim, one `train` call | {result['plain_gensim_s']:.2f} s |",
         f"| sessrec, one `train` call per epoch | {result['per_epoch_loop_s']:.2f} s |",
-        f"| sessrec, plus Recall@10/MRR@10 on 1,000 validation pairs after every epoch | {result['loop_with_evaluation_s']:.2f} s |",
+        "| sessrec, plus Recall@10/MRR@10 on 1,000 validation pairs after every epoch "
+        f"| {result['loop_with_evaluation_s']:.2f} s |",
         "",
         f"Per-epoch loop overhead: **{100 * result['overhead']:+.1f} %** (target <= 5 %). Evaluation after an epoch "
         f"costs **{100 * result['evaluation_share_of_epoch']:.1f} %** of the epoch's training (target < 5 %).",

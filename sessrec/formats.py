@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 import jsonschema
 import numpy as np
@@ -26,9 +27,15 @@ from sessrec.spec import METRICS
 
 def read_parquet(data: bytes, what: str) -> pa.Table:
     try:
-        # Not pq.read_table: its dataset scanner can leave a thread that aborts the interpreter as
-        # it exits (apache/arrow#34314: "terminate called without an active exception", exit 134).
-        return pq.ParquetFile(pa.BufferReader(data)).read()
+        # On the caller's thread only (use_threads=False; also for to_pandas below): a read must
+        # start no Arrow CPU-pool threads. A pool thread still busy with a read's last references
+        # (the reader holds `data`, a Python object) as the interpreter finalizes is ended by
+        # pthread_exit when it waits for the GIL, and that unwinding through std::thread's
+        # noexcept frame aborts the process after the command did its work ("terminate called
+        # without an active exception", exit -6/134; apache/arrow#34314, #45017). Not
+        # pq.read_table either: its dataset scanner uses the pools too. The tables sessrec reads
+        # (sessions, embeddings, trials, transactions) gain little from column-parallel decoding.
+        return pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
     except (pa.ArrowException, OSError) as exc:
         raise SessrecError(f"{what} is not a readable Parquet file: {str(exc).splitlines()[0]}") from None
 
@@ -84,17 +91,28 @@ def sessions_from_jsonl(data: bytes, what: str = "sessions file") -> Sessions:
             raise SessrecError(f"{what} line {number}: nested too deeply to be a session") from None
         if not isinstance(session, list) or not all(isinstance(item, str) for item in session):
             raise SessrecError(f"{what} line {number}: expected a JSON array of strings")
+        if "\\u" in line:  # only an escape can give an unpaired surrogate (\ud800): no text, unstorable
+            for position, item in enumerate(session, start=1):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise SessrecError(
+                        f"{what} line {number}: item {position} holds an unpaired surrogate escape "
+                        "(\\ud800-\\udfff), not text"
+                    ) from None
         sessions.append(session)
     if not sessions:
         raise SessrecError(f"{what} holds no sessions")
     return Sessions.from_lists(sessions)
 
 
-def read_transactions(data: bytes, fmt: str, encoding: str = "ISO-8859-1", what: str = "transactions file") -> pd.DataFrame:
+def read_transactions(
+    data: bytes, fmt: str, encoding: str = "ISO-8859-1", what: str = "transactions file"
+) -> pd.DataFrame:
     if not data.strip():
         raise SessrecError(f"{what} is empty")
     if fmt == "parquet":
-        return read_parquet(data, what).to_pandas()
+        return read_parquet(data, what).to_pandas(use_threads=False)  # no pool threads: see read_parquet
     if fmt != "csv":
         raise SessrecError(f"unknown format {fmt!r}: use csv or parquet (transactions) or jsonl (sessions)")
     try:
@@ -103,11 +121,30 @@ def read_transactions(data: bytes, fmt: str, encoding: str = "ISO-8859-1", what:
     except LookupError:
         raise SessrecError(f"unknown encoding {encoding!r}") from None
     except UnicodeDecodeError as exc:
-        raise SessrecError(f"{what} is not valid {encoding} text ({exc.reason} at byte {exc.start}); pass --encoding") from None
+        raise SessrecError(
+            f"{what} is not valid {encoding} text ({_decode_error_place(data, encoding, exc)}); pass --encoding"
+        ) from None
     except UnicodeError as exc:  # a decoder's own check, e.g. UTF-16 without a byte order mark
         raise SessrecError(f"{what} is not valid {encoding} text ({exc}); pass --encoding") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise SessrecError(f"{what} is not a readable CSV file: {str(exc).splitlines()[0]}") from None
+
+
+def _decode_error_place(data: bytes, encoding: str, exc: UnicodeDecodeError) -> str:
+    """Where the bad byte is in the file: pandas decodes in chunks, so its error's offset counts
+    from the start of a chunk; decoding the whole file again (on this error path only) gives the
+    offset in the file, and the line for encodings where a newline is the byte 0x0a."""
+    try:
+        data.decode(encoding)
+        return f"{exc.reason}"
+    except UnicodeDecodeError as whole:
+        place = f"{whole.reason} at byte {whole.start}"
+        try:
+            ascii_newlines = "\n".encode(encoding) == b"\n"
+        except (LookupError, UnicodeError):
+            ascii_newlines = False
+        line = data.count(b"\n", 0, whole.start) + 1
+        return f"{place}, line {line}" if ascii_newlines else place
 
 
 def embeddings_to_parquet(embeddings: Embeddings) -> bytes:
@@ -127,7 +164,8 @@ def embeddings_from_parquet(data: bytes, what: str = "embeddings file") -> Embed
         raise SessrecError(f"{what}: column 'item' must hold text ids without nulls ({items.null_count} null)")
     vectors = table.column("vector").combine_chunks()
     # fixed_size_list is what sessrec writes; pandas and most other writers give list<double>.
-    if not (pa.types.is_fixed_size_list(vectors.type) or pa.types.is_list(vectors.type) or pa.types.is_large_list(vectors.type)):
+    list_type = vectors.type
+    if not (pa.types.is_fixed_size_list(list_type) or pa.types.is_list(list_type) or pa.types.is_large_list(list_type)):
         raise SessrecError(f"{what}: column 'vector' must hold lists of numbers, got {vectors.type}")
     value_type = vectors.type.value_type
     if not pa.types.is_floating(value_type) and not pa.types.is_integer(value_type):
@@ -149,11 +187,11 @@ def embeddings_from_parquet(data: bytes, what: str = "embeddings file") -> Embed
     return Embeddings(np.asarray(items.to_pylist(), dtype=object), matrix)
 
 
-def to_json(value) -> bytes:
+def to_json(value: Any) -> bytes:
     return (json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def from_json(data: bytes, what: str):
+def from_json(data: bytes, what: str) -> Any:
     try:
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -172,7 +210,7 @@ SWEEP_MANIFEST_SCHEMA = {
         "trials": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
         "best": {"type": "object"},
         "runs": {"type": "integer", "minimum": 1},
-        **{moment: _TEXT for moment in ("started", "finished", "resumed", "interrupted")},
+        **dict.fromkeys(("started", "finished", "resumed", "interrupted"), _TEXT),
     },
 }
 

@@ -10,6 +10,9 @@ Credentials: the cluster reads S3 credentials from its own environment. Nothing 
 into the entrypoint, the job metadata or a message; only ``forward_env`` (``--forward-s3-env``)
 puts the caller's AWS_* variables into the job's ``runtime_env``, which the dashboard shows.
 The Ray token travels as an ``Authorization: Bearer`` header only.
+
+Over 400 lines: the one place sessrec speaks the Jobs API (submit, follow, list, stop, the
+agent wait and the token's errors); each call's refusals read best next to the call.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import datetime as dt
 import logging
 import os
 import shlex
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +35,8 @@ import sessrec
 from sessrec import formats, layout, storage
 from sessrec.core.split import check_split_size
 from sessrec.errors import NotFoundError, SessrecError
-from sessrec.pipeline import now
 from sessrec.spec import SweepSpec
+from sessrec.sweep.records import Status, SweepRecord, load_sweep, new_sweep_id
 
 #: Submission ids of sweeps: ``sessrec-<sweep id>``; the metadata key that marks sessrec's jobs.
 JOB_PREFIX = "sessrec-"
@@ -54,6 +58,24 @@ LOCAL_ONLY_AWS_VARS = {
     "AWS_CA_BUNDLE",
 }
 _ADDRESS_VARS = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
+#: Seconds a submission waits for the cluster's job agent, which registers a few seconds after
+#: `ray start` (the Jobs API meanwhile answers "HTTP 500: No available agent to submit job");
+#: the environment variable overrides the default.
+AGENT_WAIT_VAR, AGENT_WAIT_S = "SESSREC_JOB_AGENT_WAIT", 60.0
+NO_AGENT = "No available agent to submit job"
+
+
+def agent_wait_s() -> float:
+    raw = os.environ.get(AGENT_WAIT_VAR, "").strip()
+    if not raw:
+        return AGENT_WAIT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise SessrecError(f"{AGENT_WAIT_VAR} must be a number of seconds from 0 to 3600, not {raw!r}")
+    return value
 
 
 class JobNotFound(SessrecError):
@@ -67,7 +89,9 @@ def job_id_for(sweep_id: str) -> str:
 def check_address(address: str | None) -> str:
     """The dashboard's HTTP address, the only kind the Jobs API answers on."""
     if not address:
-        raise SessrecError("no Ray address: pass --address http://HOST:8265 or set RAY_ADDRESS (the Ray dashboard's address)")
+        raise SessrecError(
+            "no Ray address: pass --address http://HOST:8265 or set RAY_ADDRESS (the Ray dashboard's address)"
+        )
     address = address.strip().rstrip("/")
     if not address.startswith(("http://", "https://")):
         raise SessrecError(
@@ -82,8 +106,12 @@ def _quiet_ray_client() -> Iterator[None]:
     """Ray's client would replace our address by RAY_ADDRESS (and then look a GCS address up,
     with 20 retries) and logs package uploads and token warnings: none of that here."""
     saved = {name: os.environ.pop(name) for name in _ADDRESS_VARS if name in os.environ}
-    loggers = ["ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk", "ray._private.authentication.http_token_authentication",
-               "ray._private.runtime_env.packaging"]
+    loggers = [
+        "ray.dashboard.modules.dashboard_sdk",
+        "ray.dashboard.modules.job.sdk",
+        "ray._private.authentication.http_token_authentication",
+        "ray._private.runtime_env.packaging",
+    ]
     levels = {name: logging.getLogger(name).level for name in loggers}
     for name in loggers:
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -101,17 +129,17 @@ class _HttpError(Exception):
         self.status, self.text = status, text
 
 
-def _client_class():
+def _client_class() -> Any:
     from ray.job_submission import JobSubmissionClient
 
     class Client(JobSubmissionClient):
         """Every request with a timeout; HTTP errors keep their status code."""
 
-        def _do_request(self, method, endpoint, **kwargs):
+        def _do_request(self: Any, method: str, endpoint: str, **kwargs: Any) -> Any:
             kwargs.setdefault("timeout", REQUEST_TIMEOUT_S)
             return super()._do_request(method, endpoint, **kwargs)
 
-        def _raise_error(self, r):
+        def _raise_error(self: Any, r: Any) -> None:
             raise _HttpError(r.status_code, r.text)
 
     return Client
@@ -122,15 +150,17 @@ def _refusal(where: str, status: int, body: str) -> SessrecError:
     ingress in front of the dashboard) is reported as what it said."""
     if "authentication token" in body:
         return SessrecError(AUTH_ERROR)
-    return SessrecError(f"{where} answered HTTP {status} ({_first_line(body)[:200] or 'no reason given'}): "
-                        "not Ray's token check; is a proxy in front of the dashboard?")
+    return SessrecError(
+        f"{where} answered HTTP {status} ({_first_line(body)[:200] or 'no reason given'}): "
+        "not Ray's token check; is a proxy in front of the dashboard?"
+    )
 
 
 def _first_line(text: str | None) -> str:
     return (str(text or "").strip().splitlines() or [""])[0].strip()
 
 
-def _status_message(job) -> str:
+def _status_message(job: Any) -> str:
     """Ray's message without the log tail it appends to failures (sessrec shows logs apart)."""
     return _first_line(job.message).split(", last available logs")[0].rstrip(":. ")
 
@@ -186,7 +216,10 @@ class JobsClient:
         except requests.exceptions.RequestException as exc:
             raise SessrecError(f"request to {where} failed: {type(exc).__name__}") from None
         except (ValueError, TypeError, KeyError) as exc:  # JSON that is not the Jobs API's (a proxy, another server)
-            raise SessrecError(f"{where} answered with something other than the Jobs API's JSON ({type(exc).__name__}); is it a Ray dashboard?") from None
+            raise SessrecError(
+                f"{where} answered with something other than the Jobs API's JSON ({type(exc).__name__}); "
+                "is it a Ray dashboard?"
+            ) from None
         except RuntimeError as exc:  # Ray's own checks, e.g. a server that is no Ray dashboard
             if "Version check returned 404" in str(exc):
                 raise SessrecError(
@@ -197,10 +230,10 @@ class JobsClient:
 
     # -- jobs ------------------------------------------------------------------------------
 
-    def info(self, job_id: str):
+    def info(self, job_id: str) -> Any:
         return self._call(lambda: self._client.get_job_info(job_id), job_id)
 
-    def resolve(self, ref: str):
+    def resolve(self, ref: str) -> Any:
         """A job by its id, or the newest job of the sweep of that id (its first run, or a resume)."""
         try:
             return self.info(ref)
@@ -214,7 +247,11 @@ class JobsClient:
     def sweep_jobs(self, sweep_id: str) -> list:
         """The jobs that ran or run a sweep, oldest first."""
         jobs = self._call(self._client.list_jobs)
-        mine = [job for job in jobs if (job.metadata or {}).get(MARK) == "1" and (job.metadata or {}).get("sweep_id") == sweep_id]
+        mine = [
+            job
+            for job in jobs
+            if (job.metadata or {}).get(MARK) == "1" and (job.metadata or {}).get("sweep_id") == sweep_id
+        ]
         return sorted(mine, key=lambda job: job.start_time or 0)
 
     def exists(self, job_id: str) -> bool:
@@ -235,7 +272,7 @@ class JobsClient:
     def stop(self, job_id: str) -> bool:
         return bool(self._call(lambda: self._client.stop_job(job_id), job_id))
 
-    def wait(self, job_id: str, timeout: float | None = None, interval: float = 0.5):
+    def wait(self, job_id: str, timeout: float | None = None, interval: float = 0.5) -> Any:
         """Poll until the job is in a terminal state; returns its details."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -246,7 +283,7 @@ class JobsClient:
                 return job
             time.sleep(interval)
 
-    def follow(self, job_id: str, write: Callable[[str], None]):
+    def follow(self, job_id: str, write: Callable[[str], None]) -> Any:
         """Write the job's log as it grows until the job ends; returns its final details.
 
         Streams over the Jobs API's websocket; if that breaks, goes on by polling the log."""
@@ -261,7 +298,7 @@ class JobsClient:
             self._tail(job_id, sink)
         except (SessrecError, KeyboardInterrupt):
             raise
-        except Exception:  # noqa: BLE001, S110 - the websocket broke: poll instead
+        except Exception:
             pass
         while True:
             job = self.info(job_id)
@@ -287,7 +324,7 @@ class JobsClient:
     def submit_job(
         self,
         job_id: str,
-        command: list[str],
+        command: Sequence[str],  # not list[str]: the class's own `list` method shadows it here
         metadata: dict[str, str],
         files: dict[str, str],
         ship_code: bool = False,
@@ -306,11 +343,13 @@ class JobsClient:
                 runtime_env["py_modules"] = [str(Path(sessrec.__file__).resolve().parent)]
             try:
                 self._call(
-                    lambda: self._client.submit_job(
-                        entrypoint=shlex.join(["python", "-m", "sessrec", *command]),
-                        submission_id=job_id,
-                        runtime_env=runtime_env,
-                        metadata={MARK: "1", **metadata},
+                    lambda: self._when_agent_ready(
+                        lambda: self._client.submit_job(
+                            entrypoint=shlex.join(["python", "-m", "sessrec", *command]),
+                            submission_id=job_id,
+                            runtime_env=runtime_env,
+                            metadata={MARK: "1", **metadata},
+                        )
                     )
                 )
             except SessrecError as exc:  # a server's message may quote the runtime_env back
@@ -320,8 +359,37 @@ class JobsClient:
                 raise SessrecError(message) from None
         return Submitted(job_id, metadata["sweep_id"], tuple(sorted(forward_env or {})))
 
+    def _when_agent_ready(self, submit: Callable[[], Any]) -> Any:
+        """Submit, waiting (with one progress line, as `kubectl wait` does) while the cluster has no
+        job agent yet: a cluster just started registers its agent a few seconds after the Jobs API
+        answers. The agent missing after the wait is one error line."""
+        wait_s = agent_wait_s()
+        deadline: float | None = None
+        while True:
+            try:
+                return submit()
+            except _HttpError as exc:
+                if exc.status != 500 or NO_AGENT not in exc.text:
+                    raise
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + wait_s
+                if wait_s > 0:
+                    sys.stderr.write(
+                        f"waiting up to {wait_s:.0f} s for the job agent of the Ray cluster at "
+                        f"{self.address} (a cluster just started registers it within seconds)\n"
+                    )
+                    sys.stderr.flush()
+            if now >= deadline:
+                raise SessrecError(
+                    f"the Ray cluster at {self.address} has no job agent to take the job after {wait_s:.0f} s: is its "
+                    f"dashboard agent running (another cluster on its port 52365?); "
+                    f"{AGENT_WAIT_VAR} sets how long to wait"
+                )
+            time.sleep(min(1.0, max(0.0, deadline - now)))
 
-def describe(job) -> dict[str, Any]:
+
+def describe(job: Any) -> dict[str, Any]:
     """What sessrec shows of a job: never its runtime_env (it may hold forwarded variables)."""
     metadata = job.metadata or {}
     return {
@@ -336,7 +404,7 @@ def describe(job) -> dict[str, Any]:
     }
 
 
-def failure_reason(job, logs: str) -> str:
+def failure_reason(job: Any, logs: str) -> str:
     """One line: the job's status message and sessrec's own error line from its log, if any."""
     message = _status_message(job)
     errors = [line.strip() for line in logs.splitlines() if line.strip().startswith("error: ")]
@@ -412,18 +480,10 @@ def check_sweep_free(root: str, sweep_id: str) -> None:
 
 
 def settle_manifest(root: str, sweep_id: str, status: str, reason: str) -> bool:
-    """After a job ended without finishing its sweep, mark a manifest still saying 'running'
-    (the driver was stopped or died before it could); ``tune resume`` still takes it up."""
-    uri = storage.join(layout.sweep_dir(root, sweep_id), layout.MANIFEST_FILE)
-    try:
-        manifest = formats.sweep_manifest_from_json(storage.read_bytes(uri), f"sweep {sweep_id} manifest")
-    except NotFoundError:
-        return False
-    if manifest.get("status") != "running":
-        return False
-    manifest.update(status=status, reason=reason, ended=now())
-    storage.write_bytes(uri, formats.to_json(manifest))
-    return True
+    """After a job ended without finishing its sweep (``status``: the job's, lower-case), mark a
+    manifest still saying 'running' (the driver was stopped or died before it could); ``tune
+    resume`` still takes it up."""
+    return SweepRecord.settle(root, sweep_id, Status(status), reason)
 
 
 def forwardable_aws_env(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -443,10 +503,10 @@ def submit_tune(
     upload: str | None = None,
     ship_code: bool = False,
     forward_env: dict[str, str] | None = None,
+    mlflow: str | None = None,
 ) -> dict[str, Any]:
-    """Check storage, upload the dataset if asked, submit the sweep; returns what was submitted."""
-    from sessrec.tuning import new_sweep_id
-
+    """Check storage, upload the dataset if asked, submit the sweep; returns what was submitted.
+    ``mlflow``: the job's driver logs the sweep to this MLflow tracker (``tune run --mlflow``)."""
     root = require_s3_root(root)
     sweep_id = layout.check_name(sweep_id or new_sweep_id(spec), "sweep id")
     dataset_ref = dataset or spec.dataset
@@ -458,16 +518,34 @@ def submit_tune(
     uploaded = upload_dataset(upload, dataset_ref, root) if upload else None
     check_dataset(dataset_ref, root, spec.split_n)
     # The laptop's `tune run`, joining the cluster it runs on; the spec rides in the working_dir.
-    command = ["--storage", root, "tune", "run", layout.SPEC_FILE, "--address", "auto", "--sweep-id", sweep_id, "--dataset", dataset_ref]
+    command = [
+        "--storage",
+        root,
+        "tune",
+        "run",
+        layout.SPEC_FILE,
+        "--address",
+        "auto",
+        "--sweep-id",
+        sweep_id,
+        "--dataset",
+        dataset_ref,
+    ]
+    if mlflow:
+        command += ["--mlflow", mlflow]
     metadata = {"sweep_id": sweep_id, "spec": spec.name, "storage": root}
-    submitted = client.submit_job(job_id_for(sweep_id), command, metadata, {layout.SPEC_FILE: spec.to_yaml()}, ship_code, forward_env)
+    submitted = client.submit_job(
+        job_id_for(sweep_id), command, metadata, {layout.SPEC_FILE: spec.to_yaml()}, ship_code, forward_env
+    )
     return {
         "job_id": submitted.job_id,
         "sweep_id": sweep_id,
         "address": client.address,
         "storage": root,
         "dataset": dataset_ref,
-        "uploaded": None if uploaded is None else {"name": dataset_ref, "sha256": uploaded["sha256"], "new": uploaded["uploaded"]},
+        "uploaded": None
+        if uploaded is None
+        else {"name": dataset_ref, "sha256": uploaded["sha256"], "new": uploaded["uploaded"]},
         "forwarded_env": list(submitted.forwarded_env),
     }
 
@@ -477,18 +555,19 @@ def submit_resume(
 ) -> dict[str, Any]:
     """Submit ``sessrec tune resume`` of a stored sweep as a job (its next run), so that a sweep
     stopped on a cluster goes on there: the laptop need not reach the cluster's GCS."""
-    from sessrec.tuning import load_sweep
-
     root = require_s3_root(root)
     layout.check_name(sweep_id, "sweep id")
-    spec, manifest = load_sweep(root, sweep_id)
-    if manifest["status"] == "completed":
+    spec, record = load_sweep(root, sweep_id)
+    manifest = record.manifest
+    if manifest["status"] == Status.COMPLETED:
         raise SessrecError(f"sweep {sweep_id!r} has already completed")
     jobs = client.sweep_jobs(sweep_id)
     active = [job for job in jobs if str(job.status) not in TERMINAL]
     if active:
         job_id = active[-1].submission_id
-        raise SessrecError(f"job {job_id} still runs sweep {sweep_id!r}: let it end, or 'sessrec jobs stop {job_id}' first")
+        raise SessrecError(
+            f"job {job_id} still runs sweep {sweep_id!r}: let it end, or 'sessrec jobs stop {job_id}' first"
+        )
     run = int(manifest.get("runs", 1)) + 1
     job_id = f"{job_id_for(sweep_id)}-run-{run}"
     if any(job.submission_id == job_id for job in jobs):  # an earlier resume ended before it began its run

@@ -10,8 +10,10 @@
     <root>/models/<name>/metrics.json           final validation and test metrics
     <root>/models/<name>/recommender.npz        a fitted session recommender's arrays (sessrec fit; no pickle)
     <root>/models/<name>/recommender.json       its parameters, catalogue size, dataset, split, metrics
+    <root>/models/<name>/promotions.json        promotions from sweeps: each decision and its figures
     <root>/sweeps/<id>/spec.yaml                the sweep spec as run
     <root>/sweeps/<id>/manifest.json            dataset sha256, split, versions, times, trial counts
+    <root>/sweeps/<id>/lease.json               the lease of the driver running the sweep (one at a time)
     <root>/sweeps/<id>/tune/run-<n>/            Ray Tune's experiment folder of the sweep's n-th run
     <root>/sweeps/<id>/tune/run-<n>/point-<p>-<trial>/checkpoint_<i>/state.npz   a trial's weights
     <root>/sweeps/<id>/tune/run-<n>/point-<p>-<trial>/checkpoint_<i>/trial.json  its config and curve
@@ -43,11 +45,18 @@ SESSIONS_FILE, MANIFEST_FILE = "sessions.parquet", "manifest.json"
 EMBEDDINGS_FILE, EMBEDDINGS_TEXT_FILE = "embeddings.parquet", "embeddings.txt"
 CONFIG_FILE, CURVE_FILE, METRICS_FILE = "config.json", "curve.json", "metrics.json"
 SPEC_FILE, TRIALS_FILE, TUNE_DIR, BEST_DIR, REPORT_DIR = "spec.yaml", "trials.parquet", "tune", "best", "report"
+LEASE_FILE = "lease.json"
 STATE_FILE, TRIAL_FILE = "state.npz", "trial.json"
 RECOMMENDER_ARRAYS_FILE, RECOMMENDER_FILE = "recommender.npz", "recommender.json"
+#: A model's promotion decisions, newest last (``sessrec results promote``; not a completion marker).
+PROMOTIONS_FILE = "promotions.json"
 #: The files of each kind of stored model; the last of each marks it complete.
 WORD2VEC_MODEL_FILES = (EMBEDDINGS_FILE, EMBEDDINGS_TEXT_FILE, CONFIG_FILE, CURVE_FILE, METRICS_FILE)
 RECOMMENDER_MODEL_FILES = (RECOMMENDER_ARRAYS_FILE, RECOMMENDER_FILE)
+
+
+# Stored records are small: reading one is bounded, so a damaged or hostile file cannot exhaust memory.
+storage.bound_documents(MANIFEST_FILE, CONFIG_FILE, CURVE_FILE, METRICS_FILE, TRIAL_FILE, SPEC_FILE)
 
 
 def run_name(number: int) -> str:

@@ -1,13 +1,17 @@
 """The laptop pipeline: each function is one CLI command's work, joining the pure core to
-storage. Outputs land in the documented layout (see ``sessrec.layout``)."""
+storage. Outputs land in the documented layout (see ``sessrec.layout``).
+
+Over 400 lines: one short function per command (data, baselines, train, fit, recommend), each
+joining the core to storage in a few lines; split by command they would share most imports."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from sessrec import __version__, formats, layout, outputs, recommenders_store, storage
 from sessrec.core import baselines
@@ -26,6 +30,9 @@ from sessrec.core.split import Split, next_item_split
 from sessrec.core.synth import synth_sessions
 from sessrec.core.word2vec import Word2VecConfig, embeddings_of, fit
 from sessrec.errors import NotFoundError, SessrecError
+
+if TYPE_CHECKING:
+    from sessrec.core.recommenders.word2vec_item import Word2VecItem
 
 
 def now() -> str:
@@ -63,7 +70,9 @@ def load_dataset(ref: str, root: str) -> Dataset:
     try:
         manifest = formats.from_json(storage.read_bytes(manifest_uri), manifest_uri)
     except NotFoundError:
-        raise NotFoundError(f"no dataset {ref!r} in {root} (run 'sessrec data prepare' or 'sessrec data synth')") from None
+        raise NotFoundError(
+            f"no dataset {ref!r} in {root} (run 'sessrec data prepare' or 'sessrec data synth')"
+        ) from None
     uri = storage.join(folder, layout.SESSIONS_FILE)
     sessions = formats.sessions_from_parquet(storage.read_bytes(uri), uri)
     sha = sessions.content_sha256()
@@ -229,7 +238,7 @@ def train(
     curve: list[dict[str, Any]] = []
     started = time.perf_counter()
 
-    def record(epoch: int, metrics: dict[str, float], _model) -> None:
+    def record(epoch: int, metrics: dict[str, float], _model: Any) -> None:
         curve.append({"epoch": epoch, **metrics, "elapsed_s": round(time.perf_counter() - started, 3)})
         if on_epoch is not None:
             on_epoch(epoch, metrics)
@@ -249,7 +258,9 @@ def train(
     }
     files: dict[str, bytes | None] = {
         layout.EMBEDDINGS_FILE: formats.embeddings_to_parquet(embeddings),
-        layout.CONFIG_FILE: formats.to_json({"config": config.to_dict(), "dataset": dataset.uri, "split": result["split"], "k": k}),
+        layout.CONFIG_FILE: formats.to_json(
+            {"config": config.to_dict(), "dataset": dataset.uri, "split": result["split"], "k": k}
+        ),
         layout.CURVE_FILE: formats.to_json(curve),
     }
     # Without --export, an export of the model this one replaces goes: it would not match.
@@ -268,9 +279,10 @@ def _trained_items(sessions: Sessions, min_count: int) -> list[str]:
 
 
 def load_embeddings(ref: str, root: str) -> Embeddings:
-    """Embeddings by URI (Parquet, or word2vec text with a .txt/.vec suffix) or by model name."""
+    """Embeddings by URI (Parquet, or word2vec text with a .txt/.vec suffix), by model name, or
+    by sweep id (its best)."""
     if not layout.is_file_ref(ref):
-        ref = storage.join(layout.model_dir(root, ref), layout.EMBEDDINGS_FILE)
+        ref = storage.join(named_model_folder(root, ref), layout.EMBEDDINGS_FILE)
     data = storage.read_bytes(ref)
     if ref.endswith((".txt", ".vec")):
         try:
@@ -280,6 +292,26 @@ def load_embeddings(ref: str, root: str) -> Embeddings:
         except SessrecError as exc:  # the parser does not know the file's name
             raise SessrecError(f"{ref}: {exc}") from None
     return formats.embeddings_from_parquet(data, ref)
+
+
+def named_model_folder(root: str, name: str) -> str:
+    """The folder of a model name: ``models/NAME``, else a sweep's ``best/`` (a sweep id), else
+    ``models/NAME`` (whose absence reads 'not found')."""
+    folder = layout.model_dir(root, name)
+    if recommenders_store.existing_model(root, name):
+        return folder
+    best = storage.join(layout.sweep_dir(root, name), layout.BEST_DIR)
+    if any(storage.exists(storage.join(best, marker)) for marker in (layout.RECOMMENDER_FILE, layout.METRICS_FILE)):
+        return best
+    return folder
+
+
+def is_word2vec_model(root: str, name: str) -> bool:
+    """Whether ``name`` (a model, or a sweep's best) is word2vec embeddings, not a session recommender."""
+    folder = named_model_folder(root, name)
+    return not storage.exists(storage.join(folder, layout.RECOMMENDER_FILE)) and storage.exists(
+        storage.join(folder, layout.EMBEDDINGS_FILE)
+    )
 
 
 # -- stored session recommenders (sessrec fit, sessrec recommend --model) ----------------------
@@ -344,7 +376,7 @@ def _fitted(model: str, checked: dict[str, Any], train: Sessions, stored: Stored
     scorer = build_recommender(model, checked)
     if model in WORD2VEC_MODELS:
         assert stored is not None
-        return scorer.use_embeddings(stored.embeddings, catalogue(train))
+        return cast("Word2VecItem", scorer).use_embeddings(stored.embeddings, catalogue(train))
     return scorer.fit(train)
 
 
@@ -431,12 +463,21 @@ def session_scorer(
             raise SessrecError(
                 "--param is for --embeddings; a stored recommender keeps the parameters it was fitted with"
             )
-        scorer, _ = recommenders_store.load(root, model)
-        return scorer, model
+        folder = named_model_folder(root, model)
+        if storage.exists(storage.join(folder, layout.RECOMMENDER_FILE)) or not storage.exists(
+            storage.join(folder, layout.EMBEDDINGS_FILE)
+        ):
+            if folder == layout.model_dir(root, model):
+                scorer, _ = recommenders_store.load(root, model)
+            else:  # a sweep's best recommender
+                scorer, _, _ = recommenders_store.load_folder(folder, model)
+            return scorer, model
+        embeddings = model  # a word2vec model (or sweep): scored as w2v_session, as 'sessrec serve' does
     assert embeddings is not None
     vectors = load_embeddings(embeddings, root)
     checked = check_recommender_params("w2v_session", _w2v_params("w2v_session", "w2v_session", params, {}))
-    return build_recommender("w2v_session", checked).use_embeddings(vectors, vectors.keys), embeddings
+    scorer = cast("Word2VecItem", build_recommender("w2v_session", checked))  # a Word2VecSession
+    return scorer.use_embeddings(vectors, vectors.keys), embeddings
 
 
 def _unknown_text(unknown: list[str], limit: int = 10) -> str:
@@ -468,8 +509,14 @@ def recommend_session(
     else:
         recs = recommend_for_sessions(scorer, [items], k, "session", exclude)
         rows = [{"item": i, "score": s} for i, s in recs.items[0]]
-    return {"mode": mode, "exclude": exclude, "k": k, "session" if mode == "session" else "queries": items,
-            "unknown": unknown, "recommendations": rows}
+    return {
+        "mode": mode,
+        "exclude": exclude,
+        "k": k,
+        "session" if mode == "session" else "queries": items,
+        "unknown": unknown,
+        "recommendations": rows,
+    }
 
 
 def recommend_file(

@@ -35,7 +35,10 @@ def arrays_to_npz(arrays: Mapping[str, np.ndarray]) -> bytes:
                 f"recommender array {key!r} holds Python objects; only numeric or text arrays are stored"
             )
     sink = io.BytesIO()
-    np.savez(sink, **{key: np.asarray(value) for key, value in arrays.items()})
+    # Any: numpy's stub types savez's **kwds as arrays, but mypy checks an unpacked dict against
+    # the keyword parameters too (allow_pickle: bool).
+    named: dict[str, Any] = {key: np.asarray(value) for key, value in arrays.items()}
+    np.savez(sink, **named)
     return sink.getvalue()
 
 

@@ -1,4 +1,8 @@
-"""Reading sweeps back from storage, local or S3 alike: list, show, best, fetch."""
+"""Sweeps in storage, local or S3 alike: list, show, best, fetch; and what changes what a sweep
+left: promote its best to a model, delete it, prune its checkpoints.
+
+Over 400 lines: promote, delete and prune read sweeps through this module's readers (the manifest,
+the best, a trial's one JSON shape); a split would move them behind a second, thinner interface."""
 
 from __future__ import annotations
 
@@ -11,17 +15,31 @@ import pandas as pd
 from sessrec import formats, layout, outputs, storage
 from sessrec.core.embeddings import word2vec_text_problem
 from sessrec.errors import NotFoundError, SessrecError
+from sessrec.sweep.checkpoints import checkpointed_trials
+from sessrec.sweep.records import Status, SweepPaths, SweepRecord
+from sessrec.sweep.trials import (
+    CONFIG_PREFIX,
+    EPOCHS_RUN,
+    LAST_MRR,
+    LAST_RECALL,
+    POINT,
+    STATE,
+    TRIAL_ID,
+    TrialsTable,
+    TrialState,
+    last_column,
+)
 
 
 def _manifest(root: str, sweep_id: str) -> dict[str, Any]:
-    uri = storage.join(layout.sweep_dir(root, sweep_id), layout.MANIFEST_FILE)
     try:
-        return formats.sweep_manifest_from_json(storage.read_bytes(uri), uri)
+        return SweepRecord.read(SweepPaths(root, sweep_id)).manifest
     except NotFoundError:
         raise NotFoundError(f"no sweep {sweep_id!r} in {root}") from None
 
 
 def list_sweeps(root: str) -> list[dict[str, Any]]:
+    """The sweeps under ``root``, newest first (``results list`` prints them with the root it read)."""
     rows = []
     for sweep_id in storage.list_children(storage.join(root, layout.SWEEPS)):
         if not layout.NAME_PATTERN.match(sweep_id):
@@ -31,7 +49,7 @@ def list_sweeps(root: str) -> list[dict[str, Any]]:
         except NotFoundError:
             continue  # a folder without a manifest is not a sweep (yet)
         except SessrecError as exc:  # listed, so that a damaged sweep is seen, not lost from view
-            manifest = {"status": "damaged", "problem": str(exc)}
+            manifest = {"status": Status.DAMAGED.value, "problem": str(exc)}
         metric = manifest.get("metric", "recall_at_k")
         rows.append(
             {
@@ -55,8 +73,11 @@ def trials(root: str, sweep_id: str) -> pd.DataFrame:
         data = storage.read_bytes(uri)
     except NotFoundError:
         _manifest(root, sweep_id)
-        raise NotFoundError(f"sweep {sweep_id!r} has no trials table yet (still running, or interrupted: 'sessrec tune resume {sweep_id}')") from None
-    return formats.read_parquet(data, uri).to_pandas()
+        raise NotFoundError(
+            f"sweep {sweep_id!r} has no trials table yet "
+            f"(still running, or interrupted: 'sessrec tune resume {sweep_id}')"
+        ) from None
+    return TrialsTable.from_parquet(data, uri).frame
 
 
 def _trials_of(root: str, sweep_id: str, manifest: dict[str, Any]) -> tuple[pd.DataFrame, str]:
@@ -64,54 +85,115 @@ def _trials_of(root: str, sweep_id: str, manifest: dict[str, Any]) -> tuple[pd.D
     trials as their checkpoints record them; and which of the two it is."""
     if manifest.get("trials"):
         return trials(root, sweep_id), "trials table"
-    from sessrec.tuning import checkpointed_trials  # the checkpoints' format is the sweep's own
-
     return checkpointed_trials(root, sweep_id), "checkpoints"
 
 
-def show(root: str, sweep_id: str) -> dict[str, Any]:
-    """A sweep's manifest and its ten best trials: from the trials table of a finished run, else
-    (interrupted, stopped, still running) from the trials' checkpoints."""
+def _plain(value: Any) -> Any:
+    """A table cell as JSON has it: NaN (a missing value) as None, NumPy scalars as Python's."""
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        value = value.item()
+    return None if isinstance(value, float) and value != value else value
+
+
+def trial_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One trial, in the one JSON shape of ``results show`` and ``results best``: its status, the
+    epochs it trained, its final validation metrics (fractions) and its config, nested."""
+    return {
+        "trial_id": row[TRIAL_ID],
+        "point": _plain(row.get(POINT)),
+        "status": row[STATE],
+        "epochs": _plain(row[EPOCHS_RUN]),
+        "validation": {"recall_at_k": _plain(row.get(LAST_RECALL)), "mrr_at_k": _plain(row.get(LAST_MRR))},
+        "config": {k[len(CONFIG_PREFIX) :]: _plain(v) for k, v in row.items() if k.startswith(CONFIG_PREFIX)},
+    }
+
+
+def show(root: str, sweep_id: str, limit: int | None = 10) -> dict[str, Any]:
+    """A sweep's manifest and its ``limit`` best trials (None: all of them), best first: from the
+    trials table of a finished run, else (interrupted, stopped, still running) from the trials'
+    checkpoints."""
     manifest = _manifest(root, sweep_id)
     table, source = _trials_of(root, sweep_id, manifest)
     top: list[dict[str, Any]] = []
     if len(table):
-        metric = f"last_{manifest.get('metric', 'recall_at_k')}"
-        columns = ["trial_id", "state", "epochs_run", metric, *[c for c in table.columns if c.startswith("config.")]]
-        top = table.sort_values(metric, ascending=False, na_position="last")[columns].head(10).to_dict("records")
-    return {"manifest": manifest, "trials_from": source, "top_trials": top}
+        metric = last_column(manifest.get("metric", "recall_at_k"))
+        ordered = table.sort_values(metric, ascending=False, na_position="last", kind="stable")
+        top = [trial_json(row) for row in (ordered if limit is None else ordered.head(limit)).to_dict("records")]
+    return {
+        "manifest": manifest,
+        "metric": manifest.get("metric", "recall_at_k"),
+        "trials_from": source,
+        "top_trials": top,
+    }
 
 
 def best(root: str, sweep_id: str) -> dict[str, Any]:
     manifest = _manifest(root, sweep_id)
     folder = layout.sweep_dir(root, sweep_id)
-    config_uri, metrics_uri = (storage.join(folder, layout.BEST_DIR, name) for name in (layout.CONFIG_FILE, layout.METRICS_FILE))
+    config_uri, metrics_uri = (
+        storage.join(folder, layout.BEST_DIR, name) for name in (layout.CONFIG_FILE, layout.METRICS_FILE)
+    )
     try:
         config = formats.from_json(storage.read_bytes(config_uri), config_uri)
         metrics = formats.from_json(storage.read_bytes(metrics_uri), metrics_uri)
     except NotFoundError:
         raise NotFoundError(f"sweep {sweep_id!r} has no best result yet (status: {manifest.get('status')})") from None
-    return {"sweep_id": sweep_id, "status": manifest.get("status"), "dataset": manifest["dataset"], "split": manifest.get("split"),
-            "metric": manifest["metric"], "config": config, **metrics}
+    summary = {
+        "sweep_id": sweep_id,
+        "status": manifest.get("status"),
+        "dataset": manifest["dataset"],
+        "split": manifest.get("split"),
+        "metric": manifest["metric"],
+        "config": config,
+        **metrics,
+    }
+    summary["trial"] = _best_trial(root, sweep_id, summary)
+    return summary
+
+
+def _best_trial(root: str, sweep_id: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """The best trial in the shape of ``results show``'s trials (from the trials table where it is
+    there; else from the best's own files)."""
+    try:
+        table = trials(root, sweep_id)
+        rows = table[table[TRIAL_ID] == summary.get("trial_id")].to_dict("records")
+    except SessrecError:
+        rows = []
+    if rows:
+        return trial_json(rows[0])
+    config, epochs = summary["config"], summary.get("epochs")
+    finished = isinstance(epochs, int) and epochs >= int(config.get("epochs", epochs))
+    validation = summary.get("validation") or {}
+    return {
+        "trial_id": summary.get("trial_id"),
+        "point": None,
+        "status": (TrialState.COMPLETED if finished else TrialState.STOPPED_EARLY).value,
+        "epochs": epochs,
+        "validation": {"recall_at_k": validation.get("recall_at_k"), "mrr_at_k": validation.get("mrr_at_k")},
+        "config": config,
+    }
 
 
 def write_report(root: str, sweep_id: str, to: str | None = None, overwrite: bool = False) -> list[str]:
     """Build the sweep's plots and HTML page into ``<sweep>/report/`` (rebuilt from the sweep's
     results each time) and into ``to``, if given (its files replaced only with ``overwrite``)."""
-    from sessrec.report import build_report
+    from sessrec.report import build_report, log_scale_params
 
     manifest = _manifest(root, sweep_id)
     table, _ = _trials_of(root, sweep_id, manifest)
     try:
-        best_metrics = {k: v for k, v in best(root, sweep_id).items() if k != "config"}
+        best_metrics = {k: v for k, v in best(root, sweep_id).items() if k not in ("config", "trial")}
     except NotFoundError:
         best_metrics = None  # every trial errored: the report still shows what happened
-    files = build_report(table, manifest, best_metrics)
+    spec_text = storage.read_text(SweepPaths(root, sweep_id).file(layout.SPEC_FILE))
+    files = build_report(table, manifest, best_metrics, log_params=log_scale_params(spec_text))
     if to is not None:
         _refuse_to_replace(to, files, overwrite)
     folders = [storage.join(layout.sweep_dir(root, sweep_id), layout.REPORT_DIR)] + ([to] if to is not None else [])
     # index.html last in each folder: the page appears once its plots are there.
-    return outputs.write_all({storage.join(folder, name): content for folder in folders for name, content in files.items()})
+    return outputs.write_all(
+        {storage.join(folder, name): content for folder in folders for name, content in files.items()}
+    )
 
 
 def fetch(root: str, sweep_id: str, to: str, overwrite: bool = False) -> tuple[list[str], str | None]:
@@ -120,16 +202,26 @@ def fetch(root: str, sweep_id: str, to: str, overwrite: bool = False) -> tuple[l
     files written and why the text format was left out, if it was."""
     summary = best(root, sweep_id)
     source = storage.join(layout.sweep_dir(root, sweep_id), layout.BEST_DIR)
+    from sessrec import recommenders_store
+
     uri = storage.join(source, layout.EMBEDDINGS_FILE)
-    data = storage.read_bytes(uri)
-    embeddings = formats.embeddings_from_parquet(data, uri)
     target = Path(to)
-    files = {layout.EMBEDDINGS_FILE: data}
-    left_out = word2vec_text_problem(embeddings.keys.tolist())
-    if left_out is None:
-        files[layout.EMBEDDINGS_TEXT_FILE] = embeddings.to_word2vec_text().encode("utf-8")
+    files: dict[str, bytes] = {}
+    left_out = None
+    try:
+        data = storage.read_bytes(uri)
+    except NotFoundError:
+        data = None  # a best recommender without a word2vec part has no embeddings
+    if data is not None:
+        embeddings = formats.embeddings_from_parquet(data, uri)
+        files[layout.EMBEDDINGS_FILE] = data
+        left_out = word2vec_text_problem(embeddings.keys.tolist())
+        if left_out is None:
+            files[layout.EMBEDDINGS_TEXT_FILE] = embeddings.to_word2vec_text().encode("utf-8")
+    # A session sweep's best is also a stored recommender (recommender.npz + recommender.json).
+    files.update(recommenders_store.files_in(source))
     files[layout.CONFIG_FILE] = formats.to_json(summary["config"])
-    files[layout.METRICS_FILE] = formats.to_json({k: v for k, v in summary.items() if k != "config"})
+    files[layout.METRICS_FILE] = formats.to_json({k: v for k, v in summary.items() if k not in ("config", "trial")})
     _refuse_to_replace(to, files, overwrite)
     written = outputs.write_all({str(target / name): content for name, content in files.items()})
     return written, None if left_out is None else f"{layout.EMBEDDINGS_TEXT_FILE} left out: {left_out}"
@@ -143,6 +235,8 @@ def _refuse_to_replace(folder: str, names: Iterable[str], overwrite: bool) -> No
     if not storage.is_s3(folder):
         if Path(folder).is_file():
             raise SessrecError(f"--to {folder}: a file, not a folder")
+        if Path(folder).exists() and not Path(folder).is_dir():  # /dev/null, a FIFO: before any write
+            raise SessrecError(f"--to {folder}: not a folder")
         # Checked even with --overwrite: a folder in a file's place would stop the copy half-way.
         folders = [name for name in names if (Path(folder) / name).is_dir()]
         if folders:
@@ -151,3 +245,272 @@ def _refuse_to_replace(folder: str, names: Iterable[str], overwrite: bool) -> No
     if present:
         shown = ", ".join(present[:3]) + (f" and {len(present) - 3} more" if len(present) > 3 else "")
         raise SessrecError(f"{folder} already has {shown}; pass --overwrite to replace them")
+
+
+# -- promote, delete, prune ----------------------------------------------------------------------
+
+#: Promotion decisions kept in a model's ``promotions.json`` (the newest; older ones drop off).
+PROMOTIONS_KEPT = 200
+
+
+def size_text(size: int) -> str:
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor:
+            return f"{size:,} bytes ({size / factor:.1f} {unit})"
+    return f"{size:,} bytes"
+
+
+def _current_model(root: str, name: str) -> dict[str, Any] | None:
+    """The completion file of the model stored as ``name`` (recommender.json or metrics.json), or None."""
+    from sessrec import recommenders_store
+
+    kind = recommenders_store.existing_model(root, name)
+    if kind is None:
+        return None
+    marker = layout.RECOMMENDER_FILE if kind == "recommender" else layout.METRICS_FILE
+    uri = storage.join(layout.model_dir(root, name), marker)
+    meta = formats.from_json(storage.read_bytes(uri), uri)
+    if not isinstance(meta, dict):
+        raise SessrecError(f"{uri} is not a model's description (a JSON object)")
+    return meta
+
+
+def _figures(meta: dict[str, Any], metric: str) -> dict[str, Any]:
+    """What a promotion compares of a model: where it was evaluated and its figures (fractions)."""
+    validation: dict[str, Any] = meta["validation"] if isinstance(meta.get("validation"), dict) else {}
+    test: dict[str, Any] = meta["test"] if isinstance(meta.get("test"), dict) else {}
+    promotion: dict[str, Any] = meta["promotion"] if isinstance(meta.get("promotion"), dict) else {}
+    return {
+        "sweep_id": promotion.get("sweep_id"),
+        "dataset_sha256": meta.get("dataset_sha256"),
+        "split": meta.get("split"),
+        "k": validation.get("k", test.get("k")),
+        "mode": validation.get("mode", test.get("mode", "item")),
+        "validation": validation.get(metric),
+        "test": test.get(metric),
+        "created": promotion.get("promoted_at") or meta.get("created"),
+    }
+
+
+def _not_comparable(new: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """Why two models' figures cannot be compared (None: they can): another dataset, split, K or mode."""
+    for key, what in (("dataset_sha256", "dataset (sha256)"), ("split", "split"), ("k", "K"), ("mode", "mode")):
+        if current.get(key) != new.get(key):
+            theirs, ours = current.get(key), new.get(key)
+            if key == "dataset_sha256":
+                theirs, ours = str(theirs)[:12], str(ours)[:12]
+            return f"another {what}: {theirs}, not {ours}"
+    if not isinstance(current.get("validation"), (int, float)):
+        return "it records no validation figure of this metric"
+    return None
+
+
+def _history(root: str, name: str) -> list[dict[str, Any]]:
+    uri = storage.join(layout.model_dir(root, name), layout.PROMOTIONS_FILE)
+    try:
+        history = formats.from_json(storage.read_bytes(uri, storage.MAX_DOCUMENT_BYTES), uri)
+    except NotFoundError:
+        return []
+    return history if isinstance(history, list) else []
+
+
+def promote(root: str, sweep_id: str, name: str, if_better: bool = False, force: bool = False) -> dict[str, Any]:
+    """Copy the sweep's best model to ``models/NAME`` with its provenance in the completion file
+    (written last, so ``serve`` reloads a whole model). With ``if_better``, only when its validation
+    figure of the sweep's metric beats the current model's (a tie keeps the current; test figures
+    are recorded, never decide). A current model on another dataset, split, K or mode is refused
+    unless ``force``. Every decision is added to ``models/NAME/promotions.json``."""
+    from sessrec.pipeline import now
+
+    folder = layout.model_dir(root, name)
+    manifest = _manifest(root, sweep_id)
+    summary = best(root, sweep_id)
+    source = storage.join(layout.sweep_dir(root, sweep_id), layout.BEST_DIR)
+    present = set(storage.list_children(source))
+    recommender = layout.RECOMMENDER_FILE in present and layout.RECOMMENDER_ARRAYS_FILE in present
+    if not recommender and layout.EMBEDDINGS_FILE not in present:
+        raise SessrecError(f"sweep {sweep_id!r} has no best model files in {source}")
+    metric = str(manifest["metric"])
+    validation, test = dict(summary["validation"]), dict(summary["test"])
+    dataset = manifest.get("dataset") or {}
+    new = {
+        "sweep_id": sweep_id,
+        "trial_id": summary.get("trial_id"),
+        "dataset_sha256": dataset.get("sha256"),
+        "split": manifest.get("split"),
+        "k": validation.get("k", test.get("k")),
+        "mode": validation.get("mode", test.get("mode", "item")),
+        "validation": validation.get(metric),
+        "test": test.get(metric),
+    }
+    current_meta = _current_model(root, name)
+    current = None if current_meta is None else _figures(current_meta, metric)
+    problem = None if current is None else _not_comparable(new, current)
+    if problem is not None and problem.startswith("another") and not force:
+        raise SessrecError(f"model {name!r} in {root} was evaluated on {problem}; pass --force to replace it")
+    if if_better and current is not None and problem is None and not new["validation"] > current["validation"]:
+        decision = "kept"
+    else:
+        decision = "promoted"
+    at = now()
+    record = {
+        "decision": decision,
+        "at": at,
+        "model": name,
+        "sweep_id": sweep_id,
+        "metric": metric,
+        "if_better": if_better,
+        "forced": bool(force and problem),
+        "not_comparable": problem,
+        "new": new,
+        "current": current,
+    }
+    history = (_history(root, name) + [record])[-PROMOTIONS_KEPT:]
+    files: dict[str, bytes | None] = {}
+    if decision == "promoted":
+        provenance = {
+            "sweep_id": sweep_id,
+            "trial_id": summary.get("trial_id"),
+            "metric": metric,
+            "mode": new["mode"],
+            "promoted_at": at,
+            "if_better": if_better,
+            "previous": current,
+        }
+        common = {
+            "dataset": dataset.get("uri"),
+            "dataset_sha256": dataset.get("sha256"),
+            "split": manifest.get("split"),
+            "validation": validation,
+            "test": test,
+            "created": at,
+            "promotion": provenance,
+        }
+        if recommender:
+            arrays = storage.read_bytes(storage.join(source, layout.RECOMMENDER_ARRAYS_FILE))
+            meta_uri = storage.join(source, layout.RECOMMENDER_FILE)
+            meta = {**formats.from_json(storage.read_bytes(meta_uri), meta_uri), **common, "name": name}
+            files = {storage.join(folder, f): None for f in reversed(layout.WORD2VEC_MODEL_FILES)}
+            files[storage.join(folder, layout.RECOMMENDER_ARRAYS_FILE)] = arrays
+            marker = (storage.join(folder, layout.RECOMMENDER_FILE), formats.to_json(meta))
+        else:
+            embeddings = storage.read_bytes(storage.join(source, layout.EMBEDDINGS_FILE))
+            config = summary["config"]
+            files = {
+                storage.join(folder, f): None
+                for f in (
+                    layout.RECOMMENDER_FILE,
+                    layout.RECOMMENDER_ARRAYS_FILE,
+                    layout.EMBEDDINGS_TEXT_FILE,
+                    layout.CURVE_FILE,
+                )
+            }
+            files[storage.join(folder, layout.EMBEDDINGS_FILE)] = embeddings
+            files[storage.join(folder, layout.CONFIG_FILE)] = formats.to_json(
+                {"config": config, "dataset": dataset.get("uri"), "split": manifest.get("split"), "k": new["k"]}
+            )
+            marker = (
+                storage.join(folder, layout.METRICS_FILE),
+                formats.to_json({"model": name, **common, "config": config}),
+            )
+        files[storage.join(folder, layout.PROMOTIONS_FILE)] = formats.to_json(history)
+        files[marker[0]] = marker[1]  # last: marks the new version whole (serve reloads on it)
+    else:
+        files[storage.join(folder, layout.PROMOTIONS_FILE)] = formats.to_json(history)
+    outputs.write_all(files)
+    return {**record, "uri": folder}
+
+
+def _sweep_files(root: str, sweep_id: str) -> list[tuple[str, int]]:
+    return list(storage.walk_file_sizes(layout.sweep_dir(root, sweep_id)))
+
+
+def running_reason(root: str, sweep_id: str, manifest: dict[str, Any]) -> str | None:
+    """Why a sweep counts as running (None: it does not): its manifest says so, or a fresh lease."""
+    from sessrec.sweep import records
+
+    # The driver's lease (sweeps/<id>/lease.json): a fresh one means a driver runs the sweep now,
+    # whatever the manifest says. Read with the lease's own helpers (records._parse, _live, _holder).
+    parse, live, holder = (getattr(records, name, None) for name in ("_parse", "_live", "_holder"))
+    if callable(parse) and callable(live) and callable(holder):
+        try:
+            lease = parse(
+                storage.read_bytes(SweepPaths(root, sweep_id).file(getattr(layout, "LEASE_FILE", "lease.json")))
+            )
+        except NotFoundError:
+            lease = None
+        if lease is not None and live(lease):
+            return f"its lease is held by {holder(lease)}"
+    if manifest.get("status") == Status.RUNNING.value:
+        return "its manifest says running"
+    return None
+
+
+def delete(root: str, sweep_id: str, yes: bool = False, force: bool = False) -> dict[str, Any]:
+    """Remove a sweep's folder: refused while it runs (unless ``force``) and without ``yes``. The
+    manifest goes first (the sweep leaves ``results list`` at once), its spec (its id's claim) last."""
+    folder = layout.sweep_dir(root, sweep_id)
+    files = _sweep_files(root, sweep_id)
+    if not files:
+        raise NotFoundError(f"no sweep {sweep_id!r} in {root}")
+    try:
+        manifest = _manifest(root, sweep_id)
+    except NotFoundError:
+        manifest = {"status": Status.RUNNING.value}  # claimed, its first manifest not yet written
+    except SessrecError:
+        manifest = {"status": Status.DAMAGED.value}
+    reason = running_reason(root, sweep_id, manifest)
+    if reason is not None and not force:
+        raise SessrecError(
+            f"sweep {sweep_id!r} is running ({reason}); stop it first, or pass --force if its driver is gone"
+        )
+    total = sum(size for _, size in files)
+    if not yes:
+        raise SessrecError(
+            f"deleting sweep {sweep_id!r} removes {len(files)} files, {size_text(total)}, "
+            f"from {root}; pass --yes to delete it"
+        )
+    outputs.WRITING.set()  # an interrupt lets the removal finish
+    names = [path for path, _ in files]
+    first = [n for n in names if n == layout.MANIFEST_FILE]
+    last = [n for n in names if n == layout.SPEC_FILE]
+    for group in (first, [n for n in names if n not in first and n not in last], last):
+        if group:
+            storage.delete_below(folder, group)
+    return {"sweep_id": sweep_id, "storage": root, "action": "deleted", "files": len(files), "bytes_freed": total}
+
+
+def prune(root: str, sweep_id: str, yes: bool = False, force: bool = False) -> dict[str, Any]:
+    """Remove a completed sweep's Tune checkpoints (``tune/``) and keep its manifest, spec, trials
+    table, best and report; a sweep that can still be resumed is refused unless ``force``."""
+    manifest = _manifest(root, sweep_id)
+    reason = running_reason(root, sweep_id, manifest)
+    status = manifest.get("status")
+    if not force:
+        if reason is not None:
+            raise SessrecError(f"sweep {sweep_id!r} is running ({reason}); its checkpoints are in use")
+        if status != Status.COMPLETED.value:
+            raise SessrecError(
+                f"sweep {sweep_id!r} is {status}: 'tune resume' goes on from its checkpoints; "
+                "pass --force to remove them anyway"
+            )
+    tune = storage.join(layout.sweep_dir(root, sweep_id), layout.TUNE_DIR)
+    files = list(storage.walk_file_sizes(tune))
+    total = sum(size for _, size in files)
+    if files and not yes:
+        raise SessrecError(
+            f"pruning sweep {sweep_id!r} removes {len(files)} checkpoint files, {size_text(total)}; "
+            "pass --yes to remove them"
+        )
+    if files:
+        outputs.WRITING.set()
+        storage.delete_below(tune, [path for path, _ in files])
+    kept = [layout.MANIFEST_FILE, layout.SPEC_FILE, layout.TRIALS_FILE, layout.BEST_DIR, layout.REPORT_DIR]
+    return {
+        "sweep_id": sweep_id,
+        "storage": root,
+        "action": "pruned",
+        "files": len(files),
+        "bytes_freed": total,
+        "kept": kept,
+    }

@@ -28,6 +28,9 @@ assignment: requests in flight finish on the model they started with, none is dr
 that does not load (arrays without their description, a sha256 mismatch...) is refused with a
 warning line and shown under ``refused`` in ``/model``; the old one keeps serving. A refused version
 is not retried until the marker changes again.
+
+Over 400 lines: the request checks and the reload logic are plain functions here, next to the
+thin Serve deployment, so that they are tested without Ray.
 """
 
 from __future__ import annotations
@@ -302,7 +305,8 @@ def load(source: Source, root: str) -> Served:
             raise SessrecError(f"{source.folder}/{layout.METRICS_FILE} is not a word2vec model's metrics")
         scorer, _ = pipeline.session_scorer(root, None, storage.join(source.folder, layout.EMBEDDINGS_FILE), {})
     provenance: dict[str, Any] = {
-        "sweep": source.sweep_id,
+        "sweep": source.sweep_id or (meta.get("promotion") or {}).get("sweep_id"),  # promoted: its sweep
+        "promotion": meta.get("promotion"),
         "dataset": meta.get("dataset"),
         "dataset_sha256": meta.get("dataset_sha256"),
         "split": meta.get("split"),
@@ -456,6 +460,41 @@ def build_app(ref: str, root: str, replicas: int, reload_interval: float) -> Any
     return Recommender.bind(ref, root, reload_interval)  # type: ignore[attr-defined]
 
 
+APP_ARGS = ("model", "storage", "reload_interval")
+
+
+def app_from_args(args: dict[str, Any]) -> Any:
+    """The same application as ``sessrec serve``, from a Ray Serve config (a KubeRay RayService:
+    ``import_path: sessrec.serving:app_from_args``). ``args``: ``model`` (required; a model name,
+    sweep id or s3:// folder), ``storage`` (default: the settings, i.e. $SESSREC_STORAGE of the
+    pod) and ``reload_interval`` (seconds). Replicas, autoscaling and each replica's resources come
+    from the config's ``deployments`` entry, which overrides the deployment's own options."""
+    from sessrec.settings import Settings
+
+    if not isinstance(args, dict):
+        raise SessrecError(f"sessrec.serving:app_from_args: args must be a mapping of {', '.join(APP_ARGS)}")
+    unknown = sorted(set(args) - set(APP_ARGS))
+    if unknown:
+        expected = ", ".join(APP_ARGS)
+        raise SessrecError(f"sessrec.serving:app_from_args: unknown args {', '.join(unknown)}; expected {expected}")
+    model = args.get("model")
+    if not isinstance(model, str) or not model:
+        raise SessrecError("sessrec.serving:app_from_args: args.model is required (a model name, sweep id or folder)")
+    interval = args.get("reload_interval", DEFAULT_RELOAD_INTERVAL_S)
+    bad_interval = f"sessrec.serving:app_from_args: reload_interval must be 0 or more seconds, got {interval!r}"
+    if isinstance(interval, bool) or not isinstance(interval, (int, float, str)):
+        raise SessrecError(bad_interval)
+    try:
+        reload_interval = float(interval)
+    except ValueError:
+        raise SessrecError(bad_interval) from None
+    if not 0 <= reload_interval < float("inf"):
+        raise SessrecError(bad_interval)
+    storage_root = args.get("storage")
+    root = Settings.load(storage=str(storage_root) if storage_root else None).storage
+    return build_app(model, root, 1, reload_interval)
+
+
 def serve_forever(
     ref: str, root: str, host: str, port: int, replicas: int, reload_interval: float, on_ready: Any = None
 ) -> None:
@@ -467,6 +506,8 @@ def serve_forever(
     import ray
     from ray import serve
 
+    from sessrec.sweep.cluster import private_ray_temp_dir
+
     logging.getLogger("ray").setLevel(logging.WARNING)
     sigterm_handler = signal.getsignal(signal.SIGTERM)
     if not ray.is_initialized():
@@ -477,6 +518,7 @@ def serve_forever(
             logging_level=logging.WARNING,
             configure_logging=True,
             _node_ip_address="127.0.0.1",
+            _temp_dir=private_ray_temp_dir(),  # its logs private to the user, as a sweep's
         )
     if callable(sigterm_handler):
         signal.signal(signal.SIGTERM, sigterm_handler)

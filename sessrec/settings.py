@@ -8,15 +8,20 @@ variables, read by the storage module, so every S3 tool agrees on them.
 
 from __future__ import annotations
 
+import math
 import os
+import stat
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sessrec import yaml_text
-from sessrec.errors import SessrecError
+from sessrec import storage, yaml_text
+from sessrec.errors import NotFoundError, SessrecError
+
+#: A Ray token is a few dozen bytes; a token file is read only up to this.
+TOKEN_FILE_MAX_BYTES = 64 * 1024
 
 #: setting name -> environment variable
 ENV_VARS = {
@@ -24,6 +29,7 @@ ENV_VARS = {
     "ray_address": "RAY_ADDRESS",
     "ray_auth_token": "RAY_AUTH_TOKEN",
     "ray_auth_token_file": "RAY_AUTH_TOKEN_PATH",
+    "mlflow_tracking_uri": "MLFLOW_TRACKING_URI",
 }
 
 
@@ -33,6 +39,7 @@ class Settings:
     ray_address: str | None = None
     ray_auth_token: str | None = None
     ray_auth_token_file: str | None = None
+    mlflow_tracking_uri: str | None = None  # an MLflow tracker: every sweep is logged to it
 
     def __post_init__(self) -> None:
         root = self.storage
@@ -44,11 +51,25 @@ class Settings:
             raise SessrecError(f"storage root {root!r}: only local folders and s3://bucket/prefix are supported")
         if separator and not rest.split("/")[0]:
             raise SessrecError(f"storage root {root!r} names no bucket: s3://bucket/prefix")
-        if not separator and Path(root).is_file():
+        if separator:
+            bucket, _, key = rest.partition("/")
+            storage.check_s3_key(root, key)  # s3://bucket/../x is refused, not read as another prefix
+            return
+        try:
+            info = os.stat(root)
+        except (FileNotFoundError, NotADirectoryError):
+            storage.confine_writes(root)
+            return  # made on the first write
+        except OSError as exc:  # e.g. /proc/1/root: Permission denied
+            raise SessrecError(f"storage root {root!r} cannot be used: {exc.strerror or exc}") from None
+        if not stat.S_ISDIR(info.st_mode):
             raise SessrecError(f"storage root {root!r} is a file, not a folder")
+        if not os.access(root, os.R_OK | os.X_OK):
+            raise SessrecError(f"storage root {root!r} cannot be used: Permission denied")
+        storage.confine_writes(root)
 
     @classmethod
-    def load(cls, **overrides: Any) -> "Settings":
+    def load(cls, **overrides: Any) -> Settings:
         values: dict[str, Any] = {}
         values.update(_file_settings())
         values.update({name: os.environ[var] for name, var in ENV_VARS.items() if os.environ.get(var)})
@@ -61,10 +82,40 @@ class Settings:
             return self.ray_auth_token.strip()
         if self.ray_auth_token_file:
             try:
-                return Path(self.ray_auth_token_file).expanduser().read_text().strip()
-            except OSError as exc:
-                raise SessrecError(f"cannot read the Ray token file {self.ray_auth_token_file}: {exc.strerror}") from None
+                path = Path(self.ray_auth_token_file).expanduser()
+                return storage.read_text(str(path), TOKEN_FILE_MAX_BYTES, f"the Ray token file {path}").strip()
+            except NotFoundError:
+                raise SessrecError(f"cannot read the Ray token file {self.ray_auth_token_file}: no such file") from None
         return None
+
+
+#: How long a sweep rides out unreachable storage (S3 down, a network cut) before it stops
+#: resumably, and how long its driver waits for a lost Ray cluster: seconds, overridden by the
+#: environment variable. Checked (check_patience) before a sweep writes anything.
+PATIENCE_DEFAULTS_S = {"SESSREC_STORAGE_PATIENCE": 120.0, "SESSREC_CLUSTER_PATIENCE": 30.0}
+
+
+def patience(variable: str) -> float:
+    """The patience ``variable`` sets (one of PATIENCE_DEFAULTS_S), or its default; anything but
+    a finite number of seconds above 0 is refused."""
+    default = PATIENCE_DEFAULTS_S[variable]
+    raw = os.environ.get(variable)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (value > 0 and math.isfinite(value)):
+        raise SessrecError(f"{variable} must be a number of seconds above 0, not {raw!r}")
+    return value
+
+
+def check_patience() -> None:
+    """Every patience variable, whether this run will use it or not: refused before a sweep
+    claims its id or writes anything, not minutes into it."""
+    for variable in PATIENCE_DEFAULTS_S:
+        patience(variable)
 
 
 def settings_file() -> Path:
@@ -76,11 +127,11 @@ def _file_settings() -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        data = yaml_text.load(path.read_text()) or {}
+        data = yaml_text.load(yaml_text.read_file(path, "settings file")) or {}
     except yaml.YAMLError as exc:
         raise SessrecError(f"settings file {path} is not valid YAML: {yaml_text.error_text(exc)}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SessrecError(f"cannot read settings file {path}: {str(exc).splitlines()[0]}") from None
+    except NotFoundError:
+        return {}  # removed since the check
     known = {f.name for f in fields(Settings)}
     if not isinstance(data, dict) or set(data) - known:
         raise SessrecError(f"settings file {path} may only set: {', '.join(sorted(known))}")

@@ -4,6 +4,9 @@ The JSON Schema below is the single definition of the spec's shape; the Helm cha
 ``values.schema.json`` embeds it under ``sweep`` (a test keeps the two identical). Rules a
 schema cannot say (ranges that produce nothing, ASHA settings against the epoch budget) are
 checked in ``SweepSpec.from_dict``.
+
+Over 400 lines: the schema, its parsing and the rules it cannot say are one definition; the
+recommender parameters live apart in ``sessrec.recommender_space``.
 """
 
 from __future__ import annotations
@@ -12,30 +15,33 @@ import copy
 import itertools
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jsonschema
 import numpy as np
 import yaml
 
-from sessrec import yaml_text
+from sessrec import recommender_space, yaml_text
 from sessrec.core.word2vec import PARAMETERS, Word2VecConfig
-from sessrec.errors import SessrecError
+from sessrec.errors import NotFoundError, SessrecError
 
 METRICS = ("recall_at_k", "mrr_at_k")
 #: Trials in one sweep at most: the plan is made up front, and Tune's driver holds every trial.
 MAX_TRIALS = 100_000
 
 _number = {"type": "number"}
+#: A value: a number, or a name (``model``, ``weighting``); which one a parameter takes is checked in Python.
+_value = {"type": ["number", "string"]}
 _pair = {"type": "array", "items": _number, "minItems": 2, "maxItems": 2}
 PARAMETER_SCHEMA: dict[str, Any] = {
     "description": "A fixed value, a grid list, or one of range/linspace/uniform/loguniform/randint/choice.",
     "oneOf": [
-        _number,
-        {"type": "array", "items": _number, "minItems": 1},
+        _value,
+        {"type": "array", "items": _value, "minItems": 1},
         {
             "type": "object",
             "additionalProperties": False,
@@ -47,7 +53,7 @@ PARAMETER_SCHEMA: dict[str, Any] = {
                 "uniform": _pair,
                 "loguniform": _pair,
                 "randint": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
-                "choice": {"type": "array", "items": _number, "minItems": 1},
+                "choice": {"type": "array", "items": _value, "minItems": 1},
             },
         },
     ],
@@ -66,7 +72,11 @@ SWEEP_SPEC_SCHEMA: dict[str, Any] = {
             "maxLength": 24,
             "description": "Short DNS-1035 name; sweep ids start with it.",
         },
-        "dataset": {"type": "string", "minLength": 1, "description": "Dataset name in storage, or a sessions file URI."},
+        "dataset": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Dataset name in storage, or a sessions file URI.",
+        },
         "split": {
             "type": "object",
             "additionalProperties": False,
@@ -77,6 +87,14 @@ SWEEP_SPEC_SCHEMA: dict[str, Any] = {
         },
         "k": {"type": "integer", "minimum": 1, "maximum": 1000},
         "metric": {"enum": list(METRICS)},
+        "mode": {
+            "enum": list(recommender_space.MODES),
+            "description": "item: from the query alone (the protocol's figure); session: from the session so far.",
+        },
+        "exclude": {
+            "enum": list(recommender_space.EXCLUDES),
+            "description": "Items never recommended: the query, or every item of the session.",
+        },
         "search": {
             "type": "object",
             "additionalProperties": False,
@@ -95,14 +113,19 @@ SWEEP_SPEC_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "minProperties": 1,
-            "properties": {name: PARAMETER_SCHEMA for name in PARAMETERS},
+            "properties": dict.fromkeys(recommender_space.SPACE_NAMES, PARAMETER_SCHEMA),
         },
         "scheduler": {
             "type": "object",
             "additionalProperties": False,
             "properties": {
                 "type": {"enum": ["asha", "fifo"]},
-                "max_t": {"type": "integer", "minimum": 1, "maximum": PARAMETERS["epochs"][2], "description": "Epoch budget of a trial."},
+                "max_t": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": PARAMETERS["epochs"][2],
+                    "description": "Epoch budget of a trial.",
+                },
                 "grace_period": {"type": "integer", "minimum": 1, "maximum": PARAMETERS["epochs"][2]},
                 "reduction_factor": {"type": "number", "exclusiveMinimum": 1},
             },
@@ -162,11 +185,11 @@ class Domain:
 
 
 def _domain(name: str, raw: Any) -> Domain:
-    kind, low, high = PARAMETERS[name]
+    kind, low, high = PARAMETERS[name] if name in PARAMETERS else recommender_space.bounds(name)
     if isinstance(raw, list):
         domain = Domain("grid", tuple(raw))
     elif isinstance(raw, dict):
-        (form, args), = raw.items()
+        ((form, args),) = raw.items()
         if form == "range":
             if len(args) == 3 and args[2] == 0:
                 raise SessrecError(f"space.{name}: range needs a step other than 0")
@@ -193,6 +216,13 @@ def _domain(name: str, raw: Any) -> Domain:
             domain = Domain(form, low=lo, high=hi)
     else:
         domain = Domain("fixed", (raw,))
+    names = [v for v in domain.values if isinstance(v, str)]
+    if kind is str:
+        if domain.kind not in ("grid", "choice", "fixed") or len(names) < len(domain.values):
+            raise SessrecError(f"space.{name}: takes a name, a list of names or a choice of names")
+        return domain
+    if names:
+        raise SessrecError(f"space.{name}: values must be numbers, got {names[0]!r}")
     if kind is int and domain.kind in ("grid", "choice", "fixed") and any(v != int(v) for v in domain.values):
         raise SessrecError(f"space.{name}: values must be integers")
     if kind is int and domain.kind in ("uniform", "loguniform"):
@@ -252,9 +282,12 @@ class SweepSpec:
     max_concurrent_trials: int
     max_failures: int
     raw: dict[str, Any] = field(repr=False, compare=False)
+    #: How trials are scored: from the query ("item", today's) or the session so far, and what is never recommended.
+    mode: str = "item"
+    exclude: str = "query"
 
     @classmethod
-    def from_dict(cls, raw: Any) -> "SweepSpec":
+    def from_dict(cls, raw: Any) -> SweepSpec:
         if not isinstance(raw, dict):
             raise SessrecError("a sweep spec must be a YAML mapping")
         error = jsonschema.exceptions.best_match(_SPEC_VALIDATOR.iter_errors(raw))
@@ -285,13 +318,17 @@ class SweepSpec:
             max_concurrent_trials=res["max_concurrent_trials"],
             max_failures=res["max_failures"],
             raw=merged,
+            mode=merged.get("mode", "item"),
+            exclude=merged.get("exclude", "query"),
         )
         spec._check_rules()
         return spec
 
     def _check_rules(self) -> None:
         if self.num_trials > MAX_TRIALS:
-            raise SessrecError(f"the sweep has {self.num_trials:,} trials, more than {MAX_TRIALS:,}: narrow the space or num_samples")
+            raise SessrecError(
+                f"the sweep has {self.num_trials:,} trials, more than {MAX_TRIALS:,}: narrow the space or num_samples"
+            )
         if self.shuffle and self.method != "grid":
             raise SessrecError(f"search.shuffle orders a grid; search.method {self.method} samples in its own order")
         if self.scheduler == "asha" and self.grace_period > self.max_t:
@@ -308,7 +345,10 @@ class SweepSpec:
             raise SessrecError(
                 f"space.alpha reaches {lowest_alpha}, below min_alpha {highest_min_alpha}: the learning rate would grow"
             )
-        Word2VecConfig.from_dict(self.example_config())
+        example = self.example_config()
+        Word2VecConfig.from_dict({name: value for name, value in example.items() if name in PARAMETERS})
+        values = {name: d.values if d.values else d.bounds() for name, d in self.space.items()}
+        recommender_space.check_space(values, example, self.mode, self.exclude)
 
     def example_config(self) -> dict[str, Any]:
         """The first point of the space, to validate that a trial's config is accepted."""
@@ -316,6 +356,11 @@ class SweepSpec:
         for name, domain in self.space.items():
             config[name] = domain.values[0] if domain.values else domain.bounds()[0]
         return config
+
+    @property
+    def uses_recommenders(self) -> bool:
+        """Scored by session recommenders (a model in the space, or session mode), not today's word2vec path alone."""
+        return recommender_space.MODEL in self.space or self.mode != "item" or self.exclude != "query"
 
     @property
     def grid_size(self) -> int:
@@ -334,12 +379,18 @@ class SweepSpec:
         names = list(self.space)
         if self.method == "grid":
             grid_names = [name for name in names if self.space[name].kind == "grid"]
-            points = [dict(zip(grid_names, values)) for values in itertools.product(*(self.space[n].values for n in grid_names))]
+            points = [
+                dict(zip(grid_names, values))
+                for values in itertools.product(*(self.space[n].values for n in grid_names))
+            ]
             points = points * self.num_samples
         else:
             points = [{} for _ in range(self.num_samples)]
         configs = [
-            {"epochs": self.max_t, **{name: point[name] if name in point else self.space[name].sample(rng) for name in names}}
+            {
+                "epochs": self.max_t,
+                **{name: point[name] if name in point else self.space[name].sample(rng) for name in names},
+            }
             for point in points
         ]
         if self.shuffle:
@@ -359,7 +410,8 @@ class SweepSpec:
             return None
         return (
             f"ASHA will judge the first trials of this {self.num_trials}-point grid against its first corner only "
-            f"({parallel_trials} run at once, in grid order); set search.shuffle: true to run it in a seeded random order"
+            f"({parallel_trials} run at once, in grid order); "
+            "set search.shuffle: true to run it in a seeded random order"
         )
 
     @property
@@ -407,7 +459,9 @@ class SweepSpec:
 _SCHEMA_VALIDATOR = jsonschema.validators.validator_for(SWEEP_SPEC_SCHEMA)
 _SPEC_VALIDATOR = jsonschema.validators.extend(
     _SCHEMA_VALIDATOR,
-    type_checker=_SCHEMA_VALIDATOR.TYPE_CHECKER.redefine("integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)),
+    type_checker=_SCHEMA_VALIDATOR.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
 )(SWEEP_SPEC_SCHEMA)
 
 
@@ -427,7 +481,7 @@ def parse_spec(text: str, source: str = "spec") -> SweepSpec:
         raise SessrecError(f"{source}: {exc}") from None
 
 
-BUILTIN_SPECS = ("tiny", "seed3d", "reference", "retail")
+BUILTIN_SPECS = ("tiny", "seed3d", "reference", "retail", "session")
 
 
 def builtin_spec_text(name: str) -> str:
@@ -441,9 +495,52 @@ def read_spec(ref: str) -> tuple[str, SweepSpec]:
         text = builtin_spec_text(ref)
         return text, parse_spec(text, f"built-in spec {ref}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+        text = yaml_text.read_file(path, "spec")  # bounded; a device or FIFO is refused
+    except NotFoundError:
         raise SessrecError(f"no spec file {ref!r} (built-in specs: {', '.join(BUILTIN_SPECS)})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SessrecError(f"cannot read spec {ref}: {exc}") from None
     return text, parse_spec(text, ref)
+
+
+def load_spec(ref: str, num_samples: int | None = None, overrides: list[str] | None = None) -> SweepSpec:
+    """A spec file or built-in spec, with the command line's overrides (``--set PATH=VALUE``)."""
+    spec = read_spec(ref)[1]
+    if num_samples is not None:
+        spec = SweepSpec.from_dict(dict(spec.raw, search={**spec.raw["search"], "num_samples": num_samples}))
+    return with_overrides(spec, overrides or [])
+
+
+def with_overrides(spec: SweepSpec, pairs: list[str]) -> SweepSpec:
+    """``spec`` with each ``PATH=VALUE`` applied (``scheduler.max_t=10``, ``space.window=[3,7]``):
+    VALUE is YAML, PATH a dotted path the schema knows; the result is validated like a file."""
+    if not pairs:
+        return spec
+    raw = copy.deepcopy(spec.raw)
+    for pair in pairs:
+        path, sep, text = pair.partition("=")
+        keys = path.strip().split(".")
+        if not sep or not all(keys):
+            raise SessrecError(f"--set {pair!r}: expected PATH=VALUE, e.g. scheduler.max_t=10")
+        try:
+            value = yaml_text.load(text)
+        except yaml.YAMLError as exc:
+            raise SessrecError(f"--set {path}: the value is not valid YAML: {yaml_text.error_text(exc)}") from None
+        schema: Any = SWEEP_SPEC_SCHEMA
+        node = raw
+        for depth, key in enumerate(keys):
+            where = ".".join(keys[: depth + 1])
+            known = schema.get("properties") if isinstance(schema, dict) else None
+            if known is not None and key not in known and schema.get("additionalProperties") is False:
+                raise SessrecError(f"--set {path}: unknown spec field {where!r} (known here: {', '.join(known)})")
+            if depth == len(keys) - 1:
+                node[key] = value
+                break
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                raise SessrecError(f"--set {path}: {where} is a value, not a section")
+            node, schema = child, (known or {}).get(key, {})
+    try:
+        return SweepSpec.from_dict(raw)
+    except SessrecError as exc:
+        raise SessrecError(f"--set: {exc}") from None

@@ -8,15 +8,15 @@ marked `@pytest.mark.slow` (marker declared in pyproject.toml), so that
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from servers import AWS_CONFLICTING_VARS, RayLocalCluster, SeaweedS3  # noqa: E402
-from helpers import cli_in_process  # noqa: E402
+from helpers import cli_in_process
+from servers import AWS_CONFLICTING_VARS, RayLocalCluster, SeaweedS3
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-
 from servers import SeaweedS3, free_port, ray_node_port_flags
+
 from sessrec.k8s.defaults import RAY_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,32 +50,77 @@ def stand_in_base() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="ray-base-") as folder:
         rootfs = Path(folder, "rootfs")
-        run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates", "bookworm", str(rootfs),
-             "http://deb.debian.org/debian"], stdout=subprocess.DEVNULL)
+        run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=python3,python3-venv,ca-certificates",
+                "bookworm",
+                str(rootfs),
+                "http://deb.debian.org/debian",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         # The host's CA bundle and resolver: pip inside reaches PyPI as this machine does.
         shutil.copy(CA_BUNDLE, rootfs / CA_BUNDLE.relative_to("/"))
         shutil.copy("/etc/resolv.conf", rootfs / "etc/resolv.conf")
-        inside = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PIP_CERT": str(CA_BUNDLE)}  # none of this machine's PIP_* settings
+        inside = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "PIP_CERT": str(CA_BUNDLE),
+        }  # none of this machine's PIP_* settings
         run(["chroot", str(rootfs), "useradd", "-u", "1000", "-g", "100", "-m", "-s", "/bin/bash", "ray"], env=inside)
-        run(["chroot", str(rootfs), "su", "ray", "-c", "python3 -m venv /home/ray/anaconda3 && /home/ray/anaconda3/bin/pip install "
-             f"-q --no-cache-dir 'ray[tune,default]=={RAY_VERSION}'"], env=inside)
+        run(
+            [
+                "chroot",
+                str(rootfs),
+                "su",
+                "ray",
+                "-c",
+                "python3 -m venv /home/ray/anaconda3 && /home/ray/anaconda3/bin/pip install "
+                f"-q --no-cache-dir 'ray[tune,default]=={RAY_VERSION}'",
+            ],
+            env=inside,
+        )
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        run(["podman", "import", "--quiet", "--change", "ENV PATH=/home/ray/anaconda3/bin:/usr/local/bin:/usr/bin:/bin",
-             "--change", f"ENV PIP_CERT={CA_BUNDLE}", "--change", "USER 1000:100", "--change", "WORKDIR /home/ray",
-             "-", BASE], stdin=tar.stdout, stdout=subprocess.DEVNULL)
+        run(
+            [
+                "podman",
+                "import",
+                "--quiet",
+                "--change",
+                "ENV PATH=/home/ray/anaconda3/bin:/usr/local/bin:/usr/bin:/bin",
+                "--change",
+                f"ENV PIP_CERT={CA_BUNDLE}",
+                "--change",
+                "USER 1000:100",
+                "--change",
+                "WORKDIR /home/ray",
+                "-",
+                BASE,
+            ],
+            stdin=tar.stdout,
+            stdout=subprocess.DEVNULL,
+        )
         assert tar.wait() == 0
 
 
 def rendered() -> tuple[str, dict, dict, dict, str]:
     """The sweep spec, head and worker rayStartParams, runtime env and entrypoint of `k8s render`."""
-    text = run([*SESSREC, "k8s", "render", "tiny", "--sweep-id", SWEEP_ID, "--image", IMAGE], capture_output=True, text=True).stdout
+    text = run(
+        [*SESSREC, "k8s", "render", "tiny", "--sweep-id", SWEEP_ID, "--image", IMAGE], capture_output=True, text=True
+    ).stdout
     objects = [o for o in yaml.safe_load_all(text) if o]
     spec = next(o for o in objects if o["kind"] == "ConfigMap")["data"]["sweep.yaml"]
     job = next(o for o in objects if o["kind"] == "RayJob")["spec"]
     cluster = job["rayClusterSpec"]
     assert job["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
-    return (spec, cluster["headGroupSpec"]["rayStartParams"], cluster["workerGroupSpecs"][0]["rayStartParams"],
-            yaml.safe_load(job["runtimeEnvYAML"]), job["entrypoint"])
+    return (
+        spec,
+        cluster["headGroupSpec"]["rayStartParams"],
+        cluster["workerGroupSpecs"][0]["rayStartParams"],
+        yaml.safe_load(job["runtimeEnvYAML"]),
+        job["entrypoint"],
+    )
 
 
 def env_flags(env: dict[str, str]) -> list[str]:
@@ -83,7 +128,9 @@ def env_flags(env: dict[str, str]) -> list[str]:
 
 
 def wait_for_nodes(dashboard: str, token: str, count: int) -> None:
-    request = urllib.request.Request(f"{dashboard}/api/v0/nodes?limit=10&detail=false", headers={"Authorization": f"Bearer {token}"})
+    request = urllib.request.Request(
+        f"{dashboard}/api/v0/nodes?limit=10&detail=false", headers={"Authorization": f"Bearer {token}"}
+    )
     deadline = time.monotonic() + 120
     while True:
         try:
@@ -101,11 +148,29 @@ def wait_for_nodes(dashboard: str, token: str, count: int) -> None:
 def main() -> None:
     missing = [tool for tool in ("podman", "debootstrap", "runc") if not shutil.which(tool)]
     if missing or os.geteuid() != 0:
-        raise SystemExit(f"image_check needs root and {', '.join(missing) or 'podman, debootstrap, runc'} (apt-get install podman debootstrap runc)")
+        raise SystemExit(
+            f"image_check needs root and {', '.join(missing) or 'podman, debootstrap, runc'} "
+            "(apt-get install podman debootstrap runc)"
+        )
     started = time.monotonic()
     stand_in_base()
-    run([*PODMAN, "build", "--format", "docker", "--network", "host", *LIMITS, "--build-arg", f"BASE_IMAGE={BASE}",
-         "-t", IMAGE, str(REPO)], stdout=subprocess.DEVNULL)
+    run(
+        [
+            *PODMAN,
+            "build",
+            "--format",
+            "docker",
+            "--network",
+            "host",
+            *LIMITS,
+            "--build-arg",
+            f"BASE_IMAGE={BASE}",
+            "-t",
+            IMAGE,
+            str(REPO),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     print(f"image built on the stand-in base ({time.monotonic() - started:.0f} s)", flush=True)
     spec, head_params, worker_params, runtime_env, entrypoint = rendered()
     containers: list[str] = []
@@ -116,26 +181,78 @@ def main() -> None:
         local_env = {**os.environ, **s3_env}
         run([*SESSREC, "data", "synth", "--name", "demo"], env=local_env, stdout=subprocess.DEVNULL)
         token = secrets.token_hex(32)
-        ray_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0",
-                   "AUTOSCALER_METRIC_PORT": str(free_port()), "DASHBOARD_METRIC_PORT": str(free_port())}
+        ray_env = {
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": token,
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "AUTOSCALER_METRIC_PORT": str(free_port()),
+            "DASHBOARD_METRIC_PORT": str(free_port()),
+        }
         gcs, dashboard = free_port(), free_port()
         try:
             for name, params, extra in (
-                ("sessrec-check-head", head_params, ["--head", f"--port={gcs}", "--dashboard-host=127.0.0.1",
-                                                     f"--dashboard-port={dashboard}", f"--ray-client-server-port={free_port()}"]),
+                (
+                    "sessrec-check-head",
+                    head_params,
+                    [
+                        "--head",
+                        f"--port={gcs}",
+                        "--dashboard-host=127.0.0.1",
+                        f"--dashboard-port={dashboard}",
+                        f"--ray-client-server-port={free_port()}",
+                    ],
+                ),
                 ("sessrec-check-worker", {**worker_params, "num-cpus": 2}, [f"--address=127.0.0.1:{gcs}"]),
             ):
-                run([*PODMAN, "run", "-d", "--name", name, "--network", "host", "--shm-size", "1g", *LIMITS,
-                     *env_flags({**s3_env, **ray_env}), IMAGE, "ray", "start", "--block", "--node-ip-address=127.0.0.1",
-                     "--disable-usage-stats", *[f"--{k}={v}" for k, v in params.items()], *extra, *ray_node_port_flags(40)],
-                    stdout=subprocess.DEVNULL)
+                run(
+                    [
+                        *PODMAN,
+                        "run",
+                        "-d",
+                        "--name",
+                        name,
+                        "--network",
+                        "host",
+                        "--shm-size",
+                        "1g",
+                        *LIMITS,
+                        *env_flags({**s3_env, **ray_env}),
+                        IMAGE,
+                        "ray",
+                        "start",
+                        "--block",
+                        "--node-ip-address=127.0.0.1",
+                        "--disable-usage-stats",
+                        *[f"--{k}={v}" for k, v in params.items()],
+                        *extra,
+                        *ray_node_port_flags(40),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                )
                 containers.append(name)
                 if name.endswith("head"):
                     wait_for_nodes(f"http://127.0.0.1:{dashboard}", token, 1)
             wait_for_nodes(f"http://127.0.0.1:{dashboard}", token, 2)
-            submitter = [*PODMAN, "run", "--rm", "--network", "host", *LIMITS, "-v", f"{config_map}:/etc/sessrec:ro",
-                         *env_flags(ray_env), IMAGE, "ray", "job", "submit", f"--address=http://127.0.0.1:{dashboard}",
-                         "--runtime-env-json", json.dumps(runtime_env), "--", *entrypoint.split()]
+            submitter = [
+                *PODMAN,
+                "run",
+                "--rm",
+                "--network",
+                "host",
+                *LIMITS,
+                "-v",
+                f"{config_map}:/etc/sessrec:ro",
+                *env_flags(ray_env),
+                IMAGE,
+                "ray",
+                "job",
+                "submit",
+                f"--address=http://127.0.0.1:{dashboard}",
+                "--runtime-env-json",
+                json.dumps(runtime_env),
+                "--",
+                *entrypoint.split(),
+            ]
             for attempt in ("job", "retried job"):
                 job = subprocess.run(submitter, capture_output=True, text=True, check=False)
                 assert job.returncode == 0 and "succeeded" in job.stdout, (job.stdout + job.stderr)[-3000:]
@@ -143,14 +260,21 @@ def main() -> None:
         finally:
             for name in containers:
                 subprocess.run([*PODMAN, "rm", "-f", "-t", "5", name], capture_output=True, check=False)
-        best = json.loads(run([*SESSREC, "results", "best", SWEEP_ID, "--json"], env=local_env, capture_output=True, text=True).stdout)
-        shown = json.loads(run([*SESSREC, "results", "show", SWEEP_ID, "--json"], env=local_env, capture_output=True, text=True).stdout)
+        best = json.loads(
+            run([*SESSREC, "results", "best", SWEEP_ID, "--json"], env=local_env, capture_output=True, text=True).stdout
+        )
+        shown = json.loads(
+            run([*SESSREC, "results", "show", SWEEP_ID, "--json"], env=local_env, capture_output=True, text=True).stdout
+        )
         manifest = shown["manifest"]
         assert best["status"] == "completed" and manifest["runs"] == 1, manifest  # the retry trained nothing
         assert manifest["trials"]["total"] == 8 and manifest["trials"]["errored"] == 0, manifest
         assert manifest["versions"]["ray"] == RAY_VERSION, manifest
-        print(f"sweep {SWEEP_ID}: {manifest['trials']}, best validation Recall@10 {best['validation']['recall_at_k']:.3f}, "
-              f"read back from S3; {time.monotonic() - started:.0f} s in all")
+        print(
+            f"sweep {SWEEP_ID}: {manifest['trials']}, "
+            f"best validation Recall@10 {best['validation']['recall_at_k']:.3f}, "
+            f"read back from S3; {time.monotonic() - started:.0f} s in all"
+        )
 
 
 if __name__ == "__main__":

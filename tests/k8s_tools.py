@@ -18,9 +18,9 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -68,7 +68,9 @@ def install_helm(dest: Path = TOOLS) -> Path:
 
 def _version(helm: Path) -> str | None:
     try:
-        result = subprocess.run([str(helm), "version", "--template", "{{.Version}}"], capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            [str(helm), "version", "--template", "{{.Version}}"], capture_output=True, text=True, timeout=30
+        )
     except OSError:
         return None
     return result.stdout.strip() if result.returncode == 0 else None
@@ -98,7 +100,9 @@ class Helm:
             args += ["--values", str(path)]
         return self.run(*args)
 
-    def objects(self, values: dict[str, Any] | None = None, *files: Path, release: str = "sessrec-tiny") -> list[dict[str, Any]]:
+    def objects(
+        self, values: dict[str, Any] | None = None, *files: Path, release: str = "sessrec-tiny"
+    ) -> list[dict[str, Any]]:
         result = self.template(values, *files, release=release)
         assert result.returncode == 0, result.stderr
         return [doc for doc in yaml.safe_load_all(result.stdout) if doc]

@@ -29,9 +29,10 @@ import urllib.error
 import urllib.request
 import warnings
 import weakref
+from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 LOCALHOST = "127.0.0.1"
 
@@ -243,7 +244,7 @@ class _SessionProcess:
         self.kill()
 
 
-_live: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_live: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 @atexit.register
@@ -252,7 +253,7 @@ def _stop_all_at_exit() -> None:
     for server in list(_live):
         try:
             server.close()
-        except Exception:  # noqa: BLE001 - best effort at interpreter exit
+        except Exception:
             pass
 
 
@@ -340,11 +341,16 @@ class SeaweedS3(_Server):
         self.ports: dict[str, int] = {
             name: free_port()
             for name in (
-                "s3.port", "s3.port.grpc",
-                "master.port", "master.port.grpc",
-                "volume.port", "volume.port.grpc",
-                "filer.port", "filer.port.grpc",
-                "admin.port", "admin.port.grpc",
+                "s3.port",
+                "s3.port.grpc",
+                "master.port",
+                "master.port.grpc",
+                "volume.port",
+                "volume.port.grpc",
+                "filer.port",
+                "filer.port.grpc",
+                "admin.port",
+                "admin.port.grpc",
             )
         }
         self.port = self.ports["s3.port"]
@@ -367,12 +373,16 @@ class SeaweedS3(_Server):
 
     def _command(self) -> list[str]:
         cmd = [
-            self.weed, "mini",
+            self.weed,
+            "mini",
             f"-dir={self.data_dir}",
-            f"-ip={LOCALHOST}", f"-ip.bind={LOCALHOST}",
+            f"-ip={LOCALHOST}",
+            f"-ip.bind={LOCALHOST}",
             f"-s3.config={self.config_path}",
-            "-webdav=false", "-admin.ui=false",
-            "-s3.port.iceberg=0", "-s3.port.lance=0",  # 0 disables these extra listeners
+            "-webdav=false",
+            "-admin.ui=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",  # 0 disables these extra listeners
             "-master.telemetry=false",
             "-volume.preStopSeconds=0",  # faster stop()
             # Default Unix sockets are /tmp/seaweedfs-*-PORT.sock; keep ours in our folder.
@@ -382,7 +392,7 @@ class SeaweedS3(_Server):
         cmd += [f"-{name}={port}" for name, port in self.ports.items()]
         return cmd
 
-    def start(self) -> "SeaweedS3":
+    def start(self) -> SeaweedS3:
         if self._proc is not None:
             if self._proc.alive():
                 return self
@@ -422,7 +432,7 @@ class SeaweedS3(_Server):
                 client.put_object(Bucket=self.bucket, Key=".sessrec-ready", Body=b"ok")
                 client.delete_object(Bucket=self.bucket, Key=".sessrec-ready")
                 return
-            except Exception as e:  # noqa: BLE001 - retried until the deadline
+            except Exception as e:
                 last_error = e
                 time.sleep(0.3)
         raise TimeoutError(
@@ -480,13 +490,13 @@ class SeaweedS3(_Server):
         import boto3
         from botocore.config import Config
 
-        kwargs: dict[str, Any] = dict(
-            endpoint_url=self.endpoint,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name=self.region,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
-        )
+        kwargs: dict[str, Any] = {
+            "endpoint_url": self.endpoint,
+            "aws_access_key_id": self.access_key,
+            "aws_secret_access_key": self.secret_key,
+            "region_name": self.region,
+            "config": Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        }
         kwargs.update(overrides)
         return boto3.session.Session().client("s3", **kwargs)
 
@@ -509,9 +519,19 @@ class SeaweedS3(_Server):
 
 def ray_node_port_flags(worker_ports: int) -> list[str]:
     """`ray start` flags that give a node free ports of its own: several nodes share this machine."""
-    names = ("object-manager", "node-manager", "dashboard-agent-listen", "dashboard-agent-grpc", "runtime-env-agent", "metrics-export")
+    names = (
+        "object-manager",
+        "node-manager",
+        "dashboard-agent-listen",
+        "dashboard-agent-grpc",
+        "runtime-env-agent",
+        "metrics-export",
+    )
     low = free_port_range(worker_ports)
-    return [f"--{name}-port={free_port()}" for name in names] + [f"--min-worker-port={low}", f"--max-worker-port={low + worker_ports - 1}"]
+    return [f"--{name}-port={free_port()}" for name in names] + [
+        f"--min-worker-port={low}",
+        f"--max-worker-port={low + worker_ports - 1}",
+    ]
 
 
 class _RayNode:
@@ -644,7 +664,9 @@ class RayLocalCluster(_Server):
         temp_dir.mkdir()
         ray_bin = str(Path(sys.executable).parent / "ray")
         cmd = [
-            ray_bin, "start", "--block",
+            ray_bin,
+            "start",
+            "--block",
             f"--node-ip-address={LOCALHOST}",
             f"--temp-dir={temp_dir}",
             f"--num-cpus={num_cpus}",
@@ -705,13 +727,12 @@ class RayLocalCluster(_Server):
                 if all(n.node_id and states.get(n.node_id) == "ALIVE" for n in nodes):
                     return
                 last_error = f"node states {states}"
-            except Exception as e:  # noqa: BLE001 - dashboard still starting
+            except Exception as e:
                 last_error = e
             if time.monotonic() > deadline:
                 logs = "\n".join(f"--- {n.name}:\n{_tail(n.proc.log_path, 15)}" for n in nodes)
                 raise TimeoutError(
-                    f"Ray nodes {[n.name for n in nodes]} not alive after {timeout:.0f}s "
-                    f"(last: {last_error!r})\n{logs}"
+                    f"Ray nodes {[n.name for n in nodes]} not alive after {timeout:.0f}s (last: {last_error!r})\n{logs}"
                 )
             time.sleep(0.3)
 
@@ -722,7 +743,7 @@ class RayLocalCluster(_Server):
             try:
                 self._http_json("/api/jobs/")
                 return
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 if time.monotonic() > deadline:
                     raise TimeoutError(
                         f"Ray Jobs API at {self.dashboard_url} not answering after {timeout:.0f}s: {e!r}\n"
@@ -732,7 +753,7 @@ class RayLocalCluster(_Server):
 
     # -- public lifecycle ----------------------------------------------------
 
-    def start(self) -> "RayLocalCluster":
+    def start(self) -> RayLocalCluster:
         if self.head is not None:
             raise RuntimeError("cluster already started")
         try:
@@ -777,7 +798,7 @@ class RayLocalCluster(_Server):
     def _node_state_or_none(self, node_id: str | None) -> str | None:
         try:
             return self.node_states().get(node_id or "")
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
 
     def pids(self) -> list[int]:
@@ -802,3 +823,99 @@ class RayLocalCluster(_Server):
         for n in nodes:
             n.proc.kill()
         self.head, self.workers = None, []
+
+
+# ---------------------------------------------------------------------------
+# MLflow tracking server
+# ---------------------------------------------------------------------------
+
+
+class MlflowServer(_Server):
+    """A real MLflow tracking server (`mlflow server`) on 127.0.0.1 with a free port.
+
+    SQLite backend and artifacts in a temp folder; artifacts are served by the server itself
+    (mlflow-artifacts:/), so clients upload over HTTP as they would to a remote tracker.
+    It runs worker processes: stop() ends its whole session (the server and its children).
+    """
+
+    def __init__(self, *, startup_timeout: float = 90.0, workers: int = 1) -> None:
+        self.startup_timeout = startup_timeout
+        self.workers = workers
+        self.root = Path(tempfile.mkdtemp(prefix="mlf-"))
+        self.port = free_port()
+        self.uri = f"http://{LOCALHOST}:{self.port}"
+        self.log_path = self.root / "mlflow.log"
+        self._proc: _SessionProcess | None = None
+        _live.add(self)
+
+    def start(self) -> MlflowServer:
+        if self._proc is not None and self._proc.alive():
+            return self
+        mlflow_bin = str(Path(sys.executable).parent / "mlflow")
+        cmd = [
+            mlflow_bin,
+            "server",
+            "--host",
+            LOCALHOST,
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--backend-store-uri",
+            f"sqlite:///{self.root / 'db.sqlite'}",
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(self.root / "art"),
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        # No background job runner (a dozen huey workers): tracking needs none.
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        self._proc = _SessionProcess(cmd, env, self.log_path, cwd=str(self.root))
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        last_error: object = None
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            if not self._proc.alive():
+                code = self._proc.popen.returncode
+                raise RuntimeError(f"mlflow server exited with {code}; log tail:\n{_tail(self.log_path)}")
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError) as e:
+                last_error = e
+            time.sleep(0.3)
+        raise TimeoutError(
+            f"mlflow server not answering after {self.startup_timeout:.0f}s ({last_error!r}); "
+            f"log tail:\n{_tail(self.log_path)}"
+        )
+
+    def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
+        """Stop the server and every process it started (gunicorn/uvicorn workers)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if kill:
+            proc.kill()
+        else:
+            proc.terminate(timeout)
+
+    def pids(self) -> list[int]:
+        return self._proc.pids() if self._proc is not None else []
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.alive()
+
+    def client(self) -> Any:
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.uri)

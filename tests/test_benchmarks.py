@@ -15,8 +15,14 @@ from benchmarks.scaling import asha_epochs, driver_costs, makespan, project
 from benchmarks.seed_sweep import asha_rungs, replay_asha
 from benchmarks.time_to_quality import best_so_far, first_reached
 
-COSTS = {"epoch_s": 1.0, "eval_s": 0.0, "per_epoch_overhead_s": 0.0, "startup_s": 0.0, "driver_cpu_per_result_s": 0.0,
-         "driver_cpu_per_trial_s": 0.0}
+COSTS = {
+    "epoch_s": 1.0,
+    "eval_s": 0.0,
+    "per_epoch_overhead_s": 0.0,
+    "startup_s": 0.0,
+    "driver_cpu_per_result_s": 0.0,
+    "driver_cpu_per_trial_s": 0.0,
+}
 
 
 def test_makespan_places_each_trial_on_the_first_free_cpu():
@@ -58,8 +64,8 @@ def test_projection_charges_start_up_and_a_saturated_driver():
 
 
 def test_driver_costs_split_the_loop_into_results_and_trials():
-    short = {"driver_loop_cpu_s": 1.0, "results": 32, "trials": 8}   # 8 trials x 4 epochs
-    long = {"driver_loop_cpu_s": 1.64, "results": 96, "trials": 8}   # the same trials, 12 epochs
+    short = {"driver_loop_cpu_s": 1.0, "results": 32, "trials": 8}  # 8 trials x 4 epochs
+    long = {"driver_loop_cpu_s": 1.64, "results": 96, "trials": 8}  # the same trials, 12 epochs
     costs = driver_costs(short, long)
     assert costs["driver_cpu_per_result_s"] == pytest.approx(0.01)
     assert costs["driver_cpu_per_trial_s"] == pytest.approx((1.0 - 0.32) / 8)
@@ -72,7 +78,9 @@ def test_best_so_far_reads_every_run_and_skips_a_line_being_written(tmp_path: Pa
     second = tmp_path / "run-2" / "point-00001-b"
     for folder in (first, second):
         folder.mkdir(parents=True)
-    (first / "result.json").write_text(json.dumps({"recall_at_k": 0.21}) + "\n" + json.dumps({"recall_at_k": 0.24}) + "\n")
+    (first / "result.json").write_text(
+        json.dumps({"recall_at_k": 0.21}) + "\n" + json.dumps({"recall_at_k": 0.24}) + "\n"
+    )
     (second / "result.json").write_text(json.dumps({"recall_at_k": 0.22}) + "\n" + '{"recall_at_k": 0.3')
     assert best_so_far(tmp_path, "recall_at_k") == pytest.approx(0.24)
     assert best_so_far(tmp_path / "missing", "recall_at_k") == 0.0
@@ -104,7 +112,9 @@ def test_the_asha_replay_decides_as_ray_s_bracket_does(grace, reduction, max_t):
     curves = rng.random((60, max_t)).cumsum(axis=1).tolist()
     order = list(rng.permutation(60))
     bracket = _Bracket(grace, max_t, reduction, 0)
-    assert sorted(milestone for milestone, _ in bracket._rungs) == pytest.approx(asha_rungs(grace, reduction, max_t), abs=1)
+    assert sorted(milestone for milestone, _ in bracket._rungs) == pytest.approx(
+        asha_rungs(grace, reduction, max_t), abs=1
+    )
     trained = [0] * len(curves)
     for index in order:  # each trial runs alone to its end or its stop, as the replay assumes
         trial = SimpleNamespace(trial_id=str(index))

@@ -20,7 +20,17 @@ def _write_transactions(path, n_customers=60, seed=0):
             rows.append([invoice, code, "THING", 1, f"12/{1 + i}/2010 08:{i:02d}", 1.0, f"{17000 + customer}.0", "UK"])
     rows.append(["600000", "99999", "NO CUSTOMER", 1, "12/1/2010 08:00", 1.0, "", "UK"])
     pd.DataFrame(
-        rows, columns=["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
+        rows,
+        columns=[
+            "InvoiceNo",
+            "StockCode",
+            "Description",
+            "Quantity",
+            "InvoiceDate",
+            "UnitPrice",
+            "CustomerID",
+            "Country",
+        ],
     ).to_csv(path, index=False, encoding="ISO-8859-1")
 
 
@@ -36,7 +46,21 @@ def test_laptop_workflow(cli, tmp_path):
     assert cli("data", "synth", "--name", "demo", "--json").returncode == 0
     base = cli("baseline", "demo", "--n", "200", "--json").json()
     assert [r["method"] for r in base] == ["popular", "assoc", "transitions"]
-    trained = cli("train", "demo", "--name", "m1", "--n", "200", "--epochs", "4", "--vector-size", "16", "--export", "word2vec", "--json")
+    trained = cli(
+        "train",
+        "demo",
+        "--name",
+        "m1",
+        "--n",
+        "200",
+        "--epochs",
+        "4",
+        "--vector-size",
+        "16",
+        "--export",
+        "word2vec",
+        "--json",
+    )
     assert trained.returncode == 0, trained.stderr
     result = trained.json()
     assert result["split"] == {"seed": 0, "n": 200} and 0 <= result["test"]["recall_at_k"] <= 1
@@ -70,16 +94,34 @@ def test_existing_outputs_are_not_replaced_without_overwrite(cli, tmp_path):
     assert cli("data", "synth", "--name", "demo", "--sessions", "400", "--overwrite").returncode == 0
     # A model replaced by one trained without --export loses the old export with it.
     model = tmp_path / "store" / "models" / "m"
-    assert cli("train", "demo", "--name", "m", "--n", "20", "--epochs", "1", "--vector-size", "8", "--export", "word2vec").returncode == 0
+    assert (
+        cli(
+            "train", "demo", "--name", "m", "--n", "20", "--epochs", "1", "--vector-size", "8", "--export", "word2vec"
+        ).returncode
+        == 0
+    )
     assert (model / "embeddings.txt").exists()
-    assert cli("train", "demo", "--name", "m", "--n", "20", "--epochs", "1", "--vector-size", "4", "--overwrite").returncode == 0
-    assert sorted(path.name for path in model.iterdir()) == ["config.json", "curve.json", "embeddings.parquet", "metrics.json"]
+    assert (
+        cli(
+            "train", "demo", "--name", "m", "--n", "20", "--epochs", "1", "--vector-size", "4", "--overwrite"
+        ).returncode
+        == 0
+    )
+    assert sorted(path.name for path in model.iterdir()) == [
+        "config.json",
+        "curve.json",
+        "embeddings.parquet",
+        "metrics.json",
+    ]
 
 
 def test_corrupt_dataset_is_refused(cli, tmp_path):
     assert cli("data", "synth", "--name", "demo", "--sessions", "300").returncode == 0
     other = tmp_path / "other"
-    assert cli("--storage", str(other), "data", "synth", "--name", "demo", "--sessions", "300", "--seed", "5").returncode == 0
+    assert (
+        cli("--storage", str(other), "data", "synth", "--name", "demo", "--sessions", "300", "--seed", "5").returncode
+        == 0
+    )
     # Sessions replaced behind the manifest's back: the hash no longer matches.
     (tmp_path / "store" / "datasets" / "demo" / "sessions.parquet").write_bytes(
         (other / "datasets" / "demo" / "sessions.parquet").read_bytes()
@@ -106,13 +148,22 @@ BAD_SPECS = {
     [
         (["data", "prepare", "missing.csv", "--name", "x"], "not found: missing.csv"),
         (["data", "prepare", "tx.csv", "--name", "x", "--item-col", "Sku"], "Sku"),
-        (["data", "prepare", "tx.csv", "--name", "x", "--format", "xml"], "use csv or parquet (transactions) or jsonl (sessions)"),
+        (
+            ["data", "prepare", "tx.csv", "--name", "x", "--format", "xml"],
+            "use csv or parquet (transactions) or jsonl (sessions)",
+        ),
         (["data", "prepare", "empty.csv", "--name", "x"], "empty"),
         (["data", "prepare", "header-only.csv", "--name", "x"], "no rows left"),
         (["data", "prepare", "utf16.csv", "--name", "x"], "not in the table"),
         (["data", "prepare", "utf16.csv", "--name", "x", "--encoding", "utf-8"], "not valid utf-8"),
-        (["data", "prepare", "bom.csv", "--name", "x", "--drop-cancellations"], "the file starts with a UTF-8 byte order mark: pass --encoding utf-8-sig"),
-        (["data", "prepare", "tx.csv", "--name", "x", "--encoding", "utf-16"], "not valid utf-16 text (UTF-16 stream does not start with BOM)"),
+        (
+            ["data", "prepare", "bom.csv", "--name", "x", "--drop-cancellations"],
+            "the file starts with a UTF-8 byte order mark: pass --encoding utf-8-sig",
+        ),
+        (
+            ["data", "prepare", "tx.csv", "--name", "x", "--encoding", "utf-16"],
+            "not valid utf-16 text (UTF-16 stream does not start with BOM)",
+        ),
         (["data", "prepare", "tx.csv", "--name", "x", "--time-col", "Country"], "cannot parse time"),
         (["data", "prepare", "bad.jsonl", "--name", "x"], "line 2"),
         (["data", "prepare", "numbers.jsonl", "--name", "x"], "array of strings"),
@@ -123,7 +174,10 @@ BAD_SPECS = {
         (["data", "prepare", "tx.csv", "--name", "x", "--min-length", "500"], "no session has at least 500"),
         (["data", "synth", "--name", "y", "--clusters", "0"], "synth needs"),
         (["data", "synth", "--name", "y", "--mean-length", "nan"], "synth needs 2 <= min_length <= mean_length"),
-        (["data", "synth", "--name", "y", "--sessions", "99999999999999999999999"], "synth makes at most 1,000,000,000 events"),
+        (
+            ["data", "synth", "--name", "y", "--sessions", "99999999999999999999999"],
+            "synth makes at most 1,000,000,000 events",
+        ),
         (["data", "synth", "--name", "y", "--seed", "-1"], "synth seed must be"),
         (["baseline", "small", "--n", "10", "--seed", "-1"], "split seed must be"),
         (["train", "small", "--name", "m", "--n", "10", "--sample", "nan"], "sample must be a finite number"),
@@ -132,38 +186,63 @@ BAD_SPECS = {
         (["data", "stats", "truncated.parquet"], "not a readable Parquet"),
         (["data", "prepare", "blank-item.jsonl", "--name", "x"], "an item id is empty"),
         (["data", "prepare", "deep.jsonl", "--name", "x"], "line 1: nested too deeply"),
-        (["data", "stats", "tx.csv"], "tx.csv: a sessions file is Parquet or JSONL (.parquet, .jsonl); make a dataset from a transactions table with 'sessrec data prepare'"),
+        (
+            ["data", "stats", "tx.csv"],
+            "tx.csv: a sessions file is Parquet or JSONL (.parquet, .jsonl); "
+            "make a dataset from a transactions table with 'sessrec data prepare'",
+        ),
         (["baseline", "small", "--n", "1000"], "too few sessions"),
         (["baseline", "small", "--n", "0"], "at least 1"),
         (["baseline", "small", "--n", "10", "-k", "0"], "K must be at least 1"),
         (["baseline", "small", "--n", "10", "-k", "99999999999999999999"], "less than or equal to 1000"),
         (["baseline", "small", "--n", "10", "--method", "magic"], "unknown baseline"),
         (["train", "small", "--name", "m", "--n", "10", "--vector-size", "0"], "vector_size"),
-        (["train", "small", "--name", "m", "--n", "10", "--vector-size", "100000000"], "vector_size must lie in [1, 1024]"),
-        (["train", "small", "--name", "m", "--n", "10", "--epochs", "99999999999999999999"], "epochs must lie in [1, 1000]"),
+        (
+            ["train", "small", "--name", "m", "--n", "10", "--vector-size", "100000000"],
+            "vector_size must lie in [1, 1024]",
+        ),
+        (
+            ["train", "small", "--name", "m", "--n", "10", "--epochs", "99999999999999999999"],
+            "epochs must lie in [1, 1000]",
+        ),
         (["tune", "run", "tiny", "--dataset", "small", "--num-cpus", "99999999999999"], "less than or equal to 1024"),
         (["train", "small", "--name", "m", "--n", "10", "--alpha", "2"], "alpha"),
         (["train", "small", "--name", "m", "--n", "10", "--export", "glove"], "only 'word2vec'"),
         (["recommend", "nope", "--embeddings", "missing-model"], "not found"),
         (["recommend", "nope", "--embeddings", "bad-vectors.txt"], "not a word2vec text file"),
-        (["tune", "run", "nope.yaml"], "no spec file 'nope.yaml' (built-in specs: tiny, seed3d, reference, retail)"),
-        (["tune", "run", "not-yaml.yaml"],
-         "not-yaml.yaml is not valid YAML: expected ',' or ']', but got '<stream end>' at line 2, column 1"),
-        *[(["tune", "run", name, "--dataset", "small"], f"{name}: {fragment}") for name, fragment in zip(BAD_SPECS, [
-            "invalid sweep spec at space: Additional properties are not allowed ('colour' was unexpected)",
-            "space.window: values must lie in [1, 200], got [0, 3]",
-            "invalid sweep spec at space.window: [] should be non-empty",
-            "scheduler.grace_period (10) exceeds the epoch budget scheduler.max_t (5)",
-            "space.epochs reaches 50, beyond scheduler.max_t (20)",
-            "invalid sweep spec at k: 0 is less than the minimum of 1",
-        ], strict=True)],
+        (
+            ["tune", "run", "nope.yaml"],
+            "no spec file 'nope.yaml' (built-in specs: tiny, seed3d, reference, retail, session)",
+        ),
+        (
+            ["tune", "run", "not-yaml.yaml"],
+            "not-yaml.yaml is not valid YAML: expected ',' or ']', but got '<stream end>' at line 2, column 1",
+        ),
+        *[
+            (["tune", "run", name, "--dataset", "small"], f"{name}: {fragment}")
+            for name, fragment in zip(
+                BAD_SPECS,
+                [
+                    "invalid sweep spec at space: Additional properties are not allowed ('colour' was unexpected)",
+                    "space.window: values must lie in [1, 200], got [0, 3]",
+                    "invalid sweep spec at space.window: [] should be non-empty",
+                    "scheduler.grace_period (10) exceeds the epoch budget scheduler.max_t (5)",
+                    "space.epochs reaches 50, beyond scheduler.max_t (20)",
+                    "invalid sweep spec at k: 0 is less than the minimum of 1",
+                ],
+                strict=True,
+            )
+        ],
         (["tune", "run", "tiny", "--dataset", "nothing"], "no dataset 'nothing'"),
         (["tune", "run", "tiny", "--dataset", "small", "--sweep-id", "a/b"], "invalid sweep id"),
         (["tune", "run", "tiny", "--dataset", "small", "--sweep-id", ".."], "invalid sweep id"),
         (["tune", "run", "tiny", "--dataset", "small", "--sweep-id", ""], "invalid sweep id ''"),
         # A dry run refuses what the run would refuse before training.
         (["tune", "run", "ok.yaml", "--sweep-id", "a/b", "--dry-run"], "invalid sweep id"),
-        (["tune", "run", "two-cpus.yaml", "--num-cpus", "1", "--dry-run"], "cpus_per_trial is 2, but the embedded Ray has 1 CPUs"),
+        (
+            ["tune", "run", "two-cpus.yaml", "--num-cpus", "1", "--dry-run"],
+            "cpus_per_trial is 2, but the embedded Ray has 1 CPUs",
+        ),
         (["tune", "run", "ok.yaml", "--address", "127.0.0.1:1"], "cannot reach the Ray cluster"),
         (["tune", "run", "ok.yaml", "--address", "ray-head"], "not a Ray address"),
         (["tune", "run", "ok.yaml", "--address", "http://127.0.0.1:8265"], "is the dashboard's address"),
@@ -211,18 +290,20 @@ def test_bad_input_gets_one_line_and_changes_nothing(cli, tmp_path, args, fragme
 def test_odd_item_codes_round_trip(cli, tmp_path):
     odd = ["CODE WITH SPACE", "ünïcödé-€", "日本語", "85123A", "comma,inside"]
     rows = [
-        [f"{i}", odd[(i + j) % len(odd)], f"2010-12-01 08:{j:02d}", f"{17000 + i}"]
-        for i in range(60)
-        for j in range(5)
+        [f"{i}", odd[(i + j) % len(odd)], f"2010-12-01 08:{j:02d}", f"{17000 + i}"] for i in range(60) for j in range(5)
     ]
-    pd.DataFrame(rows, columns=["InvoiceNo", "StockCode", "InvoiceDate", "CustomerID"]).to_csv(tmp_path / "odd.csv", index=False, encoding="utf-8")
+    pd.DataFrame(rows, columns=["InvoiceNo", "StockCode", "InvoiceDate", "CustomerID"]).to_csv(
+        tmp_path / "odd.csv", index=False, encoding="utf-8"
+    )
     assert cli("data", "prepare", "odd.csv", "--name", "odd", "--encoding", "utf-8").returncode == 0
     assert cli("train", "odd", "--name", "m", "--n", "10", "--epochs", "2", "--vector-size", "4").returncode == 0
     recs = cli("recommend", *odd, "--embeddings", "m", "-k", "4", "--json").json()
     assert list(recs) == odd
     assert {r["item"] for r in recs["CODE WITH SPACE"]} == set(odd) - {"CODE WITH SPACE"}
     # The word2vec text format cannot hold codes with spaces: refused before training, nothing written.
-    result = cli("train", "odd", "--name", "m2", "--n", "10", "--epochs", "1", "--vector-size", "4", "--export", "word2vec")
+    result = cli(
+        "train", "odd", "--name", "m2", "--n", "10", "--epochs", "1", "--vector-size", "4", "--export", "word2vec"
+    )
     assert_one_line_error(result, "--export word2vec: 1 item id(s) contain whitespace (e.g. 'CODE WITH SPACE')")
     assert not (tmp_path / "store" / "models" / "m2").exists()
 
@@ -249,7 +330,9 @@ def test_a_ray_address_that_answers_http_is_named_as_not_the_gcs(cli, tmp_path):
         (tmp_path / "ok.yaml").write_text(json.dumps({"dataset": "small", "split": {"n": 10}, "space": {"window": 3}}))
         cli("data", "synth", "--name", "small", "--sessions", "100", "--items", "50", "--clusters", "5")
         address = f"127.0.0.1:{server.server_address[1]}"
-        assert_one_line_error(cli("tune", "run", "ok.yaml", "--address", address), f"{address} answers HTTP, so it is not the Ray GCS")
+        assert_one_line_error(
+            cli("tune", "run", "ok.yaml", "--address", address), f"{address} answers HTTP, so it is not the Ray GCS"
+        )
         assert not (tmp_path / "store" / "sweeps").exists()
     finally:
         server.shutdown()
@@ -279,14 +362,29 @@ def test_a_sampled_float_is_shown_to_four_significant_digits():
     from sessrec.cli.common import best_text
 
     metrics = {"k": 10, "recall_at_k": 0.2434, "mrr_at_k": 0.1}
-    text = best_text({"sweep_id": "s1", "status": "finished", "trial_id": "t1", "epochs": 5, "validation": metrics, "test": metrics,
-                      "config": {"alpha": 0.031274412, "ns_exponent": -0.5, "window": 7}})
+    text = best_text(
+        {
+            "sweep_id": "s1",
+            "status": "finished",
+            "trial_id": "t1",
+            "epochs": 5,
+            "validation": metrics,
+            "test": metrics,
+            "config": {"alpha": 0.031274412, "ns_exponent": -0.5, "window": 7},
+        }
+    )
     assert "alpha        0.03127\n" in text and "ns_exponent  -0.5\n" in text and "window       7\n" in text
 
 
 def test_a_sweep_s_summary_names_its_metric_with_k():
     from sessrec.cli.tune import _summary
 
-    manifest = {"sweep_id": "s1", "status": "completed", "k": 20, "metric": "mrr_at_k", "trials": {"total": 2, "completed": 2},
-                "best": {"trial_id": "t1", "mrr_at_k": 0.12345}}
-    assert "best trial t1: MRR@20 0.1235\n" in _summary(manifest)
+    manifest = {
+        "sweep_id": "s1",
+        "status": "completed",
+        "k": 20,
+        "metric": "mrr_at_k",
+        "trials": {"total": 2, "completed": 2},
+        "best": {"trial_id": "t1", "mrr_at_k": 0.12345},
+    }
+    assert "best trial t1: validation MRR@20 12.35 %\n" in _summary(manifest)

@@ -10,8 +10,8 @@ import uuid
 import pandas as pd
 import pytest
 import yaml
-
 from servers import RayLocalCluster
+
 from sessrec import storage
 from tests.helpers import SESSREC, run_cli
 
@@ -29,7 +29,20 @@ def cluster(s3):
 def user_env(cluster, s3_env, tmp_path):
     root = f"s3://{s3_env.bucket}/{uuid.uuid4().hex[:8]}"
     env = {**os.environ, **cluster.client_env(), "SESSREC_STORAGE": root}
-    synth = run_cli("data", "synth", "--name", "demo", "--sessions", "3000", "--items", "400", "--clusters", "15", cwd=tmp_path, env=env)
+    synth = run_cli(
+        "data",
+        "synth",
+        "--name",
+        "demo",
+        "--sessions",
+        "3000",
+        "--items",
+        "400",
+        "--clusters",
+        "15",
+        cwd=tmp_path,
+        env=env,
+    )
     assert synth.returncode == 0, synth.stderr
     return env, root
 
@@ -49,10 +62,28 @@ def _spec(path, max_t: int, vector_size: int = 16) -> str:
 
 def test_sweep_on_cluster_with_s3_storage(cluster, user_env, tmp_path):
     env, root = user_env
-    result = run_cli("tune", "run", _spec(tmp_path / "spec.yaml", 3), "--address", cluster.gcs_address, "--sweep-id", "c1", "--json", cwd=tmp_path, env=env)
+    result = run_cli(
+        "tune",
+        "run",
+        _spec(tmp_path / "spec.yaml", 3),
+        "--address",
+        cluster.gcs_address,
+        "--sweep-id",
+        "c1",
+        "--json",
+        cwd=tmp_path,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout)["trials"] == {"total": 4, "completed": 4, "stopped_early": 0, "errored": 0}
-    for name in ("spec.yaml", "manifest.json", "trials.parquet", "best/config.json", "best/metrics.json", "best/embeddings.parquet"):
+    for name in (
+        "spec.yaml",
+        "manifest.json",
+        "trials.parquet",
+        "best/config.json",
+        "best/metrics.json",
+        "best/embeddings.parquet",
+    ):
         assert storage.exists(f"{root}/sweeps/c1/{name}"), name
     assert any(path.startswith("tune/") for path in storage.walk_files(f"{root}/sweeps/c1"))
     best = json.loads(run_cli("results", "best", "c1", "--json", cwd=tmp_path, env=env).stdout)
@@ -65,8 +96,22 @@ def test_losing_a_worker_node_loses_no_trial(cluster, user_env, tmp_path):
     log_path = tmp_path / "driver.log"
     with open(log_path, "w") as log:
         driver = subprocess.Popen(
-            [*SESSREC, "tune", "run", _spec(tmp_path / "spec.yaml", epochs, vector_size=48), "--address", cluster.gcs_address, "--sweep-id", "c2", "--json"],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+            [
+                *SESSREC,
+                "tune",
+                "run",
+                _spec(tmp_path / "spec.yaml", epochs, vector_size=48),
+                "--address",
+                cluster.gcs_address,
+                "--sweep-id",
+                "c2",
+                "--json",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
         )
         deadline = time.time() + 240
         # Every node is busy once three trials run; when each of them has two checkpoints in S3
@@ -106,8 +151,11 @@ def _fs():
 
     endpoint = os.environ["AWS_ENDPOINT_URL"]
     return fs.S3FileSystem(
-        endpoint_override=endpoint.split("://")[1], scheme="http", access_key=os.environ["AWS_ACCESS_KEY_ID"],
-        secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], region=os.environ["AWS_DEFAULT_REGION"],
+        endpoint_override=endpoint.split("://")[1],
+        scheme="http",
+        access_key=os.environ["AWS_ACCESS_KEY_ID"],
+        secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+        region=os.environ["AWS_DEFAULT_REGION"],
     )
 
 
@@ -124,14 +172,31 @@ def test_losing_the_whole_cluster_stops_the_driver_and_resume_finishes_on_a_new_
     # Storage outlives the cluster: a folder on this machine that the driver and every node share.
     store = tmp_path / "store"
     env = {**os.environ, **lost_cluster.client_env(), "SESSREC_STORAGE": str(store), "SESSREC_CLUSTER_PATIENCE": "3"}
-    synth = run_cli("data", "synth", "--name", "demo", "--sessions", "4000", "--items", "400", "--clusters", "15", cwd=tmp_path, env=env)
+    synth = run_cli(
+        "data",
+        "synth",
+        "--name",
+        "demo",
+        "--sessions",
+        "4000",
+        "--items",
+        "400",
+        "--clusters",
+        "15",
+        cwd=tmp_path,
+        env=env,
+    )
     assert synth.returncode == 0, synth.stderr
     spec = _spec(tmp_path / "spec.yaml", 25, vector_size=32)
     log_path = tmp_path / "driver.log"
     with open(log_path, "w") as log:
         driver = subprocess.Popen(
             [*SESSREC, "tune", "run", spec, "--address", address, "--sweep-id", "h1", "--json"],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
         )
         deadline = time.time() + 120
         while not list((store / "sweeps" / "h1" / "tune").glob("run-1/*/checkpoint_000002")):

@@ -32,7 +32,8 @@ def test_pandas_list_vectors_are_accepted(cli, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "list_type", [pa.list_(pa.int16()), pa.large_list(pa.float16()), pa.large_list(pa.uint8()), pa.list_(pa.float64(), 2)]
+    "list_type",
+    [pa.list_(pa.int16()), pa.large_list(pa.float16()), pa.large_list(pa.uint8()), pa.list_(pa.float64(), 2)],
 )
 def test_list_vectors_of_any_int_or_float_type_in_several_row_groups(list_type):
     data = _parquet(["a", "b", "c"], pa.array([[1, 2], [3, 4], [5, 6]], list_type), row_group_size=1)
@@ -59,7 +60,11 @@ def test_list_vectors_of_any_int_or_float_type_in_several_row_groups(list_type):
         (["a", "b"], pa.array([[], []], pa.list_(pa.float64())), "vectors are empty"),
         (pa.array([], pa.string()), pa.array([], pa.list_(pa.float64())), "holds no vectors"),
         (["a", "b"], pa.array([[1.0, float("nan")], [1.0, 2.0]]), "vectors hold NaN or infinite values"),
-        (["a", "b"], pa.array([[1.0, float("-inf")], [1.0, 2.0]], pa.large_list(pa.float64())), "NaN or infinite values"),
+        (
+            ["a", "b"],
+            pa.array([[1.0, float("-inf")], [1.0, 2.0]], pa.large_list(pa.float64())),
+            "NaN or infinite values",
+        ),
         (["a", "b"], pa.array([[1e39, 0.0], [1.0, 2.0]]), "NaN or infinite values (or values beyond float32's range"),
     ],
 )
@@ -92,7 +97,9 @@ def test_normal_vectors_are_normalised_exactly_as_gensim_does():
     kv.add_vectors(list(keys), vectors)
     unit = kv.get_normed_vectors()
     rows = np.arange(len(vectors))
-    np.testing.assert_array_equal(Embeddings(keys, vectors).scores(rows), unit[rows] @ unit.T)  # the same product, bit for bit
+    np.testing.assert_array_equal(
+        Embeddings(keys, vectors).scores(rows), unit[rows] @ unit.T
+    )  # the same product, bit for bit
 
 
 def test_a_zero_vector_scores_zero():
@@ -121,7 +128,11 @@ def test_bad_word2vec_text_gets_one_clear_message(text, message):
 def test_overflowing_text_file_gives_one_line_and_no_warning(tmp_path):
     """A real process, so any numpy warning would show on stderr."""
     (tmp_path / "inf.txt").write_text("3 2\na 1e39 0\nb 1 0\nc 1 0\n")
-    env = {**os.environ, "SESSREC_STORAGE": str(tmp_path / "store"), "SESSREC_CONFIG": str(tmp_path / "no-settings.yaml")}
+    env = {
+        **os.environ,
+        "SESSREC_STORAGE": str(tmp_path / "store"),
+        "SESSREC_CONFIG": str(tmp_path / "no-settings.yaml"),
+    }
     result = run_cli("recommend", "a", "--embeddings", "inf.txt", cwd=tmp_path, env=env)
     assert_one_line_error(result, "inf.txt: word2vec text file holds NaN or infinite values")
 
@@ -135,5 +146,17 @@ def test_a_repeated_baseline_method_counts_once_in_the_order_given(cli):
     assert cli("data", "synth", "--name", "demo", "--sessions", "300").returncode == 0
     twice = cli("baseline", "demo", "--n", "20", "--method", "popular", "--method", "popular", "--json").json()
     assert [row["method"] for row in twice] == ["popular"]
-    mixed = cli("baseline", "demo", "--n", "20", "--method", "transitions", "--method", "popular", "--method", "transitions", "--json")
+    mixed = cli(
+        "baseline",
+        "demo",
+        "--n",
+        "20",
+        "--method",
+        "transitions",
+        "--method",
+        "popular",
+        "--method",
+        "transitions",
+        "--json",
+    )
     assert [row["method"] for row in mixed.json()] == ["transitions", "popular"]

@@ -19,7 +19,7 @@ from sessrec.core.embeddings import Embeddings
 from sessrec.errors import SessrecError
 from tests.helpers import TWO_TRIAL_SWEEP, assert_one_line_error, cli_in_process, run_cli, sessions
 
-ODD_ITEMS = ["plain", "with space", "ünïcödé €", "日本語", "comma,quote\"", "85123A"]
+ODD_ITEMS = ["plain", "with space", "ünïcödé €", "日本語", 'comma,quote"', "85123A"]
 
 
 def test_sessions_parquet_round_trip_keeps_odd_item_codes():
@@ -35,13 +35,44 @@ def test_a_process_that_read_a_parquet_table_exits_cleanly(tmp_path: Path):
     # as it exited, in about half the runs on a table this wide (exit 134, apache/arrow#34314):
     # a command that read a trials table could fail after doing all its work.
     rng = np.random.default_rng(0)
-    table = pa.table({**{f"metric_{i}": rng.random(48) for i in range(30)}, "curve": [rng.random(10).tolist() for _ in range(48)]})
+    table = pa.table(
+        {**{f"metric_{i}": rng.random(48) for i in range(30)}, "curve": [rng.random(10).tolist() for _ in range(48)]}
+    )
     path = tmp_path / "trials.parquet"
     pq.write_table(table, path)
-    read_and_exit = "import sys; from sessrec import formats; formats.read_parquet(open(sys.argv[1], 'rb').read(), sys.argv[1])"
+    read_and_exit = (
+        "import sys; from sessrec import formats; formats.read_parquet(open(sys.argv[1], 'rb').read(), sys.argv[1])"
+    )
     for _ in range(30):
-        result = subprocess.run([sys.executable, "-c", read_and_exit, str(path)], capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-c", read_and_exit, str(path)], capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_reading_parquet_leaves_no_arrow_worker_threads(tmp_path: Path):
+    # The exit abort above (1 run in 30 under load, "terminate called without an active
+    # exception", exit -6) needs an Arrow CPU-pool thread still busy with the read's last
+    # references as the interpreter finalizes: one that then waits for the GIL is ended by
+    # pthread_exit, whose unwinding through std::thread's noexcept frame calls std::terminate.
+    # Reading on the caller's thread only (use_threads=False, also for to_pandas) starts no pool
+    # threads, so nothing of a read can outlive the command. Counted in a fresh process: this
+    # one's pool may be running already.
+    table = pa.table({**{f"metric_{i}": np.arange(48.0) for i in range(30)}, "item": [str(i) for i in range(48)]})
+    path = tmp_path / "trials.parquet"
+    pq.write_table(table, path)
+    count_threads = (
+        "import os, sys; from sessrec import formats\n"
+        "threads = lambda: len(os.listdir('/proc/self/task'))\n"
+        "data = open(sys.argv[1], 'rb').read(); before = threads()\n"
+        "formats.read_parquet(data, 'x'); formats.read_transactions(data, 'parquet')\n"
+        "print(before, threads())\n"
+    )
+    command = [sys.executable, "-c", count_threads, str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    before, after = map(int, result.stdout.split())
+    assert after == before, f"reading Parquet started {after - before} thread(s)"
 
 
 def test_sessions_jsonl():
@@ -91,10 +122,14 @@ def test_embeddings_with_non_finite_values_or_missing_ids_are_refused():
     vectors = np.ones((2, 3), dtype=np.float32)
     vectors[1, 2] = np.nan
     with pytest.raises(SessrecError, match="emb.parquet: vectors hold NaN or infinite values"):
-        formats.embeddings_from_parquet(formats.embeddings_to_parquet(Embeddings(np.array(["a", "b"], dtype=object), vectors)), "emb.parquet")
+        formats.embeddings_from_parquet(
+            formats.embeddings_to_parquet(Embeddings(np.array(["a", "b"], dtype=object), vectors)), "emb.parquet"
+        )
     with pytest.raises(SessrecError, match="holds NaN or infinite values"):
         Embeddings.from_word2vec_text("2 2\na 1 2\nb inf 1\n")
-    table = pa.table({"item": pa.array(["a", None]), "vector": pa.array([[1.0, 2.0], [3.0, 4.0]], pa.list_(pa.float32(), 2))})
+    table = pa.table(
+        {"item": pa.array(["a", None]), "vector": pa.array([[1.0, 2.0], [3.0, 4.0]], pa.list_(pa.float32(), 2))}
+    )
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
     with pytest.raises(SessrecError, match="column 'item' must hold text ids without nulls"):
@@ -107,7 +142,12 @@ def test_fetch_leaves_out_only_the_text_format_when_item_ids_have_spaces(tmp_pat
 
     best = tmp_path / "sweeps" / "s1" / "best"
     best.mkdir(parents=True)
-    manifest = {"status": "completed", "metric": "recall_at_k", "dataset": {"uri": "x", "sha256": "y"}, "split": {"seed": 0, "n": 5}}
+    manifest = {
+        "status": "completed",
+        "metric": "recall_at_k",
+        "dataset": {"uri": "x", "sha256": "y"},
+        "split": {"seed": 0, "n": 5},
+    }
     (best.parent / "manifest.json").write_text(json.dumps(manifest))
     (best / "config.json").write_text(json.dumps({"window": 3}))
     (best / "metrics.json").write_text(json.dumps({"trial_id": "t", "validation": {}, "test": {}}))
@@ -179,8 +219,13 @@ READERS = {
 
 def _cli_env(folder: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RAY_", "SESSREC_"))}
-    env.update(HOME=str(folder), SESSREC_STORAGE=str(folder / "store"), SESSREC_CONFIG=str(folder / "settings.yaml"),
-               RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    env.update(
+        HOME=str(folder),
+        SESSREC_STORAGE=str(folder / "store"),
+        SESSREC_CONFIG=str(folder / "settings.yaml"),
+        RAY_AUTH_MODE="disabled",
+        RAY_USAGE_STATS_ENABLED="0",
+    )
     return env
 
 
@@ -210,7 +255,9 @@ DAMAGES = [(f, d) for f in READERS for d in ("truncated", "garbage") if (f, d) !
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stored_file, damage", DAMAGES)
-def test_commands_refuse_a_damaged_stored_file(stored: Path, tmp_path: Path, capsys, monkeypatch, stored_file: str, damage: str):
+def test_commands_refuse_a_damaged_stored_file(
+    stored: Path, tmp_path: Path, capsys, monkeypatch, stored_file: str, damage: str
+):
     shutil.copytree(stored, tmp_path, dirs_exist_ok=True)
     env = _cli_env(tmp_path)
     args = [arg.format(store=tmp_path / "store") for arg in READERS[stored_file]]
@@ -230,8 +277,8 @@ def test_commands_refuse_a_damaged_stored_file(stored: Path, tmp_path: Path, cap
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
 def test_resume_refuses_a_damaged_sweep_spec_naming_it(tmp_path: Path, damage: str):
-    from sessrec import tuning
     from sessrec.spec import builtin_spec_text
+    from sessrec.sweep import records
 
     folder = tmp_path / "sweeps" / "s1"
     folder.mkdir(parents=True)
@@ -239,7 +286,7 @@ def test_resume_refuses_a_damaged_sweep_spec_naming_it(tmp_path: Path, damage: s
     (folder / "spec.yaml").write_bytes(text[: len(text) // 2] if damage == "truncated" else _garbage(text))
     (folder / "manifest.json").write_text('{"status": "interrupted"}')
     with pytest.raises(SessrecError, match=re.escape(str(folder / "spec.yaml"))):
-        tuning.load_sweep(str(tmp_path), "s1")
+        records.load_sweep(str(tmp_path), "s1")
 
 
 @pytest.mark.slow
@@ -255,7 +302,7 @@ def test_results_list_shows_a_damaged_manifest_instead_of_hiding_it(stored: Path
         manifest.write_bytes(data[: len(data) // 2] if damage == "truncated" else _garbage(data))
     listed = run_cli("results", "list", "--json", cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr
-    (row,) = json.loads(listed.stdout)
+    (row,) = json.loads(listed.stdout)["sweeps"]
     assert row["sweep_id"] == "s1" and row["status"] == "damaged" and str(manifest) in row["problem"]
     human = run_cli("results", "list", cwd=tmp_path, env=env)
     assert "damaged" in human.stdout and str(manifest) in human.stdout
@@ -292,7 +339,9 @@ def test_resume_refuses_a_damaged_trial_record_naming_it(stored: Path, tmp_path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", ["trial.json truncated", "trial.json garbage", "state.npz truncated"])
-def test_resume_goes_on_from_the_checkpoint_before_one_a_killed_run_left_part_written(stored: Path, tmp_path: Path, damage: str):
+def test_resume_goes_on_from_the_checkpoint_before_one_a_killed_run_left_part_written(
+    stored: Path, tmp_path: Path, damage: str
+):
     # A driver killed while its trial stored a checkpoint in a local folder leaves short files.
     env = _cli_env(tmp_path)
     sweep = _interrupted_copy(stored, tmp_path)
@@ -303,9 +352,15 @@ def test_resume_goes_on_from_the_checkpoint_before_one_a_killed_run_left_part_wr
     run_1 = {path: path.read_bytes() for path in (sweep / "tune" / "run-1").rglob("*") if path.is_file()}
     result = run_cli("tune", "resume", "s1", "--num-cpus", "2", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    reason = f"its state.npz has {len(data) // 2} of {len(data)} bytes" if damage == "state.npz truncated" else "its trial.json is not whole JSON"
+    reason = (
+        f"its state.npz has {len(data) // 2} of {len(data)} bytes"
+        if damage == "state.npz truncated"
+        else "its trial.json is not whole JSON"
+    )
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
-    assert warnings == [f"warning: {newest} was not stored whole ({reason}); its trial goes on from the checkpoint before it"]
+    assert warnings == [
+        f"warning: {newest} was not stored whole ({reason}); its trial goes on from the checkpoint before it"
+    ]
     trials = pd.read_parquet(sweep / "trials.parquet").set_index("point")
     assert trials.loc[0, "restored"] and not trials.loc[1, "restored"]  # only the damaged point trained again
     assert (trials["state"] == "completed").all() and (trials["epochs_run"] == trials["config.epochs"]).all()

@@ -17,9 +17,9 @@ import signal
 import subprocess
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -43,7 +43,9 @@ def _write_transactions(path: Path, rows: int = 300_000) -> None:
         {
             "InvoiceNo": (500000 + rng.integers(0, 50000, rows)).astype(str),
             "StockCode": (10000 + rng.integers(0, 5000, rows)).astype(str),
-            "InvoiceDate": (start + pd.to_timedelta(rng.integers(0, 10**7, rows), unit="s")).strftime("%Y-%m-%d %H:%M:%S"),
+            "InvoiceDate": (start + pd.to_timedelta(rng.integers(0, 10**7, rows), unit="s")).strftime(
+                "%Y-%m-%d %H:%M:%S"
+            ),
             "CustomerID": (17000 + rng.integers(0, 20000, rows)).astype(str),
         }
     ).to_csv(path, index=False)
@@ -55,8 +57,13 @@ def work(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     folder = tmp_path_factory.mktemp("interrupts")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RAY_", "SESSREC_"))}
     # HOME elsewhere: matplotlib keeps a font cache there, which is not the commands' output.
-    env.update(HOME=str(tmp_path_factory.mktemp("home")), SESSREC_STORAGE=str(folder / "store"), SESSREC_CONFIG=str(folder / "none.yaml"),
-               RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    env.update(
+        HOME=str(tmp_path_factory.mktemp("home")),
+        SESSREC_STORAGE=str(folder / "store"),
+        SESSREC_CONFIG=str(folder / "none.yaml"),
+        RAY_AUTH_MODE="disabled",
+        RAY_USAGE_STATS_ENABLED="0",
+    )
     _write_transactions(folder / "tx.csv")
     (folder / "sweep.yaml").write_text(yaml.safe_dump(TWO_TRIAL_SWEEP))
     for args in (
@@ -91,14 +98,18 @@ def _check_prepare(cli) -> None:
 def _check_train(cli) -> None:
     recs = _ok(cli("recommend", "I000001", "--embeddings", "m1", "-k", "3", "--json")).json()
     assert len(recs["I000001"]) == 3
-    text = _ok(cli("recommend", "I000001", "--embeddings", "store/models/m1/embeddings.txt", "-k", "3", "--json")).json()
+    text = _ok(
+        cli("recommend", "I000001", "--embeddings", "store/models/m1/embeddings.txt", "-k", "3", "--json")
+    ).json()
     assert text == recs
 
 
 def _check_fetch(cli) -> None:
     _ok(cli("recommend", "I000001", "--embeddings", "got/embeddings.parquet", "-k", "3"))
     _ok(cli("recommend", "I000001", "--embeddings", "got/embeddings.txt", "-k", "3"))
-    assert json.loads(Path("got/config.json").read_text()) == _ok(cli("results", "best", "s1", "--json")).json()["config"]
+    assert (
+        json.loads(Path("got/config.json").read_text()) == _ok(cli("results", "best", "s1", "--json")).json()["config"]
+    )
     assert json.loads(Path("got/metrics.json").read_text())["sweep_id"] == "s1"
 
 
@@ -113,17 +124,40 @@ def _check_report(cli) -> None:
 COMMANDS = {
     "data prepare": Command(
         ("data", "prepare", "tx.csv", "--name", "shop", "--time-format", "%Y-%m-%d %H:%M:%S"),
-        "store/datasets/shop/sessions.parquet", "store/datasets/shop/manifest.json", _check_prepare,
+        "store/datasets/shop/sessions.parquet",
+        "store/datasets/shop/manifest.json",
+        _check_prepare,
     ),
     "train": Command(
-        ("train", "train-data", "--name", "m1", "--n", "100", "--epochs", "20", "--vector-size", "32", "--export", "word2vec"),
-        "store/models/m1/embeddings.parquet", "store/models/m1/metrics.json", _check_train,
+        (
+            "train",
+            "train-data",
+            "--name",
+            "m1",
+            "--n",
+            "100",
+            "--epochs",
+            "20",
+            "--vector-size",
+            "32",
+            "--export",
+            "word2vec",
+        ),
+        "store/models/m1/embeddings.parquet",
+        "store/models/m1/metrics.json",
+        _check_train,
     ),
     "results fetch": Command(
-        ("results", "fetch", "s1", "--to", "got"), "got/embeddings.parquet", "got/metrics.json", _check_fetch,
+        ("results", "fetch", "s1", "--to", "got"),
+        "got/embeddings.parquet",
+        "got/metrics.json",
+        _check_fetch,
     ),
     "report": Command(
-        ("report", "s1", "--to", "rep"), "store/sweeps/s1/report/epochs_run.png", "rep/index.html", _check_report,
+        ("report", "s1", "--to", "rep"),
+        "store/sweeps/s1/report/epochs_run.png",
+        "rep/index.html",
+        _check_report,
     ),
 }
 
@@ -148,11 +182,15 @@ class Outcome:
     mid_write: bool  # the signal went out after the first output appeared, before the last existed
 
 
-def _run(folder: Path, env: dict[str, str], command: Command, signum: int | None = None, delay: float | None = None) -> Outcome:
+def _run(
+    folder: Path, env: dict[str, str], command: Command, signum: int | None = None, delay: float | None = None
+) -> Outcome:
     """Run the command and send it ``signum`` after ``delay`` seconds, or (no delay) as soon as its
     first output appears; no ``signum``: let it run."""
     first, last = folder / command.first, folder / command.last
-    process = subprocess.Popen([*SESSREC, *command.args], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*SESSREC, *command.args], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     mid_write = False
     try:
         if signum is not None:
@@ -228,9 +266,13 @@ def test_interrupted_command_writes_all_or_nothing(work, capsys, monkeypatch, na
                 break
     finally:
         _remove_new(folder, before)  # the next case starts from the same storage
-    print(f"{name} {signal.Signals(signum).name}: {duration:.1f} s uninterrupted; exit codes {[o.code for o in outcomes]}")
+    print(
+        f"{name} {signal.Signals(signum).name}: {duration:.1f} s uninterrupted; exit codes {[o.code for o in outcomes]}"
+    )
     assert any(o.code != 0 for o in outcomes), "no moment stopped the command"
-    assert any(o.mid_write for o in outcomes), f"no signal landed while the outputs were being written in {WATCH_ATTEMPTS} tries"
+    assert any(o.mid_write for o in outcomes), (
+        f"no signal landed while the outputs were being written in {WATCH_ATTEMPTS} tries"
+    )
 
 
 class _Collected:

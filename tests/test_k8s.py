@@ -6,16 +6,16 @@ import copy
 import json
 import subprocess
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
+from k8s_tools import REPO, find
 from typer.testing import CliRunner
 
-from k8s_tools import REPO, find
 from sessrec.cli import app
 from sessrec.errors import SessrecError
 from sessrec.k8s import defaults, render, rules, validate
@@ -71,14 +71,20 @@ def test_rayjob_ships_the_spec_and_runs_the_laptop_command() -> None:
     sweep = find(objects, "ConfigMap", "sessrec-seed3d-sweep")
     assert sweep["data"]["sweep.yaml"] == builtin_spec_text("seed3d")  # verbatim, comments included
     job = find(objects, "RayJob", "sessrec-seed3d")["spec"]
-    assert job["entrypoint"] == "sessrec tune run sweep.yaml --address auto --dataset retail --sweep-id seed3d-weekly --resume-existing"
+    assert (
+        job["entrypoint"]
+        == "sessrec tune run sweep.yaml --address auto --dataset retail --sweep-id seed3d-weekly --resume-existing"
+    )
     assert yaml.safe_load(job["runtimeEnvYAML"])["working_dir"] == "/etc/sessrec"
     submitter = job["submitterPodTemplate"]["spec"]
     assert submitter["volumes"] == [{"name": "sweep", "configMap": {"name": "sessrec-seed3d-sweep"}}]
     assert submitter["containers"][0]["volumeMounts"][0]["mountPath"] == "/etc/sessrec"
     assert "command" not in submitter["containers"][0]  # KubeRay supplies `ray job submit`
     assert (job["shutdownAfterJobFinishes"], job["ttlSecondsAfterFinished"]) == (True, defaults.JOB_TTL_SECONDS)
-    assert (job["activeDeadlineSeconds"], job["backoffLimit"]) == (defaults.JOB_DEADLINE_SECONDS, defaults.JOB_BACKOFF_LIMIT)
+    assert (job["activeDeadlineSeconds"], job["backoffLimit"]) == (
+        defaults.JOB_DEADLINE_SECONDS,
+        defaults.JOB_BACKOFF_LIMIT,
+    )
 
 
 def test_rayjob_on_an_existing_cluster() -> None:
@@ -158,7 +164,9 @@ def test_a_job_without_a_dataset_is_refused() -> None:
         rendered("rayjob", "seed3d", dataset="./sessions.parquet")
     with pytest.raises(SessrecError, match="invalid dataset name"):
         rendered("rayjob", "seed3d", dataset="My Data")
-    cron = find(rendered("cronjob", "seed3d", dataset="s3://bucket/retail.parquet"), "ConfigMap", "sessrec-seed3d-rayjob")
+    cron = find(
+        rendered("cronjob", "seed3d", dataset="s3://bucket/retail.parquet"), "ConfigMap", "sessrec-seed3d-rayjob"
+    )
     assert "--dataset s3://bucket/retail.parquet" in cron["data"]["rayjob.yaml"]
 
 
@@ -172,7 +180,9 @@ def test_a_trial_bigger_than_a_worker_is_refused_on_an_ephemeral_cluster_only(tm
     assert rendered("rayjob", str(path), cluster_selector={"ray.io/cluster": "big-workers"})
 
 
-@pytest.mark.parametrize("expr", ["0 2 * * *", "*/15 0-6,22 1-31/2 JAN-mar sun", "@daily", "@every 1h30m", "0 0 ? * MON-FRI"])
+@pytest.mark.parametrize(
+    "expr", ["0 2 * * *", "*/15 0-6,22 1-31/2 JAN-mar sun", "@daily", "@every 1h30m", "0 0 ? * MON-FRI"]
+)
 def test_cron_accepts(expr: str) -> None:
     assert rules.cron_problem(expr) is None
 
@@ -203,11 +213,50 @@ def test_the_chart_s_cron_pattern_accepts_what_cron_problem_accepts() -> None:
     import re
 
     pattern = re.compile(rules.cron_pattern())
-    pieces = ["*", "?", "0", "5", "07", "59", "60", "23", "24", "31", "32", "12", "13", "6", "7", "JAN", "dec", "Sun", "MONDAY",
-              "1-5", "5-1", "*/15", "*/0", "1-30/7", "x", "", "-1", "1,2", "2/3"]
+    pieces = [
+        "*",
+        "?",
+        "0",
+        "5",
+        "07",
+        "59",
+        "60",
+        "23",
+        "24",
+        "31",
+        "32",
+        "12",
+        "13",
+        "6",
+        "7",
+        "JAN",
+        "dec",
+        "Sun",
+        "MONDAY",
+        "1-5",
+        "5-1",
+        "*/15",
+        "*/0",
+        "1-30/7",
+        "x",
+        "",
+        "-1",
+        "1,2",
+        "2/3",
+    ]
     rng = random.Random(0)
     expressions = [" ".join(rng.choice(pieces) for _ in range(rng.choice([4, 5, 5, 5, 6]))) for _ in range(3000)]
-    expressions += ["@daily", "@every 90s", "@every 1.5h", "@every", "@every 1x", "@hourly now", " 0 2 * * * ", "0  2 * * *", "0 2 * * *\n"]
+    expressions += [
+        "@daily",
+        "@every 90s",
+        "@every 1.5h",
+        "@every",
+        "@every 1x",
+        "@hourly now",
+        " 0 2 * * * ",
+        "0  2 * * *",
+        "0 2 * * *\n",
+    ]
     for expr in expressions:
         if "backwards" in (rules.cron_problem(expr) or ""):
             continue
@@ -222,7 +271,11 @@ def test_strict_schema_is_the_api_servers_strict_field_validation() -> None:
                 "cpu": {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]},
                 "port": {"x-kubernetes-int-or-string": True},
                 "when": {"type": "string", "nullable": True},
-                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {"a": {"type": "string"}}},
+                "free": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": True,
+                    "properties": {"a": {"type": "string"}},
+                },
                 "labels": {"type": "object", "additionalProperties": {"type": "string"}},
             },
         }
@@ -269,47 +322,99 @@ CRONPOD = "spec.jobTemplate.spec.template.spec"  # no list on the way: both form
 
 CASES = [
     (_mutated(_rayjob, "spec.rayClusterSpec.bogus", 1), "spec.rayClusterSpec.bogus", "unknown field"),
-    (_mutated(_rayjob, f"{M_WCONTAINER}.resources.limits.cpu", 1.5), f"{WPOD}.containers[0].resources.limits.cpu",
-     "integer or a string"),
+    (
+        _mutated(_rayjob, f"{M_WCONTAINER}.resources.limits.cpu", 1.5),
+        f"{WPOD}.containers[0].resources.limits.cpu",
+        "integer or a string",
+    ),
     (_mutated(_rayjob, "spec.activeDeadlineSeconds", 2**40), "spec.activeDeadlineSeconds", "int32"),
-    (_mutated(_rayjob, f"{M_WCONTAINER}.resources.requests.memory", "9Gi"), f"{WPOD}.containers[0].resources.requests.memory",
-     "9Gi exceeds limits.memory (8Gi): the API server refuses the pod"),
-    (_mutated(_rayjob, f"{M_WCONTAINER}.resources.limits.cpu", "3500m"), f"{WPOD}.containers[0].resources.requests.cpu",
-     "4 exceeds limits.cpu (3500m)"),
-    (_mutated(_rayjob, f"{M_WCONTAINER}.resources.limits.memory", "8000m"), f"{WPOD}.containers[0].resources.limits.memory",
-     "8000m is 8 bytes: the m suffix is milli"),
+    (
+        _mutated(_rayjob, f"{M_WCONTAINER}.resources.requests.memory", "9Gi"),
+        f"{WPOD}.containers[0].resources.requests.memory",
+        "9Gi exceeds limits.memory (8Gi): the API server refuses the pod",
+    ),
+    (
+        _mutated(_rayjob, f"{M_WCONTAINER}.resources.limits.cpu", "3500m"),
+        f"{WPOD}.containers[0].resources.requests.cpu",
+        "4 exceeds limits.cpu (3500m)",
+    ),
+    (
+        _mutated(_rayjob, f"{M_WCONTAINER}.resources.limits.memory", "8000m"),
+        f"{WPOD}.containers[0].resources.limits.memory",
+        "8000m is 8 bytes: the m suffix is milli",
+    ),
     (_mutated(_rayjob, "spec.submissionMode", "Batch"), "spec.submissionMode", "not K8sJobMode"),
     (_mutated(_rayjob, "metadata.name", "a" * 48), "metadata.name", "at most 47"),
     (_mutated(_rayjob, "metadata.name", "1-sweep"), "metadata.name", "DNS-1035"),
-    (_mutated(_rayjob, "spec.shutdownAfterJobFinishes", False), "spec.ttlSecondsAfterFinished", "needs shutdownAfterJobFinishes"),
-    (_mutated(_rayjob, "spec.rayClusterSpec.workerGroupSpecs.0.minReplicas", 9), f"{W}.minReplicas", "greater than maxReplicas"),
+    (
+        _mutated(_rayjob, "spec.shutdownAfterJobFinishes", False),
+        "spec.ttlSecondsAfterFinished",
+        "needs shutdownAfterJobFinishes",
+    ),
+    (
+        _mutated(_rayjob, "spec.rayClusterSpec.workerGroupSpecs.0.minReplicas", 9),
+        f"{W}.minReplicas",
+        "greater than maxReplicas",
+    ),
     (_mutated(_rayjob, "spec.rayClusterSpec.rayVersion", "2.40.0"), "spec.rayClusterSpec.rayVersion", ">= 2.52.0"),
     (_mutated(_rayjob, "spec.clusterSelector", {"ray.io/cluster": "x"}), "spec.backoffLimit", "with clusterSelector"),
-    ({**_rayjob(), "spec": {k: v for k, v in _rayjob()["spec"].items() if k != "submitterPodTemplate"}},
-     "spec.submitterPodTemplate", "no security context"),
+    (
+        {**_rayjob(), "spec": {k: v for k, v in _rayjob()["spec"].items() if k != "submitterPodTemplate"}},
+        "spec.submitterPodTemplate",
+        "no security context",
+    ),
     (_mutated(_rayjob, "spec.runtimeEnvYAML", "[1, 2"), "spec.runtimeEnvYAML", "YAML mapping"),
-    (_mutated(_rayjob, f"{M_WCONTAINER}.securityContext.allowPrivilegeEscalation", True),
-     f"{WCONTAINER}.allowPrivilegeEscalation", "must be false"),
-    (_mutated(_rayjob, f"{M_WCONTAINER}.securityContext.capabilities", {"add": ["SYS_ADMIN"]}),
-     f"{WCONTAINER}.capabilities.drop", "must include ALL"),
+    (
+        _mutated(_rayjob, f"{M_WCONTAINER}.securityContext.allowPrivilegeEscalation", True),
+        f"{WCONTAINER}.allowPrivilegeEscalation",
+        "must be false",
+    ),
+    (
+        _mutated(_rayjob, f"{M_WCONTAINER}.securityContext.capabilities", {"add": ["SYS_ADMIN"]}),
+        f"{WCONTAINER}.capabilities.drop",
+        "must include ALL",
+    ),
     (_mutated(_rayjob, f"{M_WPOD}.securityContext.runAsUser", 0), f"{WCONTAINER}.runAsUser", "non-zero uid"),
-    (_mutated(_rayjob, f"{M_WPOD}.securityContext.seccompProfile", {"type": "Unconfined"}),
-     f"{WCONTAINER}.seccompProfile.type", "RuntimeDefault"),
-    (_mutated(_rayjob, f"{M_WPOD}.volumes", [{"name": "h", "hostPath": {"path": "/"}}]), f"{WPOD}.volumes[0].hostPath",
-     "not allowed"),
-    (_mutated(_rayjob, "spec.rayClusterSpec.autoscalerOptions.securityContext", {}),
-     "spec.rayClusterSpec.autoscalerOptions.securityContext.allowPrivilegeEscalation", "must be false"),
+    (
+        _mutated(_rayjob, f"{M_WPOD}.securityContext.seccompProfile", {"type": "Unconfined"}),
+        f"{WCONTAINER}.seccompProfile.type",
+        "RuntimeDefault",
+    ),
+    (
+        _mutated(_rayjob, f"{M_WPOD}.volumes", [{"name": "h", "hostPath": {"path": "/"}}]),
+        f"{WPOD}.volumes[0].hostPath",
+        "not allowed",
+    ),
+    (
+        _mutated(_rayjob, "spec.rayClusterSpec.autoscalerOptions.securityContext", {}),
+        "spec.rayClusterSpec.autoscalerOptions.securityContext.allowPrivilegeEscalation",
+        "must be false",
+    ),
     (_mutated(_cronjob, "spec.schedule", "0 25 * * *"), "spec.schedule", "hour"),
     (_mutated(_cronjob, f"{CRONPOD}.containers.0.bogus", 1), f"{CRONPOD}.containers[0].bogus", "unknown field"),
-    (_mutated(_cronjob, f"{CRONPOD}.securityContext.runAsNonRoot", False),
-     f"{CRONPOD}.containers[0].securityContext.runAsNonRoot", "must be true"),
+    (
+        _mutated(_cronjob, f"{CRONPOD}.securityContext.runAsNonRoot", False),
+        f"{CRONPOD}.containers[0].securityContext.runAsNonRoot",
+        "must be true",
+    ),
     (_mutated(_cronjob, "metadata.name", "c" * 53), "metadata.name", "at most 52"),
     (_mutated(_cronjob, "metadata.labels.team", "-bad-"), "metadata.labels.team", "label value"),
-    ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}, "data": {"sweep.yaml": "space: {window: 3.5}"}},
-     "data.sweep.yaml", "integers"),
+    (
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "s"},
+            "data": {"sweep.yaml": "space: {window: 3.5}"},
+        },
+        "data.sweep.yaml",
+        "integers",
+    ),
     ({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}, "kind", "has no Widget"),
-    ({"apiVersion": "ray.io/v1", "kind": "RayCronJob", "metadata": {"name": "x"}, "spec": {"schedule": "@daily"}},
-     "spec", "'jobTemplate' is a required property"),
+    (
+        {"apiVersion": "ray.io/v1", "kind": "RayCronJob", "metadata": {"name": "x"}, "spec": {"schedule": "@daily"}},
+        "spec",
+        "'jobTemplate' is a required property",
+    ),
 ]
 
 
@@ -357,7 +462,9 @@ def test_cli_render_prints_its_own_command_line() -> None:
 
 def test_cli_validate_reads_stdin_and_chart_schema_checks() -> None:
     runner = CliRunner()
-    result = runner.invoke(app, ["k8s", "validate", "-"], input=render.render("tiny", render.RenderOptions(kind="raycronjob")))
+    result = runner.invoke(
+        app, ["k8s", "validate", "-"], input=render.render("tiny", render.RenderOptions(kind="raycronjob"))
+    )
     assert (result.exit_code, result.stdout) == (0, "ok: 2 objects in 1 file, policy restricted\n"), result.output
     script = REPO / "scripts" / "sync_chart_schema.py"
     result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
@@ -377,14 +484,22 @@ def test_cli_validate_good_and_bad_files(tmp_path: Path) -> None:
         f"{bad}: RayJob/sessrec-tiny: error: spec.rayClusterSpec.workerGroupSpecs[0].bogus: unknown field",
         "error: 1 error in 1 of 4 objects",
     ]
-    as_json = subprocess.run([SESSREC, "k8s", "validate", str(good), str(bad), "--json"], capture_output=True, text=True)
+    as_json = subprocess.run(
+        [SESSREC, "k8s", "validate", str(good), str(bad), "--json"], capture_output=True, text=True
+    )
     assert as_json.returncode == 1
     assert as_json.stderr.splitlines() == ["error: 1 error in 1 of 4 objects"]
     report = json.loads(as_json.stdout)
     assert (report["files"], report["objects"], report["objects_with_problems"]) == (2, 4, 1)
-    assert report["problems"] == [{"source": str(bad), "obj": "RayJob/sessrec-tiny",
-                                   "field": "spec.rayClusterSpec.workerGroupSpecs[0].bogus", "message": "unknown field",
-                                   "level": "error"}]
+    assert report["problems"] == [
+        {
+            "source": str(bad),
+            "obj": "RayJob/sessrec-tiny",
+            "field": "spec.rayClusterSpec.workerGroupSpecs[0].bogus",
+            "message": "unknown field",
+            "level": "error",
+        }
+    ]
     empty = tmp_path / "empty.yaml"
     empty.write_text("---\n")
     nothing = subprocess.run([SESSREC, "k8s", "validate", str(empty)], capture_output=True, text=True)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
-
 from k8s_tools import CHART, Helm, find, helm_fixture, load_script  # noqa: F401  (the `helm` fixture)
+
 from sessrec import __version__, layout
 from sessrec.k8s import defaults, render, rules, validate
 from sessrec.spec import BUILTIN_SPECS, builtin_spec_text, parse_spec
@@ -61,21 +61,31 @@ def test_ci_values_render_valid_objects(helm: Helm, values: Path) -> None:
 
 
 def test_install_dry_run_renders_notes(helm: Helm) -> None:
-    result = helm.run("install", "nightly", str(CHART), "--dry-run=client", "--values", str(CHART / "ci" / "cronjob-values.yaml"))
+    result = helm.run(
+        "install", "nightly", str(CHART), "--dry-run=client", "--values", str(CHART / "ci" / "cronjob-values.yaml")
+    )
     assert result.returncode == 0, result.stderr
     notes = result.stdout.split("NOTES:", 1)[1]
-    for line in ("kubectl -n default get cronjob nightly-sessrec", "sessrec jobs logs", "sessrec results best <sweep-id>",
-                 "get rayjobs -l app.kubernetes.io/instance=nightly"):
+    for line in (
+        "kubectl -n default get cronjob nightly-sessrec",
+        "sessrec jobs logs",
+        "sessrec results best <sweep-id>",
+        "get rayjobs -l app.kubernetes.io/instance=nightly",
+    ):
         assert line in notes
     # RayCronJob's runs carry KubeRay's label only (their template is a RayJob spec, without metadata).
-    result = helm.run("install", "nightly", str(CHART), "--dry-run=client", "--values", str(CHART / "ci" / "raycronjob-values.yaml"))
+    result = helm.run(
+        "install", "nightly", str(CHART), "--dry-run=client", "--values", str(CHART / "ci" / "raycronjob-values.yaml")
+    )
     assert result.returncode == 0, result.stderr
     notes = result.stdout.split("NOTES:", 1)[1]
     assert "get rayjobs -l ray.io/cronjob-name=seed3d-nightly" in notes, notes  # its fullnameOverride
 
 
 def test_the_cluster_alone_needs_no_sweep_spec(helm: Helm) -> None:
-    result = helm.run("install", "shared", str(CHART), "--dry-run=client", "--values", str(CHART / "ci" / "cluster-only-values.yaml"))
+    result = helm.run(
+        "install", "shared", str(CHART), "--dry-run=client", "--values", str(CHART / "ci" / "cluster-only-values.yaml")
+    )
     assert result.returncode == 0, result.stderr
     assert "sweep" not in yaml.safe_load((CHART / "ci" / "cluster-only-values.yaml").read_text())
     notes = result.stdout.split("NOTES:", 1)[1]
@@ -84,9 +94,11 @@ def test_the_cluster_alone_needs_no_sweep_spec(helm: Helm) -> None:
     assert "get raycluster shared-sessrec -o jsonpath='{.status.head.serviceName}') 8265:8265" in notes
     assert "get secret -l ray.io/cluster=shared-sessrec -o jsonpath='{.items[0].data.auth_token}'" in notes
     assert "sessrec submit tune SPEC" in notes
-    assert "helm test" not in notes and "sweep \"" not in notes and "RayJob NAME" not in notes
+    assert "helm test" not in notes and 'sweep "' not in notes and "RayJob NAME" not in notes
     assert "AWS_ENDPOINT_URL" not in notes  # AWS S3 itself: no endpoint to name
-    with_minio = helm.run("install", "dev", str(CHART), "--dry-run=client", "--values", str(CHART / "ci" / "ephemeral-values.yaml"))
+    with_minio = helm.run(
+        "install", "dev", str(CHART), "--dry-run=client", "--values", str(CHART / "ci" / "ephemeral-values.yaml")
+    )
     assert "the cluster reaches the object store at http://minio.minio.svc.cluster.local:9000" in with_minio.stdout
     # A sweep that runs, once or on a schedule, still needs its spec.
     for values in ({"oneOff": {"enabled": True}}, {"schedule": {"enabled": True}}):
@@ -105,7 +117,9 @@ def test_test_hook_pod_checks_the_spec_with_the_image(helm: Helm) -> None:
 
 def test_a_digest_pins_every_pod_s_image(helm: Helm) -> None:
     digest = "sha256:" + "0123456789abcdef" * 4
-    objects = helm.objects(tiny(image={"repository": "registry.example.com:5000/ml/sessrec", "tag": "1.2.3", "digest": digest}))
+    objects = helm.objects(
+        tiny(image={"repository": "registry.example.com:5000/ml/sessrec", "tag": "1.2.3", "digest": digest})
+    )
     images = [container["image"] for obj in objects for container in _containers(obj)]
     assert images and set(images) == {f"registry.example.com:5000/ml/sessrec:1.2.3@{digest}"}
 
@@ -119,28 +133,57 @@ def tiny(**values: Any) -> dict[str, Any]:
 
 
 BAD_VALUES = [
-    (tiny(worker={"minReplicas": 5, "maxReplicas": 2}), "worker.minReplicas (5) must not exceed worker.maxReplicas (2)"),
+    (
+        tiny(worker={"minReplicas": 5, "maxReplicas": 2}),
+        "worker.minReplicas (5) must not exceed worker.maxReplicas (2)",
+    ),
     (tiny(worker={"maxReplicas": 2**31}), "'/worker/maxReplicas': maximum"),  # an int32 in the RayCluster
     (tiny(fullnameOverride="a" * 48), f'RayJob name "{"a" * 48}" is 48 characters; KubeRay allows at most 47'),
-    (tiny(oneOff={"enabled": False}, schedule={"enabled": True}, fullnameOverride="nightly-" + "b" * 29),
-     'RayCronJob name "nightly-' + "b" * 29 + '" is 37 characters; KubeRay allows at most 36'),
-    (tiny(oneOff={"enabled": False}, schedule={"enabled": True, "mode": "cronjob"}, fullnameOverride="d" * 42),
-     f'RayJob name "{"d" * 42}-xxxxx" is 48 characters'),
+    (
+        tiny(oneOff={"enabled": False}, schedule={"enabled": True}, fullnameOverride="nightly-" + "b" * 29),
+        'RayCronJob name "nightly-' + "b" * 29 + '" is 37 characters; KubeRay allows at most 36',
+    ),
+    (
+        tiny(oneOff={"enabled": False}, schedule={"enabled": True, "mode": "cronjob"}, fullnameOverride="d" * 42),
+        f'RayJob name "{"d" * 42}-xxxxx" is 48 characters',
+    ),
     (tiny(fullnameOverride="c" * 54), "'/fullnameOverride': maxLength"),
-    (tiny(job={"shutdownAfterJobFinishes": False}), "job.ttlSecondsAfterFinished > 0 needs job.shutdownAfterJobFinishes: true"),
+    (
+        tiny(job={"shutdownAfterJobFinishes": False}),
+        "job.ttlSecondsAfterFinished > 0 needs job.shutdownAfterJobFinishes: true",
+    ),
     (tiny(job={"target": "cluster"}), 'job.target "cluster" needs job.clusterName or cluster.enabled: true'),
     # Helm merges maps: raising a request keeps the default limit under it.
     (tiny(head={"resources": {"requests": {"cpu": "6"}}}), "head.resources: requests.cpu (6) exceeds limits.cpu (2)"),
-    (tiny(worker={"resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "2G"}}}),
-     "worker.resources: requests.memory (2Gi) exceeds limits.memory (2G)"),
-    (tiny(job={"submitter": {"resources": {"requests": {"cpu": "1001m"}}}}), "job.submitter.resources: requests.cpu (1001m)"),
-    (tiny(worker={"resources": {"requests": {"memory": "8000m"}, "limits": {"memory": "8000m"}}}), "'/worker/resources/requests/memory'"),
+    (
+        tiny(worker={"resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "2G"}}}),
+        "worker.resources: requests.memory (2Gi) exceeds limits.memory (2G)",
+    ),
+    (
+        tiny(job={"submitter": {"resources": {"requests": {"cpu": "1001m"}}}}),
+        "job.submitter.resources: requests.cpu (1001m)",
+    ),
+    (
+        tiny(worker={"resources": {"requests": {"memory": "8000m"}, "limits": {"memory": "8000m"}}}),
+        "'/worker/resources/requests/memory'",
+    ),
     # A YAML number of a million or more is a float64 to Helm, printed as 2e+09.
-    (tiny(worker={"resources": {"requests": {"memory": 2000000000}, "limits": {"memory": "1Gi"}}}),
-     "worker.resources: requests.memory (2e+09) exceeds limits.memory (1Gi)"),
-    ({**RUN, "sweep": {**TINY, "resources": {"cpus_per_trial": 8}}}, "sweep.resources.cpus_per_trial (8) is more than a worker's 4 CPUs"),
-    ({**RUN, "sweep": {**TINY, "resources": {"cpus_per_trial": 3}}, "worker": {"resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "1500m"}}}},
-     "sweep.resources.cpus_per_trial (3) is more than a worker's 2 CPUs"),
+    (
+        tiny(worker={"resources": {"requests": {"memory": 2000000000}, "limits": {"memory": "1Gi"}}}),
+        "worker.resources: requests.memory (2e+09) exceeds limits.memory (1Gi)",
+    ),
+    (
+        {**RUN, "sweep": {**TINY, "resources": {"cpus_per_trial": 8}}},
+        "sweep.resources.cpus_per_trial (8) is more than a worker's 4 CPUs",
+    ),
+    (
+        {
+            **RUN,
+            "sweep": {**TINY, "resources": {"cpus_per_trial": 3}},
+            "worker": {"resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "1500m"}}},
+        },
+        "sweep.resources.cpus_per_trial (3) is more than a worker's 2 CPUs",
+    ),
     (tiny(oneOff={"enabled": False}), "nothing to deploy"),
     (tiny(rayVersion="2.40.0"), "needs Ray >= 2.52.0"),
     (tiny(workers={"maxReplicas": 4}), "additional properties 'workers' not allowed"),
@@ -148,7 +191,10 @@ BAD_VALUES = [
     (tiny(oneOff={"sweepId": "Nightly_Run"}), "'/oneOff/sweepId'"),
     (tiny(s3={"storage": "/data/sessrec"}), "'/s3/storage'"),
     (tiny(schedule={"enabled": True, "cron": "0 2 * *"}), "'/schedule/cron'"),  # the schema's short pattern
-    (tiny(schedule={"enabled": True, "cron": "0 25 * * *"}), 'schedule.cron "0 25 * * *": not a schedule'),  # KubeRay would refuse it
+    (
+        tiny(schedule={"enabled": True, "cron": "0 25 * * *"}),
+        'schedule.cron "0 25 * * *": not a schedule',
+    ),  # KubeRay would refuse it
     (tiny(image={"repository": "Team/Sessrec"}), "'/image/repository'"),  # registries want lower-case paths
     (tiny(image={"repository": "sessrec:0.1.0"}), "'/image/repository'"),  # the tag has its own value
     (tiny(image={"digest": "sha256:abc"}), "'/image/digest'"),
@@ -156,26 +202,53 @@ BAD_VALUES = [
     (tiny(schedule={"enabled": True, "cron": "0 2 * * MON-FR"}), 'schedule.cron "0 2 * * MON-FR"'),
     (tiny(schedule={"enabled": True, "mode": "cron"}), "'/schedule/mode'"),
     ({**RUN, "sweep": {**TINY, "metric": "precision_at_k"}}, "'/sweep/metric'"),
-    ({**RUN, "sweep": {**TINY, "space": {"window": 2, "hidden_size": 8}}}, "additional properties 'hidden_size' not allowed"),
+    (
+        {**RUN, "sweep": {**TINY, "space": {"window": 2, "hidden_size": 8}}},
+        "additional properties 'hidden_size' not allowed",
+    ),
     ({**RUN, "sweep": {"name": "no-space"}}, "'/sweep': missing property 'space'"),
     ({**RUN, "sweep": {k: v for k, v in TINY.items() if k != "dataset"}}, "sweep.dataset: the spec names no dataset"),
     (RUN, "missing property 'sweep'"),
     ({"sweep": TINY}, "sweep: a spec is given but nothing runs it: set oneOff.enabled: true"),
-    (tiny(cluster={"enabled": True}, job={"target": "cluster", "backoffLimit": 2}),
-     'job.backoffLimit (2): retries are for job.target "ephemeral" only'),
-    ({**RUN, "sweep": {**TINY, "search": {"method": "grid", "num_samples": 40}}},
-     "sweep.search.shuffle: ASHA will judge the first trials of this 320-point grid against its first corner only"),
+    (
+        tiny(cluster={"enabled": True}, job={"target": "cluster", "backoffLimit": 2}),
+        'job.backoffLimit (2): retries are for job.target "ephemeral" only',
+    ),
+    (
+        {**RUN, "sweep": {**TINY, "search": {"method": "grid", "num_samples": 40}}},
+        "sweep.search.shuffle: ASHA will judge the first trials of this 320-point grid against its first corner only",
+    ),
     # Typos, negative replica counts, GPU groups without a GPU limit: each names the value's path.
     (tiny(worker={"minReplica": 1}), "at '/worker': additional properties 'minReplica' not allowed"),
     (tiny(worker={"minReplicas": -1}), "'/worker/minReplicas': minimum"),
-    (tiny(additionalWorkerGroups={"big": {"minReplicas": 0, "maxReplicas": -2, "resources": defaults.WORKER_RESOURCES}}),
-     "'/additionalWorkerGroups/big/maxReplicas': minimum"),
-    (tiny(additionalWorkerGroups={"gpu": {"gpu": True, "minReplicas": 0, "maxReplicas": 2, "resources": defaults.WORKER_RESOURCES}}),
-     "at '/additionalWorkerGroups/gpu/resources/limits': missing property 'nvidia.com/gpu'"),
-    (tiny(additionalWorkerGroups={"cpu": {"minReplicas": 0, "maxReplicas": 2, "resources": defaults.WORKER_RESOURCES}}),
-     'additionalWorkerGroups.cpu: worker.groupName is "cpu" already'),
-    (tiny(additionalWorkerGroups={"big": {"minReplicas": 3, "maxReplicas": 2, "resources": defaults.WORKER_RESOURCES}}),
-     "additionalWorkerGroups.big.minReplicas (3) must not exceed its maxReplicas (2)"),
+    (
+        tiny(
+            additionalWorkerGroups={
+                "big": {"minReplicas": 0, "maxReplicas": -2, "resources": defaults.WORKER_RESOURCES}
+            }
+        ),
+        "'/additionalWorkerGroups/big/maxReplicas': minimum",
+    ),
+    (
+        tiny(
+            additionalWorkerGroups={
+                "gpu": {"gpu": True, "minReplicas": 0, "maxReplicas": 2, "resources": defaults.WORKER_RESOURCES}
+            }
+        ),
+        "at '/additionalWorkerGroups/gpu/resources/limits': missing property 'nvidia.com/gpu'",
+    ),
+    (
+        tiny(
+            additionalWorkerGroups={"cpu": {"minReplicas": 0, "maxReplicas": 2, "resources": defaults.WORKER_RESOURCES}}
+        ),
+        'additionalWorkerGroups.cpu: worker.groupName is "cpu" already',
+    ),
+    (
+        tiny(
+            additionalWorkerGroups={"big": {"minReplicas": 3, "maxReplicas": 2, "resources": defaults.WORKER_RESOURCES}}
+        ),
+        "additionalWorkerGroups.big.minReplicas (3) must not exceed its maxReplicas (2)",
+    ),
     (tiny(head={"rayStartParams": {"num-gpus": 1}}), "'/head/rayStartParams/num-gpus'"),
 ]
 
@@ -192,13 +265,24 @@ def test_rules_for_ephemeral_clusters_and_private_registries_apply_where_they_ma
     shared = tiny(cluster={"enabled": True}, job={"target": "cluster", "shutdownAfterJobFinishes": False})
     assert "ttlSecondsAfterFinished" not in find(helm.objects(shared), "RayJob")["spec"]
     # A kubectl image mirrored into the private registry is pulled with the same secrets.
-    scheduled = tiny(oneOff={"enabled": False}, schedule={"enabled": True, "mode": "cronjob"}, imagePullSecrets=[{"name": "regcred"}])
+    scheduled = tiny(
+        oneOff={"enabled": False}, schedule={"enabled": True, "mode": "cronjob"}, imagePullSecrets=[{"name": "regcred"}]
+    )
     pod = find(helm.objects(scheduled), "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
     # A trial as big as a worker fits (a 1.5-CPU limit gives Ray 2 CPUs); another team's cluster is not checked.
     big = {**TINY, "resources": {"cpus_per_trial": 2}}
-    assert helm.template({**RUN, "sweep": big, "worker": {"resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "1500m"}}}}).returncode == 0
-    elsewhere = {**RUN, "sweep": {**TINY, "resources": {"cpus_per_trial": 64}}, "job": {"target": "cluster", "clusterName": "gpu-pool"}}
+    assert (
+        helm.template(
+            {**RUN, "sweep": big, "worker": {"resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "1500m"}}}}
+        ).returncode
+        == 0
+    )
+    elsewhere = {
+        **RUN,
+        "sweep": {**TINY, "resources": {"cpus_per_trial": 64}},
+        "job": {"target": "cluster", "clusterName": "gpu-pool"},
+    }
     assert helm.template(elsewhere).returncode == 0
 
 
@@ -284,9 +368,10 @@ def test_the_chart_repeats_the_python_constants() -> None:
         return f"^({pattern.pattern[1:-1]})?$"
 
     # KubeRay's name limits: the chart's checks, values.yaml's comment and the schema's maxLength.
-    checked = re.findall(r'"sessrec\.checkNameLength" \(list "(\w+)" (\$fullname|\(printf "%s-(x*)" \$fullname\)) (\d+)\)',
-                         helpers)
-    assert {kind for kind, *_ in checked} == {"RayCluster", "RayJob", "RayCronJob", "CronJob"}, checked
+    checked = re.findall(
+        r'"sessrec\.checkNameLength" \(list "(\w+)" (\$fullname|\(printf "%s-(x*)" \$fullname\)) (\d+)\)', helpers
+    )
+    assert {kind for kind, *_ in checked} == {"RayCluster", "RayJob", "RayService", "RayCronJob", "CronJob"}, checked
     for kind, name, suffix, limit in checked:
         assert int(limit) == defaults.NAME_LIMITS[kind], kind
         if name != "$fullname":  # a generateName prefix: the API server appends random characters
@@ -294,12 +379,16 @@ def test_the_chart_repeats_the_python_constants() -> None:
     comment = re.search(r"KubeRay limits it: (.*) characters", values_text)
     assert comment, "values.yaml names KubeRay's limits of fullnameOverride"
     assert {kind: int(limit) for kind, limit in re.findall(r"(\w+) (\d+)", comment.group(1))} == {
-        kind: defaults.NAME_LIMITS[kind] for kind in ("RayCluster", "RayJob", "RayCronJob")}
+        kind: defaults.NAME_LIMITS[kind] for kind in ("RayCluster", "RayJob", "RayService", "RayCronJob")
+    }
     for key in ("nameOverride", "fullnameOverride"):
         assert props[key]["maxLength"] == max(defaults.NAME_LIMITS.values()), key
         assert props[key]["pattern"] == optional(defaults.DNS1035), key
     cluster_name = props["job"]["properties"]["clusterName"]
-    assert (cluster_name["maxLength"], cluster_name["pattern"]) == (defaults.NAME_LIMITS["RayCluster"], optional(defaults.DNS1035))
+    assert (cluster_name["maxLength"], cluster_name["pattern"]) == (
+        defaults.NAME_LIMITS["RayCluster"],
+        optional(defaults.DNS1035),
+    )
     fullname_rule = re.search(r'regexMatch "([^"]+)" \$fullname', helpers)
     assert fullname_rule and fullname_rule.group(1) == defaults.DNS1035.pattern
     sweep_id = props["oneOff"]["properties"]["sweepId"]
@@ -312,7 +401,9 @@ def test_the_chart_repeats_the_python_constants() -> None:
     assert definitions["quantity"]["oneOf"][1]["pattern"] == quantity
     assert definitions["memoryQuantity"]["oneOf"][1]["pattern"] == quantity.replace("(m|", "(")
     # The first Ray with token authentication: the chart's check, its message and values.yaml's comment.
-    versions = re.findall(r'(?:semverCompare "|\bRay |authentication needs )>= ?([0-9]+\.[0-9]+\.[0-9]+)', helpers + values_text)
+    versions = re.findall(
+        r'(?:semverCompare "|\bRay |authentication needs )>= ?([0-9]+\.[0-9]+\.[0-9]+)', helpers + values_text
+    )
     assert versions == [defaults.TOKEN_AUTH_RAY_VERSION] * 3, versions
     # values.yaml's defaults (the render tests compare what they render, too).
     assert values["rayVersion"] == defaults.RAY_VERSION
@@ -325,12 +416,17 @@ def test_the_chart_repeats_the_python_constants() -> None:
     assert values["job"]["submitter"]["resources"] == defaults.SUBMITTER_RESOURCES
     assert values["head"]["shmSize"] == values["worker"]["shmSize"] == defaults.SHM_SIZE
     assert values["worker"]["groupName"] == defaults.WORKER_GROUP
-    assert (values["worker"]["minReplicas"], values["worker"]["maxReplicas"]) == (defaults.WORKER_MIN, defaults.WORKER_MAX)
+    assert (values["worker"]["minReplicas"], values["worker"]["maxReplicas"]) == (
+        defaults.WORKER_MIN,
+        defaults.WORKER_MAX,
+    )
     assert values["autoscaler"]["idleTimeoutSeconds"] == defaults.AUTOSCALER_IDLE_SECONDS
     assert values["job"]["ttlSecondsAfterFinished"] == defaults.JOB_TTL_SECONDS
     assert values["job"]["activeDeadlineSeconds"] == defaults.JOB_DEADLINE_SECONDS
-    assert values["job"]["backoffLimit"] is None  # unset: the template's default, so target "cluster" can refuse a set one
-    assert f'backoffLimit: {{{{ ternary {defaults.JOB_BACKOFF_LIMIT} $root.Values.job.backoffLimit' in helpers
+    assert (
+        values["job"]["backoffLimit"] is None
+    )  # unset: the template's default, so target "cluster" can refuse a set one
+    assert f"backoffLimit: {{{{ ternary {defaults.JOB_BACKOFF_LIMIT} $root.Values.job.backoffLimit" in helpers
 
 
 # ---- one definition: the chart renders what `sessrec k8s render` renders -----------------------
@@ -352,8 +448,13 @@ def test_one_off_rayjob_matches_the_cli(helm: Helm) -> None:
 
 
 def test_rayjob_on_the_release_cluster_matches_the_cli(helm: Helm) -> None:
-    ours = cli("rayjob", name="sessrec-tiny", s3_config="sessrec-tiny-s3", s3_secret=SECRET,
-               cluster_selector={"ray.io/cluster": "sessrec-tiny"})
+    ours = cli(
+        "rayjob",
+        name="sessrec-tiny",
+        s3_config="sessrec-tiny-s3",
+        s3_secret=SECRET,
+        cluster_selector={"ray.io/cluster": "sessrec-tiny"},
+    )
     theirs = chart(helm, {"cluster": {"enabled": True}, "job": {"target": "cluster"}})
     assert find(theirs, "RayJob")["spec"] == find(ours, "RayJob")["spec"]
     # ... and the cluster it selects is the release's.
@@ -368,7 +469,9 @@ def test_raycronjob_matches_the_cli(helm: Helm) -> None:
 
 def test_cronjob_fallback_matches_the_cli(helm: Helm) -> None:
     ours = cli("cronjob", name="sessrec-tiny", s3_config="sessrec-tiny-s3", s3_secret=SECRET, schedule="15 4 * * *")
-    theirs = chart(helm, {"oneOff": {"enabled": False}, "schedule": {"enabled": True, "mode": "cronjob", "cron": "15 4 * * *"}})
+    theirs = chart(
+        helm, {"oneOff": {"enabled": False}, "schedule": {"enabled": True, "mode": "cronjob", "cron": "15 4 * * *"}}
+    )
     assert find(theirs, "CronJob")["spec"] == find(ours, "CronJob")["spec"]
     assert find(theirs, "Role")["rules"] == find(ours, "Role")["rules"]
     for kind in ("RoleBinding", "ServiceAccount"):

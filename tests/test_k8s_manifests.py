@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from k8s_tools import REPO, find, hadolint, kubectl
 from packaging.requirements import Requirement
 from typer.testing import CliRunner
 
-from k8s_tools import REPO, find, hadolint, kubectl
-from sessrec.k8s import defaults, validate
 from sessrec.cli import app
+from sessrec.k8s import defaults, validate
 
 RENDERED = sorted((REPO / "jobs").glob("*.yaml")) + [REPO / "cluster" / "base" / "raycluster.yaml"]
 OVERLAYS = ["cluster/base", "cluster/overlays/dev", "cluster/overlays/prod"]
@@ -79,7 +79,9 @@ def test_image_ray_is_the_clusters_ray() -> None:
     assert base.group(1) == defaults.RAY_VERSION  # every rayVersion in the manifests
     pyproject = (REPO / "pyproject.toml").read_text()  # no tomllib: the project supports Python 3.10
     ray = Requirement(re.search(r'^\s*"(ray\[[^"]*)",?$', pyproject, re.M).group(1))
-    assert ray.specifier.contains(defaults.RAY_VERSION), f"pyproject's {ray} excludes the image's Ray {defaults.RAY_VERSION}"
+    assert ray.specifier.contains(defaults.RAY_VERSION), (
+        f"pyproject's {ray} excludes the image's Ray {defaults.RAY_VERSION}"
+    )
     assert re.search(r"^USER 1000(:100)?$", dockerfile, re.M), "the image must run as the base image's non-root user"
 
 

@@ -11,8 +11,12 @@ from sessrec.memory import peak_rss_mb
 def test_a_child_of_a_large_process_reports_its_own_peak() -> None:
     ballast = np.ones(2**27)  # 1 GiB, every page touched
     assert peak_rss_mb() > 1024
-    child = subprocess.run([sys.executable, "-c", "from sessrec.memory import peak_rss_mb; print(peak_rss_mb())"],
-                           capture_output=True, text=True, check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", "from sessrec.memory import peak_rss_mb; print(peak_rss_mb())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     # Python alone is about 10 MB; getrusage would report this process's 1 GiB and more.
     assert float(child.stdout) < 200, child.stdout
     del ballast

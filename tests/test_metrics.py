@@ -98,7 +98,10 @@ def test_a_rank_past_beyond_stops_being_counted(monkeypatch):
     monkeypatch.setattr(metrics, "ITEM_BLOCK", 32)  # 20 item blocks
     emb = _random_embeddings(n_items=640)
     rng = np.random.default_rng(2)
-    queries, targets = to_indices(emb.index, rng.choice(emb.keys, 300)), to_indices(emb.index, rng.choice(emb.keys, 300))
+    queries, targets = (
+        to_indices(emb.index, rng.choice(emb.keys, 300)),
+        to_indices(emb.index, rng.choice(emb.keys, 300)),
+    )
     best, _ = top_k(emb, queries[:100], 5)
     targets[:100] = best[:, 4]  # a third ranked 5th: hits that are counted through every block
     full = target_ranks(emb, queries, targets)

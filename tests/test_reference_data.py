@@ -31,14 +31,26 @@ def _uci_csv(sessions: list[list[str]], path) -> None:
             if position % 4 == 0:
                 minute += int(rng.integers(1, 500))
             when = start + pd.Timedelta(minutes=minute)
-            rows.append([f"5{number:05d}{minute:06d}", item, "ITEM", 1, _uci_time(when), 1.25, customer, "United Kingdom", when])
+            rows.append(
+                [f"5{number:05d}{minute:06d}", item, "ITEM", 1, _uci_time(when), 1.25, customer, "United Kingdom", when]
+            )
         if number % 50 == 0:  # a row with a missing value for a real customer: dropped
             rows.append(["C999999", "99999X", None, -1, "12/1/2010 8:00", 1.0, customer, "United Kingdom", start])
     for extra in range(300):  # rows without a customer, and customers below the minimum length
         rows.append(["599999", "88888Z", "NO CUSTOMER", 1, "12/2/2010 9:00", 1.0, None, "United Kingdom", start])
         if extra < 100:
             rows.append(["599998", "77777Z", "SHORT", 1, "12/2/2010 9:00", 1.0, f"{99000 + extra}.0", "France", start])
-    columns = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country", "when"]
+    columns = [
+        "InvoiceNo",
+        "StockCode",
+        "Description",
+        "Quantity",
+        "InvoiceDate",
+        "UnitPrice",
+        "CustomerID",
+        "Country",
+        "when",
+    ]
     # Like the real file: rows in time order, customers interleaved, an invoice's items in order.
     table = pd.DataFrame(rows, columns=columns).sort_values("when", kind="stable").drop(columns="when")
     table.to_csv(path, index=False, encoding="ISO-8859-1")

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
-
 from k8s_tools import CHART, Helm, helm_fixture  # noqa: F401  (the `helm` fixture)
 from servers import AWS_CONFLICTING_VARS, SeaweedS3
+
 from sessrec.k8s import defaults
 from tests.helpers import TWO_TRIAL_SWEEP, run_cli
 
@@ -32,17 +32,29 @@ SECRETS = {
 SETTINGS_TOKEN = f"sessrec-planted-settings-token-{PLANTED}"
 FILE_TOKEN = f"sessrec-planted-file-token-{PLANTED}"
 CREDENTIAL_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "RAY_AUTH_TOKEN")
-S3_DOWN = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+S3_DOWN = {
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 NO_RAY = "http://127.0.0.1:9"
 
 # name -> (arguments, environment changes, whether it succeeds); {s3} is an s3:// root on the
 # test server. Those IN_FIXTURE run in the module's fixture: the others read what they wrote.
 COMMANDS: dict[str, tuple[list[str], dict[str, str], bool | None]] = {
-    "data synth": (["data", "synth", "--name", "demo", "--sessions", "400", "--items", "150", "--clusters", "5"], {}, True),
+    "data synth": (
+        ["data", "synth", "--name", "demo", "--sessions", "400", "--items", "150", "--clusters", "5"],
+        {},
+        True,
+    ),
     "data prepare": (["data", "prepare", "tx.jsonl", "--name", "shop", "--json"], {}, True),
     "data stats": (["data", "stats", "demo", "--json"], {}, True),
     "baseline": (["baseline", "demo", "--n", "20", "--json"], {}, True),
-    "train": (["train", "demo", "--name", "m", "--n", "20", "--epochs", "1", "--vector-size", "8", "--export", "word2vec"], {}, True),
+    "train": (
+        ["train", "demo", "--name", "m", "--n", "20", "--epochs", "1", "--vector-size", "8", "--export", "word2vec"],
+        {},
+        True,
+    ),
     "recommend": (["recommend", "I000001", "--embeddings", "m", "--json"], {}, True),
     "tune run": (["tune", "run", "spec.yaml", "--sweep-id", "s1", "--num-cpus", "2", "--json"], {}, True),
     "tune run --dry-run": (["tune", "run", "spec.yaml", "--dry-run"], {}, True),
@@ -52,22 +64,48 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str], bool | None]] = {
     "results fetch": (["results", "fetch", "s1", "--to", "got"], {}, True),
     "report": (["report", "s1", "--to", "report"], {}, True),
     "tune resume (finished sweep)": (["tune", "resume", "s1"], {}, None),
-    "data synth on S3": (["--storage", "{s3}", "data", "synth", "--name", "demo", "--sessions", "300", "--json"], {"s3": "right"}, True),
+    "data synth on S3": (
+        ["--storage", "{s3}", "data", "synth", "--name", "demo", "--sessions", "300", "--json"],
+        {"s3": "right"},
+        True,
+    ),
     "results list on S3": (["--storage", "{s3}", "results", "list", "--json"], {"s3": "right"}, True),
     "S3 refuses the credentials": (["--storage", "{s3}", "data", "stats", "demo"], {"s3": "planted"}, False),
     "S3 unreachable": (["--storage", "s3://sessrec-test/x", "data", "stats", "demo"], S3_DOWN, False),
     "S3 unreachable, train": (["--storage", "s3://sessrec-test/x", "train", "demo", "--name", "m"], S3_DOWN, False),
     "Ray unreachable: tune run": (["tune", "run", "spec.yaml", "--address", "127.0.0.1:1"], {}, False),
     "Ray unreachable: jobs list": (["jobs", "list", "--address", NO_RAY], {}, False),
-    "Ray unreachable: jobs list, token from settings": (["jobs", "list", "--address", NO_RAY], {"RAY_AUTH_TOKEN": ""}, False),
-    "Ray unreachable: jobs list, token file": (["jobs", "list", "--address", NO_RAY], {"RAY_AUTH_TOKEN": "", "RAY_AUTH_TOKEN_PATH": "token"}, False),
-    "Ray unreachable: submit tune": (["--storage", "{s3}", "submit", "tune", "spec.yaml", "--address", NO_RAY], {"s3": "right"}, False),
-    "Ray unreachable: submit tune --forward-s3-env": (
-        ["--storage", "{s3}", "submit", "tune", "spec.yaml", "--address", NO_RAY, "--forward-s3-env", "--json"], {"s3": "right"}, False,
+    "Ray unreachable: jobs list, token from settings": (
+        ["jobs", "list", "--address", NO_RAY],
+        {"RAY_AUTH_TOKEN": ""},
+        False,
     ),
-    "jobs status, wrong token": (["jobs", "status", "x", "--address", NO_RAY], {"RAY_AUTH_TOKEN": "not-the-token"}, False),
+    "Ray unreachable: jobs list, token file": (
+        ["jobs", "list", "--address", NO_RAY],
+        {"RAY_AUTH_TOKEN": "", "RAY_AUTH_TOKEN_PATH": "token"},
+        False,
+    ),
+    "Ray unreachable: submit tune": (
+        ["--storage", "{s3}", "submit", "tune", "spec.yaml", "--address", NO_RAY],
+        {"s3": "right"},
+        False,
+    ),
+    "Ray unreachable: submit tune --forward-s3-env": (
+        ["--storage", "{s3}", "submit", "tune", "spec.yaml", "--address", NO_RAY, "--forward-s3-env", "--json"],
+        {"s3": "right"},
+        False,
+    ),
+    "jobs status, wrong token": (
+        ["jobs", "status", "x", "--address", NO_RAY],
+        {"RAY_AUTH_TOKEN": "not-the-token"},
+        False,
+    ),
     "bad spec": (["tune", "run", "bad.yaml"], {}, False),
-    "settings file with an unknown secret key": (["data", "stats", "demo"], {"SESSREC_CONFIG": "unknown-key.yaml"}, False),
+    "settings file with an unknown secret key": (
+        ["data", "stats", "demo"],
+        {"SESSREC_CONFIG": "unknown-key.yaml"},
+        False,
+    ),
     "settings file that is not YAML": (["data", "stats", "demo"], {"SESSREC_CONFIG": "broken.yaml"}, False),
     "usage error": (["train", "demo", "--name", "m2", "--epochs", "many"], {}, False),
     "unknown item": (["recommend", "no-such-item", "--embeddings", "m"], {}, False),
@@ -87,12 +125,25 @@ def _found(text: str, secrets: list[str]) -> list[str]:
 def work(tmp_path_factory, s3: SeaweedS3) -> tuple[Path, dict[str, str], dict[str, Any]]:
     """A user's folder with every credential planted: environment, settings file, token file."""
     folder = tmp_path_factory.mktemp("secrets")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RAY_", "SESSREC_")) and k not in AWS_CONFLICTING_VARS}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "RAY_", "SESSREC_")) and k not in AWS_CONFLICTING_VARS
+    }
     env.update(SECRETS)
-    env.update(HOME=str(folder), SESSREC_STORAGE=str(folder / "store"), SESSREC_CONFIG=str(folder / "settings.yaml"),
-               RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
-    (folder / "settings.yaml").write_text(yaml.safe_dump({"storage": str(folder / "store"), "ray_auth_token": SETTINGS_TOKEN}))
-    (folder / "unknown-key.yaml").write_text(yaml.safe_dump({"aws_secret_access_key": SECRETS["AWS_SECRET_ACCESS_KEY"]}))
+    env.update(
+        HOME=str(folder),
+        SESSREC_STORAGE=str(folder / "store"),
+        SESSREC_CONFIG=str(folder / "settings.yaml"),
+        RAY_AUTH_MODE="disabled",
+        RAY_USAGE_STATS_ENABLED="0",
+    )
+    (folder / "settings.yaml").write_text(
+        yaml.safe_dump({"storage": str(folder / "store"), "ray_auth_token": SETTINGS_TOKEN})
+    )
+    (folder / "unknown-key.yaml").write_text(
+        yaml.safe_dump({"aws_secret_access_key": SECRETS["AWS_SECRET_ACCESS_KEY"]})
+    )
     (folder / "broken.yaml").write_text(f"ray_auth_token: {SETTINGS_TOKEN}\nstorage: [\n")
     (folder / "token").write_text(FILE_TOKEN + "\n")
     (folder / "tx.jsonl").write_text('["a", "b", "c"]\n["b", "c", "d"]\n')
@@ -133,7 +184,11 @@ def test_no_command_prints_or_stores_a_secret(work, s3: SeaweedS3, name: str) ->
     stored = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     stored.update({key: s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read() for key in _keys(s3, prefix)})
     planted = {"settings.yaml", "unknown-key.yaml", "broken.yaml", "token"}  # where the test put them
-    leaks = {path: found for path, data in stored.items() if path not in planted and (found := _found(data.decode("latin-1"), secrets))}
+    leaks = {
+        path: found
+        for path, data in stored.items()
+        if path not in planted and (found := _found(data.decode("latin-1"), secrets))
+    }
     assert not leaks, f"after {name}: secrets in stored files {leaks}"
 
 
@@ -186,18 +241,36 @@ def test_rendered_manifests_hold_no_secret(work, helm: Helm, render: str) -> Non
     tiny = yaml.safe_load((folder / "spec.yaml").read_text())
     if render.startswith("k8s render"):
         kind = render.rsplit(" ", 1)[1]
-        result = run_cli("k8s", "render", *([] if kind == "raycluster" else ["spec.yaml"]), "--kind", kind, "--s3-secret", "my-creds",
-                         cwd=folder, env=env)
+        result = run_cli(
+            "k8s",
+            "render",
+            *([] if kind == "raycluster" else ["spec.yaml"]),
+            "--kind",
+            kind,
+            "--s3-secret",
+            "my-creds",
+            cwd=folder,
+            env=env,
+        )
     elif render.startswith("helm template -f"):
         result = helm.template(None, CHART / render.split(" ")[-1], release="ci")
     elif render.endswith("existingSecret"):
         result = helm.template({"sweep": tiny, "s3": {"existingSecret": "my-creds"}, "cluster": {"enabled": True}})
     elif render.endswith("in the values"):  # the chart has no place for them: refused, without echoing them
-        result = helm.template({"sweep": tiny, "s3": {"existingSecret": "my-creds", "accessKeyId": key, "secretAccessKey": secret}})
+        result = helm.template(
+            {"sweep": tiny, "s3": {"existingSecret": "my-creds", "accessKeyId": key, "secretAccessKey": secret}}
+        )
         assert result.returncode != 0 and "secretAccessKey" in result.stderr, result.stdout[:2000]
     else:  # http://KEY:SECRET@host would reach every pod through the ConfigMap: refused
-        result = helm.template({"sweep": tiny, "s3": {"endpointUrl": f"http://{key}:{secret}@minio:9000"}})
-        assert result.returncode != 0 and "s3.endpointUrl must not hold credentials" in result.stderr, result.stdout[:2000]
+        values = {
+            "sweep": tiny,
+            "oneOff": {"enabled": True},
+            "s3": {"endpointUrl": f"http://{key}:{secret}@minio:9000"},
+        }
+        result = helm.template(values)
+        assert result.returncode != 0 and "s3.endpointUrl must not hold credentials" in result.stderr, result.stdout[
+            :2000
+        ]
     text = result.stdout + result.stderr
     assert not _found(text, [*SECRETS.values(), SETTINGS_TOKEN, FILE_TOKEN]), f"{render} shows a secret"
     if result.returncode == 0:

@@ -12,7 +12,6 @@ import urllib.request
 import uuid
 
 import pytest
-
 from servers import RayLocalCluster, SeaweedS3, _is_free, _proc_session
 
 pytestmark = pytest.mark.slow
@@ -39,9 +38,7 @@ def test_wrong_secret_key_is_refused(s3_env: SeaweedS3) -> None:
     import boto3
     from botocore.exceptions import ClientError
 
-    bad = boto3.client(
-        "s3", aws_access_key_id=s3_env.access_key, aws_secret_access_key="not-" + s3_env.secret_key
-    )
+    bad = boto3.client("s3", aws_access_key_id=s3_env.access_key, aws_secret_access_key="not-" + s3_env.secret_key)
     with pytest.raises(ClientError) as err:
         bad.put_object(Bucket=s3_env.bucket, Key="forbidden.txt", Body=b"x")
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
@@ -90,9 +87,7 @@ def test_stop_start_keeps_data_and_ports() -> None:
 
 def _driver(cluster: RayLocalCluster, code: str, timeout: float = 60) -> str:
     env = {**os.environ, **cluster.client_env()}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout
-    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
 
@@ -100,16 +95,10 @@ def _driver(cluster: RayLocalCluster, code: str, timeout: float = 60) -> str:
 def test_jobs_api_runs_job_that_sees_both_nodes(ray_cluster: RayLocalCluster) -> None:
     from ray.job_submission import JobStatus, JobSubmissionClient
 
-    client = JobSubmissionClient(
-        ray_cluster.dashboard_url, headers={"Authorization": f"Bearer {ray_cluster.token}"}
-    )
-    job_id = client.submit_job(
-        entrypoint='python -c "import ray; ray.init(); print(ray.cluster_resources())"'
-    )
+    client = JobSubmissionClient(ray_cluster.dashboard_url, headers={"Authorization": f"Bearer {ray_cluster.token}"})
+    job_id = client.submit_job(entrypoint='python -c "import ray; ray.init(); print(ray.cluster_resources())"')
     deadline = time.monotonic() + 60
-    while (status := client.get_job_status(job_id)) not in {
-        JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED
-    }:
+    while (status := client.get_job_status(job_id)) not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
         assert time.monotonic() < deadline, f"job still {status}"
         time.sleep(0.5)
     logs = client.get_job_logs(job_id)
@@ -120,8 +109,7 @@ def test_jobs_api_runs_job_that_sees_both_nodes(ray_cluster: RayLocalCluster) ->
 def test_driver_with_client_env_sees_both_nodes(ray_cluster: RayLocalCluster) -> None:
     out = _driver(
         ray_cluster,
-        "import json, ray; ray.init(); "
-        "print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive']]))",
+        "import json, ray; ray.init(); print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive']]))",
     )
     alive = json.loads(out.strip().splitlines()[-1])
     assert sorted(alive) == sorted([ray_cluster.head.node_id, ray_cluster.worker_node_id(0)])
@@ -140,12 +128,14 @@ def test_requests_without_token_are_refused(ray_cluster: RayLocalCluster) -> Non
         JobSubmissionClient(ray_cluster.dashboard_url).list_jobs()
     # A driver without the token cannot join the cluster's GCS either.
     # (RAY_NUM_REDIS_GET_RETRIES: give up after ~2 s instead of Ray's ~20 s of retries.)
-    env = {**os.environ, **ray_cluster.client_env(), "RAY_AUTH_MODE": "disabled",
-           "RAY_NUM_REDIS_GET_RETRIES": "2"}
+    env = {**os.environ, **ray_cluster.client_env(), "RAY_AUTH_MODE": "disabled", "RAY_NUM_REDIS_GET_RETRIES": "2"}
     env.pop("RAY_AUTH_TOKEN")
     out = subprocess.run(
         [sys.executable, "-c", "import ray; ray.init(); print(ray.nodes())"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode != 0
     assert "AuthenticationError" in out.stderr, out.stderr[-2000:]

@@ -36,9 +36,16 @@ def _transactions() -> pd.DataFrame:
             "InvoiceNo": ["1", "1", "2", "C3", "4", "5", "5", "6", "7", "8"],
             "StockCode": ["10002", "POST", "10003", "10002", "10004", "10005", "10006", "10007", "10008", "10009"],
             "InvoiceDate": [
-                "2010-12-02 10:00", "2010-12-01 09:00", "2010-12-02 10:00", "2010-12-03 08:00",
-                "2010-12-01 08:00", "2010-12-01 08:00", "2010-12-01 08:00", "2010-12-05 08:00",
-                "2010-12-06 08:00", "2010-12-07 08:00",
+                "2010-12-02 10:00",
+                "2010-12-01 09:00",
+                "2010-12-02 10:00",
+                "2010-12-03 08:00",
+                "2010-12-01 08:00",
+                "2010-12-01 08:00",
+                "2010-12-01 08:00",
+                "2010-12-05 08:00",
+                "2010-12-06 08:00",
+                "2010-12-07 08:00",
             ],
             "CustomerID": ["200", "200", "200", "200", "99", "99", "99", None, "1000", "1000"],
             "Country": ["UK"] * 10,
@@ -71,7 +78,9 @@ def test_values_of_other_types_are_read_as_their_text():
     """A Parquet column may mix 10002 and "10002", and customer numbers may be floats: the same
     text is the same item, and sessions still sort by customer number."""
     table = _transactions().dropna()
-    table["StockCode"] = pd.Series([10002, "POST", "10003", "10002", 10004, 10005, 10006, 10008, 10009], index=table.index, dtype=object)
+    table["StockCode"] = pd.Series(
+        [10002, "POST", "10003", "10002", 10004, 10005, 10006, 10008, 10009], index=table.index, dtype=object
+    )
     table["CustomerID"] = table["CustomerID"].astype(float)
     s = sessions_from_transactions(table)
     assert s.to_lists() == [["10004", "10005", "10006"], ["POST", "10002", "10003", "10002"]]
@@ -128,8 +137,17 @@ def test_synth_rejects_bad_parameters():
 
 
 def test_a_time_that_does_not_parse_is_named_in_one_sentence():
-    table = pd.DataFrame({"CustomerID": ["1", "1", "1"], "StockCode": ["a", "b", "c"], "InvoiceNo": ["1", "2", "3"],
-                          "InvoiceDate": ["12/9/2010 16:41", "12/9/2010 16:42", "12/9/2010 16:43"]})
+    table = pd.DataFrame(
+        {
+            "CustomerID": ["1", "1", "1"],
+            "StockCode": ["a", "b", "c"],
+            "InvoiceNo": ["1", "2", "3"],
+            "InvoiceDate": ["12/9/2010 16:41", "12/9/2010 16:42", "12/9/2010 16:43"],
+        }
+    )
     with pytest.raises(SessrecError) as raised:
         sessions_from_transactions(table, time_format="%Y-%m-%d %H:%M")
-    assert str(raised.value) == 'cannot parse time column \'InvoiceDate\': time data "12/9/2010 16:41" doesn\'t match format "%Y-%m-%d %H:%M"'
+    assert (
+        str(raised.value) == "cannot parse time column 'InvoiceDate': time data \"12/9/2010 16:41\" "
+        'doesn\'t match format "%Y-%m-%d %H:%M"'
+    )

@@ -73,3 +73,53 @@ def test_new_files_get_the_usual_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_a_write_under_something_that_is_not_a_folder_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    for uri in ("/dev/null/index.html", str(tmp_path / "file" / "a" / "b.json")):
+        with pytest.raises(StorageError, match="not a folder") as info:
+            storage.write_bytes(uri, b"{}")
+        assert "\n" not in str(info.value)
+
+
+def test_a_symlink_inside_the_storage_root_cannot_carry_a_write_outside_it(tmp_path):
+    from sessrec.settings import Settings
+
+    root, outside = tmp_path / "store", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "datasets").symlink_to(outside, target_is_directory=True)
+    Settings(storage=str(root))  # the root writes are confined to
+    for write in (storage.write_bytes, storage.create_exclusive):
+        with pytest.raises(StorageError, match="outside the storage root") as info:
+            write(str(root / "datasets" / "demo" / "manifest.json"), b"{}")
+        assert "\n" not in str(info.value)
+    assert list(outside.iterdir()) == []
+    # A file that is itself a link is replaced, never written through; folders in the root are fine.
+    (root / "models").mkdir()
+    target = outside / "victim.json"
+    target.write_text("keep")
+    (root / "models" / "m.json").symlink_to(target)
+    storage.write_bytes(str(root / "models" / "m.json"), b"{}")
+    assert target.read_text() == "keep" and (root / "models" / "m.json").read_bytes() == b"{}"
+    # A root that is itself a symlink is followed: the link is the user's own choice.
+    linked_root = tmp_path / "linked"
+    linked_root.symlink_to(root, target_is_directory=True)
+    Settings(storage=str(linked_root))
+    storage.write_bytes(str(linked_root / "models" / "n.json"), b"{}")
+    assert (root / "models" / "n.json").exists()
+
+
+def test_stored_documents_are_bounded_but_data_files_are_not(tmp_path):
+    big = b"[" + b'"x", ' * (storage.MAX_DOCUMENT_BYTES // 5) + b'"x"]\n'
+    for name in ("manifest.json", "spec.yaml"):
+        (tmp_path / name).write_bytes(big)
+        with pytest.raises(StorageError, match="larger than the 1 MiB limit"):
+            storage.read_bytes(str(tmp_path / name))
+    (tmp_path / "sessions.json").write_bytes(big)  # a user's JSONL sessions: data, any size
+    assert storage.read_bytes(str(tmp_path / "sessions.json")) == big
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(StorageError, match="not a regular file"):  # refused, not waited on
+        storage.read_bytes(str(fifo))

@@ -52,16 +52,35 @@ def test_storage_errors_are_one_line(s3_env, monkeypatch):
 def test_laptop_workflow_on_s3(s3_env, root, tmp_path):
     env = {**os.environ, "SESSREC_STORAGE": root}
     csv = "InvoiceNo,StockCode,InvoiceDate,CustomerID\n" + "".join(
-        f"{i},{code},2010-12-0{1 + i % 5} 08:00,{17000 + i // 4}\n" for i, code in enumerate(["10001", "10002", "10003", "10001"] * 30)
+        f"{i},{code},2010-12-0{1 + i % 5} 08:00,{17000 + i // 4}\n"
+        for i, code in enumerate(["10001", "10002", "10003", "10001"] * 30)
     )
     s3_env.client().put_object(Bucket=s3_env.bucket, Key="raw/tx.csv", Body=csv.encode())
-    prepared = run_cli("data", "prepare", f"s3://{s3_env.bucket}/raw/tx.csv", "--name", "shop", "--json", cwd=tmp_path, env=env)
+    prepared = run_cli(
+        "data", "prepare", f"s3://{s3_env.bucket}/raw/tx.csv", "--name", "shop", "--json", cwd=tmp_path, env=env
+    )
     assert prepared.returncode == 0, prepared.stderr
     assert json.loads(prepared.stdout)["sessions"] == 30
 
     assert run_cli("data", "synth", "--name", "demo", "--sessions", "400", cwd=tmp_path, env=env).returncode == 0
-    assert storage.exists(f"{root}/datasets/demo/sessions.parquet") and storage.exists(f"{root}/datasets/demo/manifest.json")
-    trained = run_cli("train", "demo", "--name", "m", "--n", "80", "--epochs", "2", "--vector-size", "8", "--json", cwd=tmp_path, env=env)
+    assert storage.exists(f"{root}/datasets/demo/sessions.parquet") and storage.exists(
+        f"{root}/datasets/demo/manifest.json"
+    )
+    trained = run_cli(
+        "train",
+        "demo",
+        "--name",
+        "m",
+        "--n",
+        "80",
+        "--epochs",
+        "2",
+        "--vector-size",
+        "8",
+        "--json",
+        cwd=tmp_path,
+        env=env,
+    )
     assert trained.returncode == 0, trained.stderr
     recs = run_cli("recommend", "I000001", "--embeddings", "m", "-k", "3", "--json", cwd=tmp_path, env=env)
     assert len(json.loads(recs.stdout)["I000001"]) == 3

@@ -57,7 +57,20 @@ def local_data(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("laptop")
     env = {**_base_env(folder), "SESSREC_STORAGE": str(folder / "store")}
     for name, sessions, items in (("demo", "800", "200"), ("big", "6000", "600")):
-        result = run_cli("data", "synth", "--name", name, "--sessions", sessions, "--items", items, "--clusters", "10", cwd=folder, env=env)
+        result = run_cli(
+            "data",
+            "synth",
+            "--name",
+            name,
+            "--sessions",
+            sessions,
+            "--items",
+            items,
+            "--clusters",
+            "10",
+            cwd=folder,
+            env=env,
+        )
         assert result.returncode == 0, result.stderr
     return folder / "store" / "datasets"
 
@@ -141,7 +154,9 @@ def test_submit_wait_then_results_from_s3_and_jobs_commands(user: User, local_da
     assert json.loads(best.stdout) == out["best"]
     fetched = user("results", "fetch", "w1", "--to", str(user.folder / "got"))
     assert fetched.returncode == 0, fetched.stderr
-    recs = user("recommend", "I000001", "--embeddings", str(user.folder / "got" / "embeddings.txt"), "-k", "5", "--json")
+    recs = user(
+        "recommend", "I000001", "--embeddings", str(user.folder / "got" / "embeddings.txt"), "-k", "5", "--json"
+    )
     assert recs.returncode == 0, recs.stderr
     assert len(json.loads(recs.stdout)["I000001"]) == 5
 
@@ -181,24 +196,49 @@ def test_refusals_are_one_clear_line(user: User, tmp_path: Path, local_data: Pat
     cases = [  # (arguments, environment changes, fragments of the one error line)
         (["jobs", "list"], {"RAY_AUTH_TOKEN": "not-the-token"}, ["Ray refused the request", "RAY_AUTH_TOKEN"]),
         (["jobs", "list"], no_token, ["missing or wrong auth token"]),
-        (["jobs", "list"], {**no_token, "RAY_AUTH_MODE": "token"}, ["missing or wrong auth token"]),  # Ray's own client: no token either
+        (
+            ["jobs", "list"],
+            {**no_token, "RAY_AUTH_MODE": "token"},
+            ["missing or wrong auth token"],
+        ),  # Ray's own client: no token either
         (["jobs", "list", "--address", "http://127.0.0.1:9"], {}, ["cannot reach the Ray Jobs API"]),
         (["jobs", "list"], {"RAY_ADDRESS": "127.0.0.1:6379"}, ["dashboard's HTTP address"]),
         (["jobs", "status", "no-such-job"], {}, ["no job 'no-such-job'"]),
         (["jobs", "stop", "raysubmit_none"], {}, ["no job 'raysubmit_none'"]),
-        (["submit", "tune", spec], {"SESSREC_STORAGE": str(tmp_path / "store")}, ["cannot read the local storage", "s3://"]),
+        (
+            ["submit", "tune", spec],
+            {"SESSREC_STORAGE": str(tmp_path / "store")},
+            ["cannot read the local storage", "s3://"],
+        ),
         (["submit", "tune", spec, "--sweep-id", "r2"], {}, ["no dataset 'demo'", "--upload"]),
         (["submit", "tune", spec, "--dataset", "sessions.parquet"], {}, ["cannot read the local file", "--upload"]),
-        (["submit", "tune", spec, "--dataset", "sessions.v2"], {}, ["cannot read the local file", "--upload"]),  # what 'tune run' reads as a file
+        (
+            ["submit", "tune", spec, "--dataset", "sessions.v2"],
+            {},
+            ["cannot read the local file", "--upload"],
+        ),  # what 'tune run' reads as a file
         (["submit", "tune", spec, "--dataset", f"{user.root}/none.parquet"], {}, ["no sessions file"]),
         (["results", "best", "never-ran"], {}, ["no sweep 'never-ran'"]),
-        (["submit", "tune", wide, "--dataset", "small", "--upload", str(local_data / "demo" / "sessions.parquet"), "--sweep-id", "r3"], {},
-         ["too few sessions for the split: 800 sessions, need at least 2 x N = 1000"]),
+        (
+            [
+                "submit",
+                "tune",
+                wide,
+                "--dataset",
+                "small",
+                "--upload",
+                str(local_data / "demo" / "sessions.parquet"),
+                "--sweep-id",
+                "r3",
+            ],
+            {},
+            ["too few sessions for the split: 800 sessions, need at least 2 x N = 1000"],
+        ),
     ]
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda case: user(*case[0], env=case[1]), cases))
-    for (args, env, fragments), result in zip(cases, results):
+    for (_args, _env, fragments), result in zip(cases, results):
         assert_one_line_error(result, *fragments)
     by_file = user("jobs", "list", "--json", env={**no_token, "RAY_AUTH_TOKEN_PATH": str(token_file)})
     assert by_file.returncode == 0, by_file.stderr
@@ -231,7 +271,9 @@ def test_a_server_that_answers_other_json_is_named(monkeypatch):
 
     class NotRay(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = json.dumps({"ray_version": ray.__version__, "version": "4"} if self.path == "/api/version" else [{"bogus": 1}])
+            body = json.dumps(
+                {"ray_version": ray.__version__, "version": "4"} if self.path == "/api/version" else [{"bogus": 1}]
+            )
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -240,16 +282,26 @@ def test_a_server_that_answers_other_json_is_named(monkeypatch):
         def log_message(self, *args) -> None:
             pass
 
-    with _serving(NotRay) as address, pytest.raises(SessrecError, match="answered with something other than the Jobs API's JSON"):
+    with (
+        _serving(NotRay) as address,
+        pytest.raises(SessrecError, match="answered with something other than the Jobs API's JSON"),
+    ):
         JobsClient(address).list()
 
 
-@pytest.mark.parametrize(("status", "body", "message"), [
-    (403, "Forbidden by the ingress", "answered HTTP 403 (Forbidden by the ingress): not Ray's token check; is a proxy"),
-    (401, "", "answered HTTP 401 (no reason given)"),
-    (401, "Unauthorized: Missing authentication token", "missing or wrong auth token (set RAY_AUTH_TOKEN)"),
-    (403, "Forbidden: Invalid authentication token", "missing or wrong auth token (set RAY_AUTH_TOKEN)"),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        (
+            403,
+            "Forbidden by the ingress",
+            "answered HTTP 403 (Forbidden by the ingress): not Ray's token check; is a proxy",
+        ),
+        (401, "", "answered HTTP 401 (no reason given)"),
+        (401, "Unauthorized: Missing authentication token", "missing or wrong auth token (set RAY_AUTH_TOKEN)"),
+        (403, "Forbidden: Invalid authentication token", "missing or wrong auth token (set RAY_AUTH_TOKEN)"),
+    ],
+)
 def test_a_refusal_that_is_not_ray_s_token_check_says_what_refused(status: int, body: str, message: str):
     import http.server
 
@@ -289,7 +341,9 @@ def _serving(handler: type) -> Iterator[str]:
 
 def test_stop_keeps_partial_results_in_storage(user: User, local_data: Path, cluster: RayLocalCluster):
     spec = user.spec("long", LONG)
-    submitted = user("submit", "tune", spec, "--upload", str(local_data / "big" / "sessions.parquet"), "--sweep-id", "s1")
+    submitted = user(
+        "submit", "tune", spec, "--upload", str(local_data / "big" / "sessions.parquet"), "--sweep-id", "s1"
+    )
     assert submitted.returncode == 0, submitted.stderr
     assert "submitted job sessrec-s1 (sweep s1)" in submitted.stdout
     deadline = time.monotonic() + 90
@@ -321,7 +375,9 @@ def test_stop_keeps_partial_results_in_storage(user: User, local_data: Path, clu
 
 def test_stopping_a_job_says_whether_its_sweep_had_begun(user: User, local_data: Path):
     spec = user.spec("tiny", TINY)
-    submitted = user("submit", "tune", spec, "--upload", str(local_data / "demo" / "sessions.parquet"), "--sweep-id", "s4")
+    submitted = user(
+        "submit", "tune", spec, "--upload", str(local_data / "demo" / "sessions.parquet"), "--sweep-id", "s4"
+    )
     assert submitted.returncode == 0, submitted.stderr
     stopped = user("jobs", "stop", "s4", "--json")  # at once: the driver may not have claimed its sweep yet
     assert stopped.returncode == 0, stopped.stderr
@@ -329,24 +385,40 @@ def test_stopping_a_job_says_whether_its_sweep_had_begun(user: User, local_data:
     assert report["was_running"] and report["sweep_stored"] == ("spec.yaml" in user.keys("sweeps/s4"))
 
 
-def test_a_stopped_sweep_goes_on_on_the_cluster_with_submit_resume(user: User, local_data: Path, cluster: RayLocalCluster):
+def test_a_stopped_sweep_goes_on_on_the_cluster_with_submit_resume(
+    user: User, local_data: Path, cluster: RayLocalCluster
+):
     """The laptop need not reach the cluster's GCS: `submit resume` runs `tune resume` as a job."""
-    spec = user.spec("medium", {**LONG, "name": "medium", "scheduler": {"type": "fifo", "max_t": 25}, "space": {"vector_size": 16, "window": [2, 3]}})
-    submitted = user("submit", "tune", spec, "--upload", str(local_data / "big" / "sessions.parquet"), "--sweep-id", "s2")
+    spec = user.spec(
+        "medium",
+        {
+            **LONG,
+            "name": "medium",
+            "scheduler": {"type": "fifo", "max_t": 25},
+            "space": {"vector_size": 16, "window": [2, 3]},
+        },
+    )
+    submitted = user(
+        "submit", "tune", spec, "--upload", str(local_data / "big" / "sessions.parquet"), "--sweep-id", "s2"
+    )
     assert submitted.returncode == 0, submitted.stderr
     deadline = time.monotonic() + 90
     while not any("/checkpoint_" in key for key in user.keys("sweeps/s2/tune")):
         assert time.monotonic() < deadline, user("jobs", "logs", "s2").stdout[-2000:]
         time.sleep(0.5)
     stopped = user("jobs", "stop", "s2")
-    assert stopped.returncode == 0 and "continue it: sessrec submit resume s2" in stopped.stdout, stopped.stdout + stopped.stderr
+    assert stopped.returncode == 0 and "continue it: sessrec submit resume s2" in stopped.stdout, (
+        stopped.stdout + stopped.stderr
+    )
 
     resumed = user("submit", "resume", "s2")
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.startswith("submitted job sessrec-s2-run-2 (sweep s2, run 2)"), resumed.stdout
     assert_one_line_error(user("submit", "resume", "s2"), "job sessrec-s2-run-2 still runs sweep 's2'")
     followed = user("jobs", "logs", "s2", "--follow")  # the sweep's newest job
-    assert followed.returncode == 0 and "tune resume s2 --address auto" in followed.stdout, followed.stdout[-2000:] + followed.stderr
+    assert followed.returncode == 0 and "tune resume s2 --address auto" in followed.stdout, (
+        followed.stdout[-2000:] + followed.stderr
+    )
     assert json.loads(user("jobs", "status", "s2", "--json").stdout)["job_id"] == "sessrec-s2-run-2"
     best = user("results", "best", "s2", "--json")
     assert best.returncode == 0, best.stderr

@@ -81,8 +81,13 @@ def test_metrics_every_epoch_and_word2vec_beats_popularity(split):
         10,
         on_epoch=lambda e, m, _: curve.append(m),
     )
-    assert len(curve) == 8 and all({"recall_at_k", "mrr_at_k", "epoch_train_s", "epoch_eval_s"} <= set(m) for m in curve)
-    assert curve[-1] == {**evaluate(embeddings_of(model), split.validation.queries, split.validation.targets, 10), **{k: curve[-1][k] for k in ("epoch_train_s", "epoch_eval_s")}}
+    assert len(curve) == 8 and all(
+        {"recall_at_k", "mrr_at_k", "epoch_train_s", "epoch_eval_s"} <= set(m) for m in curve
+    )
+    assert curve[-1] == {
+        **evaluate(embeddings_of(model), split.validation.queries, split.validation.targets, 10),
+        **{k: curve[-1][k] for k in ("epoch_train_s", "epoch_eval_s")},
+    }
     popular = evaluate(baselines.popularity(split.train), split.validation.queries, split.validation.targets, 10)
     assert curve[-1]["recall_at_k"] > popular["recall_at_k"] + 0.2
 

@@ -9,6 +9,7 @@ import _thread
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -37,9 +38,15 @@ def _stop_like_ctrl_c(signum: int, frame: object) -> None:
 TYPER_INTERRUPTED = 130
 
 
+#: Set once Ctrl-C or SIGTERM has been raised in the command: an error that follows it is the
+#: interrupt's doing (a Cython extension interrupted mid-import reports an ImportError).
+INTERRUPTED = threading.Event()
+
+
 def _interrupt(signum: int, frame: object) -> None:
     if outputs.WRITING.is_set():
         return  # the outputs are being written: let the command finish them (see sessrec.outputs)
+    INTERRUPTED.set()
     raise KeyboardInterrupt
 
 
@@ -54,6 +61,7 @@ def interrupt_handling() -> Iterator[None]:
     outputs), wherever they land. On leaving, both signals are ignored (the process is ending):
     an in-process caller restores its own handlers."""
     outputs.WRITING.clear()
+    INTERRUPTED.clear()
     unraisablehook = sys.unraisablehook
 
     def deliver_again(unraisable: Any) -> None:
@@ -109,14 +117,19 @@ def _run() -> int:
         from sessrec.cli.commands import app
 
         try:
-            result = app(standalone_mode=False)
+            result = app(standalone_mode=False, prog_name="sessrec")
         except typer.exceptions.TyperException as exc:  # usage errors: bad or missing options
             if type(exc).__name__ == "NoArgsIsHelpError":  # `sessrec data`: the help is the answer
                 return getattr(exc, "exit_code", 2)
             ctx = getattr(exc, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             option, root = getattr(exc, "option_name", None), ctx.find_root() if ctx is not None else None
-            if option and root is not None and any(option in param.opts for param in root.command.params):
+            if (
+                option
+                and ctx is not None
+                and root is not None
+                and any(option in param.opts for param in root.command.params)
+            ):
                 # `sessrec results list --storage X`: the root's options go before the command.
                 command = ctx.command_path.removeprefix(root.command_path).strip()
                 hint = f" ({option} goes before the command: '{root.command_path} {option} ... {command} ...')"
@@ -124,18 +137,26 @@ def _run() -> int:
             return getattr(exc, "exit_code", 2)
         except typer.Abort:
             raise KeyboardInterrupt from None
+        except SystemExit as exc:  # --show-completion, --install-completion and completion itself end so
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if result == TYPER_INTERRUPTED:
             raise KeyboardInterrupt
         return result if isinstance(result, int) else 0
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM, in any command: 130, as a shell reports it
+        detail = str(exc) if exc.args and isinstance(exc.args[0], str) else ""
+        print(f"error: interrupted{' (' + detail + ')' if detail else ''}", file=sys.stderr)
         return 130
     except SessrecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug, not bad input: still one line unless asked for more
+        if INTERRUPTED.is_set():  # the interrupt, turned into another error on its way out (a lazy import's)
+            print("error: interrupted", file=sys.stderr)
+            return 130
         if os.environ.get("SESSREC_DEBUG"):
             raise
         first_line = (str(exc).splitlines() or [""])[0]
-        print(f"error: unexpected {type(exc).__name__}: {first_line} (set SESSREC_DEBUG=1 for details)", file=sys.stderr)
+        print(
+            f"error: unexpected {type(exc).__name__}: {first_line} (set SESSREC_DEBUG=1 for details)", file=sys.stderr
+        )
         return 2

@@ -3,35 +3,48 @@ function of the package and prints; ``sessrec.cli.main`` turns errors into one l
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
+from sessrec import __version__
+from sessrec.cli.help_format import SessrecGroup
 from sessrec.settings import Settings
 
 app = typer.Typer(
     name="sessrec",
+    cls=SessrecGroup,
     help="Tune session-based (prod2vec) recommenders: prepare sessions, train, sweep with Ray Tune, run on Kubernetes.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"sessrec {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
 def root(
     ctx: typer.Context,
     storage: Annotated[
-        Optional[str],
-        typer.Option(help="Storage root: a local folder or s3://bucket/prefix (env SESSREC_STORAGE; default ./sessrec-data)."),
+        str | None,
+        typer.Option(
+            help="Storage root: a local folder or s3://bucket/prefix (env SESSREC_STORAGE; default ./sessrec-data)."
+        ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print sessrec's version and exit."),
+    ] = False,
 ) -> None:
     ctx.obj = Settings.load(storage=storage)
 
 
 def _register() -> None:
-    from sessrec.cli import data, k8s, model, results, tune
-    from sessrec.cli import submit, jobs
+    from sessrec.cli import data, jobs, k8s, model, results, submit, tune
 
     app.add_typer(data.app, name="data")
     app.command()(model.baseline)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -70,12 +71,21 @@ def progress(description: str, total: int | None, enabled: bool = True) -> Itera
             if done == total or now - last_line >= PROGRESS_LINE_EVERY_S:
                 last_line = now
                 of_total = f"/{total}" if total else ""
-                sys.stderr.write(f"{description} {done}{of_total}, {now - started:.0f} s{' | ' + status if status else ''}\n")
+                sys.stderr.write(
+                    f"{description} {done}{of_total}, {now - started:.0f} s{' | ' + status if status else ''}\n"
+                )
                 sys.stderr.flush()
 
         yield line
         return
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}")]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+    ]
     with Progress(*columns, console=stderr, transient=False) as bar:
         task = bar.add_task(description, total=total, status="")
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sessrec import pipeline
 from sessrec.cli.common import JsonOption, emit, settings
-from sessrec.core.sessions import DEFAULT_PRODUCT_PATTERN
+from sessrec.cli.names import DEFAULT_PRODUCT_PATTERN
+
+if TYPE_CHECKING:
+    from sessrec import pipeline
+else:  # loaded on first use: `sessrec data --help` stays fast
+    from sessrec.cli.lazy import lazy_module
+
+    pipeline = lazy_module("sessrec.pipeline")
 
 app = typer.Typer(help="Prepare, generate and describe session datasets.", no_args_is_help=True)
 
@@ -29,37 +35,54 @@ def _describe(manifest: dict) -> str:
 @app.command()
 def prepare(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="Transactions CSV/Parquet or sessions JSONL: a local path or s3:// URI.")],
+    source: Annotated[
+        str, typer.Argument(help="Transactions CSV/Parquet or sessions JSONL: a local path or s3:// URI.")
+    ],
     name: Annotated[str, typer.Option(help="Dataset name under the storage root.")],
-    fmt: Annotated[Optional[str], typer.Option("--format", help="csv, parquet or jsonl (default: from the suffix).")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv, parquet or jsonl (default: from the suffix).")
+    ] = None,
     encoding: Annotated[str, typer.Option(help="CSV text encoding (the UCI file needs ISO-8859-1).")] = "ISO-8859-1",
     session_col: Annotated[str, typer.Option(help="Column that identifies a session.")] = "CustomerID",
     item_col: Annotated[str, typer.Option(help="Column with the item code.")] = "StockCode",
     time_col: Annotated[str, typer.Option(help="Column with the time of the event.")] = "InvoiceDate",
-    time_format: Annotated[Optional[str], typer.Option(help="strftime format of the time column (default: inferred).")] = None,
+    time_format: Annotated[
+        str | None, typer.Option(help="strftime format of the time column (default: inferred).")
+    ] = None,
     min_length: Annotated[int, typer.Option(help="Drop sessions with fewer rows.")] = 3,
     drop_cancellations: Annotated[bool, typer.Option(help="Drop rows whose invoice starts with 'C'.")] = False,
     invoice_col: Annotated[str, typer.Option(help="Invoice column, for --drop-cancellations.")] = "InvoiceNo",
-    drop_non_products: Annotated[bool, typer.Option(help="Drop item codes that do not match --product-pattern.")] = False,
-    product_pattern: Annotated[str, typer.Option(help="Regular expression of real product codes.")] = DEFAULT_PRODUCT_PATTERN,
+    drop_non_products: Annotated[
+        bool, typer.Option(help="Drop item codes that do not match --product-pattern.")
+    ] = False,
+    product_pattern: Annotated[
+        str, typer.Option(help="Regular expression of real product codes.")
+    ] = DEFAULT_PRODUCT_PATTERN,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset of the same name.")] = False,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Build sessions from a transactions table with the reference preprocessing."""
     options = {}
     if fmt != "jsonl" and not str(source).endswith(".jsonl"):
-        options = dict(
-            session_col=session_col,
-            item_col=item_col,
-            time_col=time_col,
-            time_format=time_format,
-            drop_cancellations=drop_cancellations,
-            invoice_col=invoice_col,
-            drop_non_products=drop_non_products,
-            product_pattern=product_pattern,
-        )
+        options = {
+            "session_col": session_col,
+            "item_col": item_col,
+            "time_col": time_col,
+            "time_format": time_format,
+            "drop_cancellations": drop_cancellations,
+            "invoice_col": invoice_col,
+            "drop_non_products": drop_non_products,
+            "product_pattern": product_pattern,
+        }
     manifest = pipeline.prepare(
-        source, name, settings(ctx).storage, fmt=fmt, encoding=encoding, min_length=min_length, overwrite=overwrite, **options
+        source,
+        name,
+        settings(ctx).storage,
+        fmt=fmt,
+        encoding=encoding,
+        min_length=min_length,
+        overwrite=overwrite,
+        **options,
     )
     emit(manifest, as_json, _describe)
 

@@ -4,11 +4,18 @@ JOB is a job id or the id of the sweep it runs."""
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sessrec import jobs_client, layout, storage
+from sessrec import layout, storage
+
+if TYPE_CHECKING:
+    from sessrec import jobs_client
+else:  # loaded on first use: `sessrec jobs --help` stays fast
+    from sessrec.cli.lazy import lazy_module
+
+    jobs_client = lazy_module("sessrec.jobs_client")
 from sessrec.cli.common import JsonOption, emit
 from sessrec.cli.submit import AddressOption, client_for, fail, follow
 from sessrec.errors import SessrecError
@@ -19,7 +26,9 @@ JobArgument = typer.Argument(metavar="JOB", help="Job id, or the sweep id of a s
 
 @app.command("list")
 def list_(
-    ctx: typer.Context, address: Annotated[Optional[str], AddressOption] = None, as_json: Annotated[bool, JsonOption] = False
+    ctx: typer.Context,
+    address: Annotated[str | None, AddressOption] = None,
+    as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """The sweeps' jobs on the cluster, newest first."""
     rows = client_for(ctx, address).list()
@@ -38,7 +47,7 @@ def list_(
 def status(
     ctx: typer.Context,
     job: Annotated[str, JobArgument],
-    address: Annotated[Optional[str], AddressOption] = None,
+    address: Annotated[str | None, AddressOption] = None,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Status of one job: state, sweep, times, Ray's message."""
@@ -51,7 +60,7 @@ def logs(
     ctx: typer.Context,
     job: Annotated[str, JobArgument],
     follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
-    address: Annotated[Optional[str], AddressOption] = None,
+    address: Annotated[str | None, AddressOption] = None,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """The job's log (the driver's stdout and stderr)."""
@@ -77,7 +86,7 @@ def logs(
 def stop(
     ctx: typer.Context,
     job: Annotated[str, JobArgument],
-    address: Annotated[Optional[str], AddressOption] = None,
+    address: Annotated[str | None, AddressOption] = None,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Stop a job; its sweep's partial results (manifest, checkpoints) stay in storage."""
@@ -91,23 +100,39 @@ def stop(
     marked, stored = False, None
     if was_running and sweep_id and root and str(info.status) in jobs_client.TERMINAL:
         try:
-            marked = jobs_client.settle_manifest(root, sweep_id, "stopped", f"job {job_id} stopped with 'sessrec jobs stop'")
+            marked = jobs_client.settle_manifest(
+                root, sweep_id, "stopped", f"job {job_id} stopped with 'sessrec jobs stop'"
+            )
             stored = storage.exists(storage.join(layout.sweep_dir(root, sweep_id), layout.SPEC_FILE))
         except SessrecError:
             pass  # no access to the storage from here: the sweep's manifest keeps saying 'running'
-    data = {"job_id": job_id, "sweep_id": sweep_id, "was_running": was_running, "status": str(info.status),
-            "sweep_marked_stopped": marked, "sweep_stored": stored}
+    data = {
+        "job_id": job_id,
+        "sweep_id": sweep_id,
+        "was_running": was_running,
+        "status": str(info.status),
+        "sweep_marked_stopped": marked,
+        "sweep_stored": stored,
+    }
 
     def human(d: dict) -> str:
         if not d["was_running"]:
             return f"job {d['job_id']} was not running ({d['status']})"
         if d["status"] not in jobs_client.TERMINAL:
-            return f"asked job {d['job_id']} to stop; it is still {d['status']} (see 'sessrec jobs status {d['job_id']}')"
+            return (
+                f"asked job {d['job_id']} to stop; it is still {d['status']} (see 'sessrec jobs status {d['job_id']}')"
+            )
         text = f"stopped job {d['job_id']} ({d['status']})"
         if d["sweep_id"] and d["sweep_stored"] is False:
-            text += f"\nsweep {d['sweep_id']} had not begun: nothing of it is stored (submit it again under another --sweep-id)"
+            text += (
+                f"\nsweep {d['sweep_id']} had not begun: nothing of it is stored "
+                "(submit it again under another --sweep-id)"
+            )
         elif d["sweep_id"]:
-            text += f"\npartial results stay in storage: sessrec results show {d['sweep_id']}; continue it: sessrec submit resume {d['sweep_id']}"
+            text += (
+                f"\npartial results stay in storage: sessrec results show {d['sweep_id']}; "
+                f"continue it: sessrec submit resume {d['sweep_id']}"
+            )
         return text
 
     emit(data, as_json, human)

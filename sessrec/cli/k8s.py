@@ -5,16 +5,23 @@ from __future__ import annotations
 import dataclasses
 import shlex
 from enum import Enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sessrec.cli.common import JsonOption, emit
+from sessrec.cli.names import BUILTIN_SPECS
 from sessrec.errors import SessrecError
 from sessrec.k8s import defaults, policy
-from sessrec.k8s import render as rendering
-from sessrec.k8s import validate as validation
-from sessrec.spec import BUILTIN_SPECS
+
+if TYPE_CHECKING:
+    from sessrec.k8s import render as rendering
+    from sessrec.k8s import validate as validation
+else:  # loaded on first use: `sessrec k8s --help` stays fast
+    from sessrec.cli.lazy import lazy_module
+
+    rendering = lazy_module("sessrec.k8s.render")
+    validation = lazy_module("sessrec.k8s.validate")
 
 app = typer.Typer(help="Render and validate KubeRay manifests for sweeps.", no_args_is_help=True)
 Kind = Enum("Kind", {kind: kind for kind in defaults.KINDS}, type=str)  # type: ignore[misc]
@@ -35,7 +42,8 @@ def render(
     spec: Annotated[
         str | None,
         typer.Argument(
-            metavar="SPEC", help=f"Sweep spec file or built-in ({', '.join(BUILTIN_SPECS)}); not for raycluster."
+            metavar="SPEC",
+            help=f"Sweep spec file or built-in ({', '.join(BUILTIN_SPECS)}); not for raycluster or rayservice.",
         ),
     ] = None,
     kind: Annotated[Kind, typer.Option(help="What to render.")] = Kind["rayjob"],
@@ -66,6 +74,33 @@ def render(
     s3_secret: Annotated[
         str, typer.Option(help="Secret with AWS credentials ('' for none, e.g. with IRSA).")
     ] = defaults.DEFAULT_S3_SECRET,
+    model: Annotated[
+        str | None,
+        typer.Option(help="rayservice: the model served (a model name, sweep id or s3:// folder), as `sessrec serve`."),
+    ] = None,
+    replicas: Annotated[
+        int | None, typer.Option(help=f"rayservice: a fixed number of replicas (default {defaults.SERVE_REPLICAS}).")
+    ] = None,
+    min_replicas: Annotated[
+        int | None,
+        typer.Option(help=f"rayservice autoscaling: the fewest replicas (default {defaults.SERVE_MIN_REPLICAS})."),
+    ] = None,
+    max_replicas: Annotated[
+        int | None, typer.Option(help="rayservice autoscaling: the most replicas (turns autoscaling on).")
+    ] = None,
+    target_ongoing_requests: Annotated[
+        float | None,
+        typer.Option(
+            help=f"rayservice autoscaling: requests in flight per replica "
+            f"(default {defaults.SERVE_TARGET_ONGOING_REQUESTS})."
+        ),
+    ] = None,
+    replica_cpus: Annotated[
+        float, typer.Option(help="rayservice: CPUs each replica reserves in Ray.")
+    ] = defaults.SERVE_REPLICA_CPUS,
+    replica_memory: Annotated[
+        str, typer.Option(help="rayservice: memory each replica reserves in Ray (e.g. 2Gi).")
+    ] = defaults.SERVE_REPLICA_MEMORY,
 ) -> None:
     """Print the manifests that run SPEC on KubeRay (pipe them to `kubectl apply -f -`)."""
     options = rendering.RenderOptions(
@@ -79,6 +114,13 @@ def render(
         time_zone=time_zone,
         s3_config=s3_config,
         s3_secret=s3_secret or None,
+        model=model,
+        replicas=replicas,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        target_ongoing_requests=target_ongoing_requests,
+        replica_cpus=replica_cpus,
+        replica_memory=replica_memory,
     )
     text = rendering.render(spec, options)
     # Provenance: the files in jobs/ and cluster/ are this output; a test re-runs the line.
@@ -92,9 +134,16 @@ def render(
         ("--dataset", dataset, None),
         ("--s3-config", s3_config, defaults.DEFAULT_S3_CONFIG),
         ("--s3-secret", s3_secret, defaults.DEFAULT_S3_SECRET),
+        ("--model", model, None),
+        ("--replicas", replicas, None),
+        ("--min-replicas", min_replicas, None),
+        ("--max-replicas", max_replicas, None),
+        ("--target-ongoing-requests", target_ongoing_requests, None),
+        ("--replica-cpus", replica_cpus, defaults.SERVE_REPLICA_CPUS),
+        ("--replica-memory", replica_memory, defaults.SERVE_REPLICA_MEMORY),
     ):
         if value != default:
-            argv += [flag, value]
+            argv += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     for pair in cluster_selector or []:
         argv += ["--cluster-selector", pair]
     typer.echo(f"# Rendered by: {shlex.join(argv)}\n{text}", nl=False)

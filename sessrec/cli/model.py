@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sessrec import layout, pipeline
+from sessrec import layout
 from sessrec.cli.common import JsonOption, emit, percent, progress, settings
-from sessrec.core.recommenders import MODELS
-from sessrec.core.session_metrics import EXCLUDES
-from sessrec.core.word2vec import Word2VecConfig
+from sessrec.cli.names import BASELINE_METHODS, EXCLUDES, MODELS
 from sessrec.errors import SessrecError
-from sessrec.pipeline import BASELINE_METHODS
+
+if TYPE_CHECKING:
+    from sessrec import pipeline
+else:  # loaded on first use: `sessrec train --help` stays fast
+    from sessrec.cli.lazy import lazy_module
+
+    pipeline = lazy_module("sessrec.pipeline")
 
 SeedOption = typer.Option("--seed", help="Split seed.")
 NOption = typer.Option("--n", help="Pairs in each of test and validation.")
@@ -97,6 +101,8 @@ def train(
     """Train skip-gram word2vec, with validation metrics after every epoch and test at the end."""
     if export not in (None, "word2vec"):
         raise typer.BadParameter("only 'word2vec' is supported", param_hint="--export")
+    from sessrec.core.word2vec import Word2VecConfig  # gensim
+
     config = Word2VecConfig.from_dict(
         {
             "vector_size": vector_size,
@@ -288,6 +294,8 @@ def recommend(
         )
     if not items:
         raise SessrecError("give query items, --session ITEM ..., or --sessions-file FILE")
+    if model is not None and embeddings is None and not session and pipeline.is_word2vec_model(root, model):
+        model, embeddings = None, model  # a word2vec model (or a sweep's best): item mode, as --embeddings
     if model is None and not session:
         if param:
             raise SessrecError("--param is for session mode (--session or --sessions-file)")

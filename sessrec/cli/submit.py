@@ -4,24 +4,35 @@ the S3 storage root, where `sessrec results` reads them back."""
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sessrec import jobs_client, results
 from sessrec.cli.common import JsonOption, best_text, emit, settings
-from sessrec.cli.tune import load_spec
+from sessrec.cli.names import BUILTIN_SPECS
+from sessrec.cli.tune import SetOption
 from sessrec.errors import SessrecError
-from sessrec.spec import BUILTIN_SPECS
 
-app = typer.Typer(help="Run sweeps on a remote Ray cluster (Ray Jobs API); results go to S3 storage.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from sessrec import jobs_client, results
+else:  # loaded on first use: `sessrec submit --help` stays fast
+    from sessrec.cli.lazy import lazy_module
+
+    jobs_client = lazy_module("sessrec.jobs_client")
+    results = lazy_module("sessrec.results")
+
+app = typer.Typer(
+    help="Run sweeps on a remote Ray cluster (Ray Jobs API); results go to S3 storage.", no_args_is_help=True
+)
 
 AddressOption = typer.Option(
     "--address", help="The Ray dashboard's address, http://HOST:8265 (env RAY_ADDRESS or the settings file)."
 )
 
 ShipCodeOption = typer.Option(help="Send the local sessrec package along (dev clusters whose image lacks it).")
-ForwardOption = typer.Option(help="Pass your AWS_* variables to the job (visible in the Ray dashboard!); default: the cluster's own.")
+ForwardOption = typer.Option(
+    help="Pass your AWS_* variables to the job (visible in the Ray dashboard!); default: the cluster's own."
+)
 WaitOption = typer.Option(help="Follow the job's log until it ends, then print the best config.")
 
 
@@ -38,23 +49,39 @@ def warn(text: str) -> None:
 @app.command()
 def tune(
     ctx: typer.Context,
-    spec_ref: Annotated[str, typer.Argument(metavar="SPEC", help=f"Sweep spec file, or a built-in: {', '.join(BUILTIN_SPECS)}.")],
-    address: Annotated[Optional[str], AddressOption] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset name in storage or s3:// sessions URI (overrides the spec).")] = None,
-    sweep_id: Annotated[Optional[str], typer.Option(help="Id of the sweep (default: NAME-DATE-TIME-RANDOM); the job id is sessrec-ID.")] = None,
+    spec_ref: Annotated[
+        str, typer.Argument(metavar="SPEC", help=f"Sweep spec file, or a built-in: {', '.join(BUILTIN_SPECS)}.")
+    ],
+    address: Annotated[str | None, AddressOption] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset name in storage or s3:// sessions URI (overrides the spec).")
+    ] = None,
+    sweep_id: Annotated[
+        str | None, typer.Option(help="Id of the sweep (default: NAME-DATE-TIME-RANDOM); the job id is sessrec-ID.")
+    ] = None,
     upload: Annotated[
-        Optional[str], typer.Option(metavar="FILE", help="First upload this local sessions file (Parquet or JSONL) as the dataset.")
+        str | None,
+        typer.Option(metavar="FILE", help="First upload this local sessions file (Parquet or JSONL) as the dataset."),
     ] = None,
     ship_code: Annotated[bool, ShipCodeOption] = False,
     forward_s3_env: Annotated[bool, ForwardOption] = False,
     wait: Annotated[bool, WaitOption] = False,
+    mlflow: Annotated[
+        str | None,
+        typer.Option(
+            "--mlflow", metavar="URI", help="The job logs the sweep to this MLflow tracker (one the cluster reaches)."
+        ),
+    ] = None,
+    overrides: Annotated[list[str] | None, SetOption] = None,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Submit a sweep as a Ray job: the same `tune run` as on a laptop, on the cluster."""
     root = jobs_client.require_s3_root(settings(ctx).storage)
-    spec = load_spec(spec_ref)
+    from sessrec.spec import load_spec
+
+    spec = load_spec(spec_ref, overrides=overrides)  # the job runs the spec as overridden (spec.to_yaml)
     client, forward = _client_and_env(ctx, address, forward_s3_env)
-    submitted = jobs_client.submit_tune(client, spec, root, sweep_id, dataset, upload, ship_code, forward)
+    submitted = jobs_client.submit_tune(client, spec, root, sweep_id, dataset, upload, ship_code, forward, mlflow)
     _report(client, submitted, root, wait, as_json)
 
 
@@ -62,7 +89,7 @@ def tune(
 def resume(
     ctx: typer.Context,
     sweep_id: Annotated[str, typer.Argument(help="Id of a stopped, interrupted or failed sweep in the S3 storage.")],
-    address: Annotated[Optional[str], AddressOption] = None,
+    address: Annotated[str | None, AddressOption] = None,
     ship_code: Annotated[bool, ShipCodeOption] = False,
     forward_s3_env: Annotated[bool, ForwardOption] = False,
     wait: Annotated[bool, WaitOption] = False,
@@ -75,7 +102,9 @@ def resume(
     _report(client, submitted, root, wait, as_json)
 
 
-def _client_and_env(ctx: typer.Context, address: str | None, forward_s3_env: bool) -> tuple[jobs_client.JobsClient, dict[str, str] | None]:
+def _client_and_env(
+    ctx: typer.Context, address: str | None, forward_s3_env: bool
+) -> tuple[jobs_client.JobsClient, dict[str, str] | None]:
     forward = jobs_client.forwardable_aws_env() if forward_s3_env else None
     client = client_for(ctx, address)
     if forward:
@@ -101,20 +130,21 @@ def _report(client: jobs_client.JobsClient, submitted: dict, root: str, wait: bo
     emit({**submitted, "status": str(job.status), "best": best}, as_json, lambda d: best_text(d["best"]))
 
 
-def follow(client: jobs_client.JobsClient, job_id: str, stream) -> object:
+def follow(client: jobs_client.JobsClient, job_id: str, stream: IO[str]) -> Any:
     def write(chunk: str) -> None:
         stream.write(chunk)
         stream.flush()
 
     try:
         return client.follow(job_id, write)
-    except KeyboardInterrupt:
-        raise SessrecError(
-            f"stopped following; job {job_id} goes on: 'sessrec jobs logs {job_id} --follow', 'sessrec jobs stop {job_id}'"
+    except KeyboardInterrupt:  # exit 130, as for every command; the job itself goes on
+        raise KeyboardInterrupt(
+            f"stopped following; job {job_id} goes on: 'sessrec jobs logs {job_id} --follow', "
+            f"'sessrec jobs stop {job_id}'"
         ) from None
 
 
-def fail(client: jobs_client.JobsClient, job, sweep_id: str | None, root: str | None) -> None:
+def fail(client: jobs_client.JobsClient, job: Any, sweep_id: str | None, root: str | None) -> None:
     """A job that ended without success: mark its sweep, raise its reason as one line."""
     logs = client.logs(job.submission_id)
     if sweep_id and root:
@@ -130,7 +160,10 @@ def _submitted_text(d: dict) -> str:
     lines = [f"submitted job {d['job_id']} (sweep {d['sweep_id']}{run}) to {d['address']}"]
     if d.get("uploaded"):
         up = d["uploaded"]
-        lines.append(f"dataset   {d['dataset']} ({'uploaded' if up['new'] else 'already in storage'}, sha256 {up['sha256'][:12]})")
+        lines.append(
+            f"dataset   {d['dataset']} ({'uploaded' if up['new'] else 'already in storage'}, "
+            f"sha256 {up['sha256'][:12]})"
+        )
     lines.append(f"follow    sessrec jobs logs {d['job_id']} --follow")
     lines.append(f"results   sessrec results best {d['sweep_id']}")
     return "\n".join(lines)

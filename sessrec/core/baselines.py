@@ -7,12 +7,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from sessrec.core.sessions import Sessions
+
+if TYPE_CHECKING:
+    from sessrec.core.metrics import Scorer
 
 METHODS = ("popular", "assoc", "transitions")
 
@@ -115,14 +120,16 @@ def transitions(train: Sessions) -> SparseRowScorer:
     follows[train.offsets[:-1][train.lengths > 0]] = False  # the first item of a session follows nothing
     current = train.codes[follows]
     previous = train.codes[np.flatnonzero(follows) - 1]
-    matrix = sp.csr_matrix(
-        (np.ones(len(current), dtype=np.float64), (previous, current)), shape=(n_items, n_items)
-    )
+    matrix = sp.csr_matrix((np.ones(len(current), dtype=np.float64), (previous, current)), shape=(n_items, n_items))
     matrix.sum_duplicates()
     popular = train.item_counts().astype(np.float64)
     return SparseRowScorer(matrix=matrix, index=_index(train), fill_in=popular / (popular.max() + 1.0))
 
 
-def build(method: str, train: Sessions):
-    builders = {"popular": popularity, "assoc": association_rules, "transitions": transitions}
+def build(method: str, train: Sessions) -> Scorer:
+    builders: dict[str, Callable[[Sessions], Scorer]] = {
+        "popular": popularity,
+        "assoc": association_rules,
+        "transitions": transitions,
+    }
     return builders[method](train)

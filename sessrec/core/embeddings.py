@@ -51,8 +51,7 @@ class Embeddings:
             raise SessrecError(f"item(s) not in the embeddings' vocabulary: {', '.join(map(repr, unknown))}")
         best, scores = top_k(self, idx, k)
         return [
-            [(self.keys[j], float(s)) for j, s in zip(row_idx, row_scores)]
-            for row_idx, row_scores in zip(best, scores)
+            [(self.keys[j], float(s)) for j, s in zip(row_idx, row_scores)] for row_idx, row_scores in zip(best, scores)
         ]
 
     def to_word2vec_text(self) -> str:
@@ -70,14 +69,18 @@ class Embeddings:
         return "\n".join(lines) + "\n"
 
     @classmethod
-    def from_word2vec_text(cls, text: str) -> "Embeddings":
+    def from_word2vec_text(cls, text: str) -> Embeddings:
         if not text.strip():
-            raise SessrecError("word2vec text file is empty (it needs a header line 'COUNT DIMENSIONS', then one line per item)")
+            raise SessrecError(
+                "word2vec text file is empty (it needs a header line 'COUNT DIMENSIONS', then one line per item)"
+            )
         lines = text.splitlines()
         header = lines[0].split()
         if len(header) != 2 or not all(x.isdecimal() for x in header) or int(header[1]) == 0:
-            raise SessrecError(f"not a word2vec text file: the first line must be 'COUNT DIMENSIONS' (whole numbers, "
-                               f"DIMENSIONS at least 1), got {lines[0][:40]!r}")
+            raise SessrecError(
+                f"not a word2vec text file: the first line must be 'COUNT DIMENSIONS' (whole numbers, "
+                f"DIMENSIONS at least 1), got {lines[0][:40]!r}"
+            )
         n, dims = int(header[0]), int(header[1])
         try:
             keys, rows = [], []
@@ -100,7 +103,9 @@ def finite_float32(values: npt.ArrayLike, what: str) -> np.ndarray:
 
     ``what`` starts the message, e.g. "emb.parquet: vectors hold".
     """
-    with np.errstate(over="ignore"):  # a value beyond float32's range becomes inf: refused below in one line, not a warning
+    with np.errstate(
+        over="ignore"
+    ):  # a value beyond float32's range becomes inf: refused below in one line, not a warning
         vectors = np.asarray(values, dtype=np.float32)
     if not np.isfinite(vectors).all():
         raise SessrecError(f"{what} NaN or infinite values (or values beyond float32's range, about 3.4e38)")
@@ -135,5 +140,7 @@ def word2vec_text_problem(keys: list[str]) -> str | None:
     bad = [key for key in keys if not key or any(ch.isspace() for ch in key)]
     if not bad:
         return None
-    return (f"{len(bad)} item id(s) contain whitespace (e.g. {bad[0]!r}), which the word2vec text format "
-            "cannot hold; the Parquet embeddings keep them")
+    return (
+        f"{len(bad)} item id(s) contain whitespace (e.g. {bad[0]!r}), which the word2vec text format "
+        "cannot hold; the Parquet embeddings keep them"
+    )

@@ -9,7 +9,8 @@ cache), so memory stays bounded and the compare pass does not go back to main me
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -31,7 +32,9 @@ def metric_label(metric: str, k: int | None) -> str:
 class Scorer(Protocol):
     """Anything that scores items for a batch of query items."""
 
-    index: Mapping[str, int]
+    @property
+    def index(self) -> Mapping[str, int]: ...
+
     #: False when scores are continuous (cosine): exact ties between items are then left to
     #: chance, as in gensim, and the tie pass is skipped.
     ties_possible: bool
@@ -48,12 +51,14 @@ def batch_size_for(n_items: int) -> int:
     return max(1, MAX_BATCH_CELLS // max(n_items, 1))
 
 
-def to_indices(index: Mapping[str, int], items: Sequence[str]) -> np.ndarray:
+def to_indices(index: Mapping[str, int], items: Sequence[str] | np.ndarray) -> np.ndarray:
     """Item strings to indices; -1 for items the scorer does not know."""
     return np.fromiter((index.get(item, -1) for item in items), dtype=np.int64, count=len(items))
 
 
-def target_ranks(scorer: Scorer, query_idx: np.ndarray, target_idx: np.ndarray, beyond: int | None = None) -> np.ndarray:
+def target_ranks(
+    scorer: Scorer, query_idx: np.ndarray, target_idx: np.ndarray, beyond: int | None = None
+) -> np.ndarray:
     """1-based rank of each target among all items but the query; 0 where it cannot be ranked
     (query or target unknown, or target equal to the query, which is never recommended).
 
@@ -89,7 +94,9 @@ def target_ranks(scorer: Scorer, query_idx: np.ndarray, target_idx: np.ndarray, 
     return ranks
 
 
-def evaluate(scorer: Scorer, queries: Sequence[str], targets: Sequence[str], k: int = 10) -> dict[str, float]:
+def evaluate(
+    scorer: Scorer, queries: Sequence[str] | np.ndarray, targets: Sequence[str] | np.ndarray, k: int = 10
+) -> dict[str, float]:
     """Recall@K and MRR@K over all pairs; unknown queries count as misses."""
     if k < 1:
         raise SessrecError(f"K must be at least 1, got {k}")

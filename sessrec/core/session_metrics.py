@@ -153,7 +153,7 @@ def session_ranks(
 def evaluate_sessions(
     model: SessionScorer,
     sessions: Sessions | Sequence[Sequence[str]],
-    targets: Sequence[str],
+    targets: Sequence[str] | np.ndarray,
     k: int = 10,
     mode: str = "session",
     exclude: str = "query",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,7 +40,7 @@ class Sessions:
         return int(self.offsets[-1])
 
     @classmethod
-    def from_lists(cls, sessions: Iterable[Sequence[str]]) -> "Sessions":
+    def from_lists(cls, sessions: Iterable[Sequence[str]]) -> Sessions:
         lists = [list(s) for s in sessions]
         lengths = np.fromiter((len(s) for s in lists), dtype=np.int64, count=len(lists))
         offsets = np.zeros(len(lists) + 1, dtype=np.int64)
@@ -49,13 +49,13 @@ class Sessions:
         return cls.from_flat(flat, offsets)
 
     @classmethod
-    def from_flat(cls, items: np.ndarray, offsets: np.ndarray) -> "Sessions":
+    def from_flat(cls, items: np.ndarray, offsets: np.ndarray) -> Sessions:
         """Build from a flat array of item strings and session offsets."""
         codes, uniques = pd.factorize(pd.Series(items, dtype=object), sort=False)
         return cls.from_codes(np.asarray(uniques, dtype=object), codes, offsets)
 
     @classmethod
-    def from_codes(cls, values: np.ndarray, codes: np.ndarray, offsets: np.ndarray) -> "Sessions":
+    def from_codes(cls, values: np.ndarray, codes: np.ndarray, offsets: np.ndarray) -> Sessions:
         """Build from codes into ``values``, distinct item strings. The vocabulary keeps the values
         that occur, in order of first appearance."""
         used_codes, used = pd.factorize(np.asarray(codes), sort=False)
@@ -69,7 +69,7 @@ class Sessions:
         bounds = self.offsets.tolist()
         return [items[bounds[i] : bounds[i + 1]] for i in range(len(self))]
 
-    def drop_last(self) -> "Sessions":
+    def drop_last(self) -> Sessions:
         """Every session without its last item (the protocol's training set)."""
         keep = np.ones(self.n_events, dtype=bool)
         keep[self.offsets[1:][self.lengths > 0] - 1] = False
@@ -158,7 +158,11 @@ def sessions_from_transactions(
         missing.append(invoice_col)
     if missing:
         # A UTF-8 byte order mark (Excel's "CSV UTF-8") read as Latin-1 sticks to the first column's name.
-        bom = "; the file starts with a UTF-8 byte order mark: pass --encoding utf-8-sig" if str(table.columns[0]).startswith("ï»¿") else ""
+        bom = (
+            "; the file starts with a UTF-8 byte order mark: pass --encoding utf-8-sig"
+            if str(table.columns[0]).startswith("ï»¿")
+            else ""
+        )
         raise SessrecError(
             f"column(s) {', '.join(missing)} not in the table (columns: {', '.join(map(str, table.columns))}){bom}"
         )

@@ -35,7 +35,9 @@ def synth_sessions(
     if not (math.isfinite(mean_length) and min_length <= mean_length <= MAX_MEAN_LENGTH) or min_length < 2:
         raise SessrecError(f"synth needs 2 <= min_length <= mean_length <= {MAX_MEAN_LENGTH}")
     if n_sessions * mean_length > MAX_EVENTS:
-        raise SessrecError(f"synth makes at most {MAX_EVENTS:,} events; {n_sessions:,} sessions of mean length {mean_length} are more")
+        raise SessrecError(
+            f"synth makes at most {MAX_EVENTS:,} events; {n_sessions:,} sessions of mean length {mean_length} are more"
+        )
     if not 0 <= seed < 2**63:
         raise SessrecError(f"synth seed must be from 0 to 2**63 - 1, got {seed}")
     if not (0 <= p_next <= 1 and 0 <= p_noise <= 1 and p_next + p_noise <= 1):

@@ -13,8 +13,9 @@ import json
 import math
 import time
 import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 from gensim.models import Word2Vec
@@ -23,7 +24,6 @@ from sessrec.core.embeddings import Embeddings
 from sessrec.core.metrics import evaluate
 from sessrec.core.split import Pairs
 from sessrec.errors import SessrecError
-
 
 #: Parameters a model is trained with, and a sweep may search or fix: (type, lowest, highest).
 PARAMETERS: dict[str, tuple[type, float, float]] = {
@@ -54,7 +54,7 @@ class Word2VecConfig:
     workers: int = 1
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "Word2VecConfig":
+    def from_dict(cls, values: Mapping[str, Any]) -> Word2VecConfig:
         fields = {f.name: f.type for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(fields))
         if unknown:
@@ -79,7 +79,9 @@ class Word2VecConfig:
             raise SessrecError(f"word2vec seed must be from 0 to 2**32 - 1, got {self.seed}")
         for name, (_, low, high) in PARAMETERS.items():
             if not low <= getattr(self, name) <= high:
-                raise SessrecError(f"word2vec parameter {name} must lie in [{low:g}, {high:g}], got {getattr(self, name)}")
+                raise SessrecError(
+                    f"word2vec parameter {name} must lie in [{low:g}, {high:g}], got {getattr(self, name)}"
+                )
         if not 1 <= self.workers <= 1024:
             raise SessrecError(f"word2vec parameter workers must lie in [1, 1024], got {self.workers}")
         if self.min_alpha > self.alpha:
@@ -140,7 +142,7 @@ def fit(
     validation: Pairs | None = None,
     k: int = 10,
     on_epoch: EpochCallback | None = None,
-    start: "TrainingState | None" = None,
+    start: TrainingState | None = None,
 ) -> Word2Vec:
     """Train ``config.epochs`` epochs; after each, evaluate on ``validation`` (if given) and call
     ``on_epoch(epochs_done, metrics, model)``. ``start`` resumes from a saved state. The metrics
@@ -178,7 +180,7 @@ class TrainingState:
     random_cached_gaussian: float
 
     @classmethod
-    def capture(cls, model: Word2Vec, epochs_done: int) -> "TrainingState":
+    def capture(cls, model: Word2Vec, epochs_done: int) -> TrainingState:
         _, keys, pos, has_gauss, cached = model.random.get_state()
         return cls(
             epochs_done=epochs_done,
@@ -221,7 +223,7 @@ class TrainingState:
         return buffer.getvalue()
 
     @classmethod
-    def from_npz(cls, data: bytes) -> "TrainingState":
+    def from_npz(cls, data: bytes) -> TrainingState:
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
                 meta = json.loads(str(arrays["meta"]))

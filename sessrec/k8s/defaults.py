@@ -41,6 +41,20 @@ AUTOSCALER_RESOURCES = {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits"
 SUBMITTER_RESOURCES = {"requests": {"cpu": "200m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 KUBECTL_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}
 SHM_SIZE = "2Gi"
+
+# `sessrec serve` as a RayService: Ray Serve calls SERVE_IMPORT_PATH with the config's `args`
+# (the model); sessrec.serving builds the deployment SERVE_DEPLOYMENT (tests/test_k8s_serve.py checks).
+SERVE_IMPORT_PATH = "sessrec.serving:app_from_args"
+SERVE_APP = "sessrec"
+SERVE_DEPLOYMENT = "sessrec-recommender"
+SERVE_PORT = 8000
+SERVE_REPLICAS = 1
+SERVE_MIN_REPLICAS = 1
+#: Requests in flight per replica that Serve's autoscaler aims at (the deployment takes up to 64).
+SERVE_TARGET_ONGOING_REQUESTS = 16
+#: What each replica reserves in Ray (ray_actor_options): the autoscaler adds workers to fit them.
+SERVE_REPLICA_CPUS = 1
+SERVE_REPLICA_MEMORY = "2Gi"
 WORKER_GROUP = "cpu"
 WORKER_MIN, WORKER_MAX = 0, 8
 AUTOSCALER_IDLE_SECONDS = 60
@@ -55,7 +69,7 @@ GENERATE_NAME_SUFFIX = 5  # characters the API server appends to metadata.genera
 SUBDOMAIN_LIMIT = 253
 LABEL_LIMIT = 63
 
-KINDS = ("rayjob", "raycronjob", "cronjob", "raycluster")
+KINDS = ("rayjob", "raycronjob", "cronjob", "raycluster", "rayservice")
 
 # Label rules: the names Kubernetes accepts.
 DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")

@@ -8,6 +8,9 @@ findings of a Pod Security Standard level (``sessrec.k8s.policy``), and a sweep 
 ConfigMap gets the same warnings as ``tune run`` ("warning").
 
 The CRDs come from a folder (``--crd-dir``, $SESSREC_CRD_DIR) or the cluster (``--from-cluster``).
+
+Over 400 lines: the KubeRay operator's rules (RayJob, RayCronJob, RayCluster, RayService) are
+read next to the schema checks they follow; each is a short function.
 """
 
 from __future__ import annotations

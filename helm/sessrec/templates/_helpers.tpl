@@ -282,6 +282,38 @@ rayClusterSpec:
 {{- end }}
 {{- end }}
 
+{{/*
+Ray Serve's config of the RayService (serveConfigV2), as serve_config in sessrec/k8s/render.py:
+the deployment of `sessrec serve` by import path, a fixed replica count or Serve's autoscaling
+range, and what each replica reserves in Ray (memory in bytes).
+*/}}
+{{- define "sessrec.serveConfig" -}}
+{{- $serve := .Values.serve -}}
+http_options:
+  host: 0.0.0.0
+  port: 8000
+applications:
+  - name: sessrec
+    route_prefix: /
+    import_path: sessrec.serving:app_from_args
+    args:
+      model: {{ $serve.model | quote }}
+    deployments:
+      - name: sessrec-recommender
+        {{- if kindIs "invalid" $serve.autoscaling.maxReplicas }}
+        num_replicas: {{ $serve.replicas | int }}
+        {{- else }}
+        num_replicas: auto
+        autoscaling_config:
+          min_replicas: {{ $serve.autoscaling.minReplicas | int }}
+          max_replicas: {{ $serve.autoscaling.maxReplicas | int }}
+          target_ongoing_requests: {{ $serve.autoscaling.targetOngoingRequests }}
+        {{- end }}
+        ray_actor_options:
+          num_cpus: {{ $serve.resources.cpus }}
+          memory: {{ include "sessrec.quantityValue" $serve.resources.memory | float64 | ceil | int64 }}
+{{- end }}
+
 {{/* Fails when `name` (a `kind`) is longer than `limit` characters. Arguments: list kind name limit. */}}
 {{- define "sessrec.checkNameLength" -}}
 {{- $kind := index . 0 }}{{ $name := index . 1 }}{{ $limit := index . 2 }}
@@ -328,8 +360,8 @@ values path (for the message) and its resources.
 {{- if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $fullname) }}
 {{- fail (printf "name %q must be a DNS-1035 label (lower-case letters, digits, '-', starting with a letter): set fullnameOverride" $fullname) }}
 {{- end }}
-{{- if not (or .Values.cluster.enabled .Values.oneOff.enabled .Values.schedule.enabled) }}
-{{- fail "nothing to deploy: enable at least one of cluster, oneOff and schedule" }}
+{{- if not (or .Values.cluster.enabled .Values.oneOff.enabled .Values.schedule.enabled .Values.serve.enabled) }}
+{{- fail "nothing to deploy: enable at least one of cluster, oneOff, schedule and serve" }}
 {{- end }}
 {{- if and .Values.sweep (hasKey (.Values.sweep.split | default dict) "false") }}
 {{- fail "sweep.split.n: quote the key (\"n\"): Helm reads YAML 1.1, where a bare n is the boolean false" }}
@@ -395,6 +427,17 @@ KubeRay sets from their CPU limit, rounded up: a trial that needs more could nev
 {{- end }}
 {{- if and .Values.schedule.enabled (eq .Values.schedule.mode "raycronjob") }}
 {{- include "sessrec.checkNameLength" (list "RayCronJob" $fullname 36) }}
+{{- end }}
+{{- if .Values.serve.enabled }}
+{{- include "sessrec.checkNameLength" (list "RayService" $fullname 47) }}
+{{- if not .Values.serve.model }}
+{{- fail "serve.model: serve.enabled needs the model to serve (a model name, sweep id or s3:// folder)" }}
+{{- end }}
+{{- with .Values.serve.autoscaling }}
+{{- if and (not (kindIs "invalid" .maxReplicas)) (gt (int .minReplicas) (int .maxReplicas)) }}
+{{- fail (printf "serve.autoscaling.minReplicas (%d) must not exceed serve.autoscaling.maxReplicas (%d)" (int .minReplicas) (int .maxReplicas)) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if and .Values.schedule.enabled (eq .Values.schedule.mode "cronjob") }}
 {{- include "sessrec.checkNameLength" (list "CronJob" $fullname 52) }}
