@@ -93,13 +93,13 @@ class RecordedTrial:
         return self.epochs >= int(self.config["epochs"])
 
 
-def recorded_trials(paths: SweepPaths) -> dict[int, RecordedTrial]:
+def recorded_trials(paths: SweepPaths, warn: bool = True) -> dict[int, RecordedTrial]:
     """Per point, the furthest checkpoint of every run of the sweep (Tune keeps a trial's last
     CHECKPOINTS_KEPT). A checkpoint counts once it was stored whole: its record is JSON and its
     weights have the size the record gives. A run killed while it stored one leaves it part
     written (or one stored whole may be damaged since: its sha256 differs); its trial then goes on
     from the checkpoint before. One warning line names the damaged checkpoint (or the first of them,
-    with their count)."""
+    with their count), unless ``warn`` is false (a check that reads them again to run)."""
     sizes: dict[str, dict[str, int]] = {}  # checkpoint folder -> its two files' sizes
     for path, size in storage.walk_file_sizes(paths.file(layout.TUNE_DIR)):
         folder, _, name = path.rpartition("/")
@@ -137,7 +137,7 @@ def recorded_trials(paths: SweepPaths) -> dict[int, RecordedTrial]:
 
     with ThreadPoolExecutor(max_workers=16) as pool:  # a record and its weights per trial: in parallel on S3
         trials = [trial for trial in pool.map(newest_whole, [checkpoints[key] for key in sorted(checkpoints)]) if trial]
-    if damaged:
+    if damaged and warn:
         damaged.sort()
         goes_on = (
             "goes on from an earlier run's checkpoint, or starts again"

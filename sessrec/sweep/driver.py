@@ -118,7 +118,7 @@ def resume(request: SweepRequest, lease: Lease | None = None) -> dict[str, Any]:
         raise SessrecError(f"sweep {request.sweep_id!r} has already completed")
     # Damaged or foreign checkpoint records are refused before the lease is taken: a refused
     # resume leaves every stored byte as it was. Read again under the lease below.
-    check_recorded_configs(spec, recorded_trials(record.paths))
+    check_recorded_configs(spec, recorded_trials(record.paths, warn=False))
     lease = Lease.acquire(record.paths, "tune resume")
     try:
         return _resume(request, lease)
