@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
@@ -74,12 +75,13 @@ def sessions_from_parquet(data: bytes, what: str = "sessions file") -> Sessions:
     )
 
 
-def sessions_from_jsonl(data: bytes, what: str = "sessions file") -> Sessions:
+def jsonl_sessions(data: bytes, what: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, session) for each non-blank line of a JSONL file of JSON arrays of item
+    strings; anything else is a one-line error naming its line."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise SessrecError(f"{what} is not UTF-8 text") from None
-    sessions = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -100,7 +102,11 @@ def sessions_from_jsonl(data: bytes, what: str = "sessions file") -> Sessions:
                         f"{what} line {number}: item {position} holds an unpaired surrogate escape "
                         "(\\ud800-\\udfff), not text"
                     ) from None
-        sessions.append(session)
+        yield number, session
+
+
+def sessions_from_jsonl(data: bytes, what: str = "sessions file") -> Sessions:
+    sessions = [session for _, session in jsonl_sessions(data, what)]
     if not sessions:
         raise SessrecError(f"{what} holds no sessions")
     return Sessions.from_lists(sessions)

@@ -102,6 +102,12 @@ def load_meta(root: str, name: str) -> dict[str, Any]:
                 f"use --embeddings {name}"
             ) from None
         raise NotFoundError(f"no recommender {name!r} in {root} (fit one with 'sessrec fit')") from None
+    _check_description(meta, json_uri)
+    return meta
+
+
+def _check_description(meta: Any, json_uri: str) -> None:
+    """A stored recommender's description has its kind, parameters, size and the arrays' sha256."""
     if (
         not isinstance(meta, dict)
         or meta.get("kind") != KIND
@@ -112,7 +118,6 @@ def load_meta(root: str, name: str) -> dict[str, Any]:
         raise SessrecError(
             f"{json_uri} is not a stored recommender's description (kind, params, n_items, arrays_sha256)"
         )
-    return meta
 
 
 def load(root: str, name: str) -> tuple[SessionScorer, dict[str, Any]]:
@@ -129,16 +134,7 @@ def load_folder(folder: str, what: str) -> tuple[SessionScorer, dict[str, Any], 
     json_uri = storage.join(folder, layout.RECOMMENDER_FILE)
     description = storage.read_bytes(json_uri)
     meta = formats.from_json(description, json_uri)
-    if (
-        not isinstance(meta, dict)
-        or meta.get("kind") != KIND
-        or not isinstance(meta.get("params"), dict)
-        or not isinstance(meta.get("n_items"), int)
-        or not isinstance(meta.get("arrays_sha256"), str)
-    ):
-        raise SessrecError(
-            f"{json_uri} is not a stored recommender's description (kind, params, n_items, arrays_sha256)"
-        )
+    _check_description(meta, json_uri)
     model, meta = from_stored(what, meta, storage.join(folder, layout.RECOMMENDER_ARRAYS_FILE))
     return model, meta, description
 
@@ -193,22 +189,8 @@ def files_in(folder: str) -> dict[str, bytes]:
 def sessions_from_jsonl(data: bytes, what: str) -> tuple[list[int], list[list[str]]]:
     """(line numbers, sessions) of a JSONL file of JSON arrays of item strings; blank lines are
     skipped, an empty session or anything else is a one-line error naming its line."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SessrecError(f"{what} is not UTF-8 text") from None
     numbers, sessions = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            session = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SessrecError(f"{what} line {number}: malformed JSON ({exc.msg})") from None
-        except RecursionError:
-            raise SessrecError(f"{what} line {number}: nested too deeply to be a session") from None
-        if not isinstance(session, list) or not all(isinstance(item, str) for item in session):
-            raise SessrecError(f"{what} line {number}: expected a JSON array of item strings")
+    for number, session in formats.jsonl_sessions(data, what):
         if not session:
             raise SessrecError(f"{what} line {number}: the session is empty; a session needs at least one item")
         numbers.append(number)
