@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from sessrec.core.session_metrics import session_pairs, split_session_pairs
 from sessrec.core.split import next_item_split
 from sessrec.core.synth import synth_sessions
 from sessrec.errors import SessrecError
@@ -17,6 +18,17 @@ def test_split_uses_the_protocol_rng_call():
     assert list(split.validation.targets) == [lists[i][-1] for i in chosen[50:]]
     assert split.train.to_lists() == [s[:-1] for s in lists]
     assert (split.seed, split.n) == (7, 50)
+
+
+def test_session_pairs_of_a_split_are_the_sessions_pairs():
+    data = synth_sessions(n_sessions=300, seed=2)
+    lists = data.to_lists()
+    chosen = np.random.default_rng(5).choice(len(data), 80, replace=False)
+    from_split = split_session_pairs(next_item_split(data, 40, seed=5))
+    for made, (part, rows) in zip(from_split, ((0, chosen[:40]), (1, chosen[40:]))):
+        direct = session_pairs(data, 40, 5)[part]
+        assert made.sessions.to_lists() == direct.sessions.to_lists() == [lists[i][:-1] for i in rows]
+        assert list(made.targets) == list(direct.targets) == [lists[i][-1] for i in rows]
 
 
 def test_split_is_reproducible_and_seed_dependent():

@@ -23,7 +23,7 @@ import numpy as np
 from sessrec.core.metrics import ITEM_BLOCK, to_indices
 from sessrec.core.recommenders.base import SessionBatch, SessionScorer, encode, rows_per_block
 from sessrec.core.sessions import Sessions
-from sessrec.core.split import check_split_size
+from sessrec.core.split import Split, check_split_size
 from sessrec.errors import SessrecError
 
 MODES = ("session", "item")
@@ -45,9 +45,9 @@ class SessionPairs:
         return self.sessions.vocab[self.sessions.codes[self.sessions.offsets[1:] - 1]]
 
 
-def _subset(sessions: Sessions, chosen: np.ndarray) -> Sessions:
-    """The chosen sessions without their last item, sharing the vocabulary."""
-    lengths = sessions.lengths[chosen] - 1
+def _subset(sessions: Sessions, chosen: np.ndarray, drop: int = 1) -> Sessions:
+    """The chosen sessions without their last ``drop`` items, sharing the vocabulary."""
+    lengths = sessions.lengths[chosen] - drop
     offsets = np.zeros(len(chosen) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     within = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
@@ -68,6 +68,17 @@ def session_pairs(sessions: Sessions, n: int, seed: int) -> tuple[SessionPairs, 
     return (
         SessionPairs(_subset(sessions, chosen[:n]), targets[:n]),
         SessionPairs(_subset(sessions, chosen[n:]), targets[n:]),
+    )
+
+
+def split_session_pairs(split: Split) -> tuple[SessionPairs, SessionPairs]:
+    """:func:`session_pairs` of a split already made (``split.train`` holds every session without its
+    last item, in file order, so nothing more is dropped)."""
+    chosen = np.random.default_rng(split.seed).choice(len(split.train), 2 * split.n, replace=False)
+    n = split.n
+    return (
+        SessionPairs(_subset(split.train, chosen[:n], drop=0), split.test.targets),
+        SessionPairs(_subset(split.train, chosen[n:], drop=0), split.validation.targets),
     )
 
 

@@ -17,13 +17,13 @@ import numpy as np
 
 from sessrec import formats, layout, recommenders_store, storage
 from sessrec.core.embeddings import Embeddings
-from sessrec.core.session_metrics import evaluate_sessions
+from sessrec.core.session_metrics import evaluate_sessions, split_session_pairs
 from sessrec.core.split import Split
 from sessrec.core.word2vec import TrainingState
 from sessrec.recommender_space import DEFAULT_MODEL, MODEL, has_word2vec, takes
 from sessrec.spec import SweepSpec
 from sessrec.sweep.records import SweepPaths
-from sessrec.sweep.scoring import TrialScorer, session_pairs_of
+from sessrec.sweep.scoring import TrialScorer
 from sessrec.sweep.trials import CHECKPOINT, CONFIG_PREFIX, EPOCHS_RUN, LAST_MRR, LAST_RECALL, TRIAL_ID
 
 
@@ -43,7 +43,7 @@ def write_best(paths: SweepPaths, spec: SweepSpec, split: Split, best: dict[str,
     scorer = TrialScorer.start(config, split.train, spec.k, spec.mode, spec.exclude)
     embeddings = _embeddings(best[CHECKPOINT]) if scorer.has_word2vec else None
     model = scorer.model(embeddings)
-    test_pairs, validation_pairs = session_pairs_of(split)
+    test_pairs, validation_pairs = split_session_pairs(split)
     test = evaluate_sessions(model, test_pairs.sessions, test_pairs.targets.tolist(), spec.k, spec.mode, spec.exclude)
     name = str(config.get(MODEL, DEFAULT_MODEL))
     how = {"mode": spec.mode, "exclude": spec.exclude}

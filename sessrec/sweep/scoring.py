@@ -24,28 +24,7 @@ from sessrec.core.recommenders.hybrid import Component, Hybrid
 from sessrec.core.recommenders.registry import WORD2VEC_MODELS, build, check_params
 from sessrec.core.session_metrics import SessionPairs, evaluate_sessions
 from sessrec.core.sessions import Sessions
-from sessrec.core.split import Split
 from sessrec.recommender_space import MODEL, recommender
-
-
-def session_pairs_of(split: Split) -> tuple[SessionPairs, SessionPairs]:
-    """(test, validation) session pairs of a split: the sessions so far are the chosen sessions'
-    training sequences (``split.train`` holds every session without its last item, in file order)."""
-    train = split.train
-    chosen = np.random.default_rng(split.seed).choice(len(train), 2 * split.n, replace=False)
-
-    def subset(rows: np.ndarray) -> Sessions:
-        lengths = train.lengths[rows]
-        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        within = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
-        positions = np.repeat(train.offsets[:-1][rows], lengths) + within
-        return Sessions(vocab=train.vocab, codes=train.codes[positions], offsets=offsets)
-
-    n = split.n
-    return SessionPairs(subset(chosen[:n]), split.test.targets), SessionPairs(
-        subset(chosen[n:]), split.validation.targets
-    )
 
 
 @dataclass(frozen=True)

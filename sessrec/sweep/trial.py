@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from sessrec import formats, layout, memory, storage
-from sessrec.core.session_metrics import SessionPairs
+from sessrec.core.session_metrics import SessionPairs, split_session_pairs
 from sessrec.core.sessions import Sessions
 from sessrec.core.split import Pairs, Split
 from sessrec.core.word2vec import PARAMETERS, TrainingState, Word2VecConfig, embeddings_of, fit
@@ -24,7 +24,7 @@ from sessrec.recommender_space import is_reference
 from sessrec.spec import SweepSpec
 from sessrec.sweep.checkpoints import STATE_BYTES, STATE_SHA256, damaged_checkpoints_warning, state_damage, state_sha256
 from sessrec.sweep.cluster import TRIAL_EXTRA_PATIENCE_S, storage_patience
-from sessrec.sweep.scoring import NoWeights, TrialScorer, session_pairs_of
+from sessrec.sweep.scoring import NoWeights, TrialScorer
 from sessrec.sweep.trials import POINT
 
 T = TypeVar("T")
@@ -246,6 +246,6 @@ def trainable(spec: SweepSpec, split: Split, carried: dict[int, str]) -> Any:
         carried=carried,
         mode=spec.mode,
         exclude=spec.exclude,
-        session_validation=session_pairs_of(split)[1] if spec.uses_recommenders else None,
+        session_validation=split_session_pairs(split)[1] if spec.uses_recommenders else None,
     )
     return tune.with_resources(trainable, {"cpu": spec.cpus_per_trial})
