@@ -311,12 +311,77 @@ class _Server:
         self.close()
 
 
-class SeaweedS3(_Server):
+class _OneProcessServer(_Server):
+    """A server that is one child session: started, polled until ready, stopped by its session."""
+
+    #: What the error messages call it.
+    what: str
+    log_path: Path
+    startup_timeout: float
+    _proc: _SessionProcess | None
+
+    def _launch(self, cmd: list[str], env: dict[str, str]) -> None:
+        self._proc = _SessionProcess(cmd, env, self.log_path, cwd=str(self.root))
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _probe(self) -> None:
+        """Return once the server does its job; raise while it does not yet."""
+        raise NotImplementedError
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        last_error: object = None
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            if not self._proc.alive():
+                code = self._proc.popen.returncode
+                raise RuntimeError(f"{self.what} exited with {code}; log tail:\n{_tail(self.log_path)}")
+            try:
+                self._probe()
+                return
+            except Exception as e:
+                last_error = e
+                time.sleep(0.3)
+        raise TimeoutError(
+            f"{self.what} not usable after {self.startup_timeout:.0f}s (last error: {last_error!r}); "
+            f"log tail:\n{_tail(self.log_path)}"
+        )
+
+    def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
+        """Stop the server and every process it started, keeping its data; kill=True is an abrupt
+        SIGKILL (a crash)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if kill:
+            proc.kill()
+        else:
+            proc.terminate(timeout)
+        self._stopped()
+
+    def _stopped(self) -> None:
+        """Clean what the stopped server leaves outside its folder."""
+
+    def pids(self) -> list[int]:
+        return self._proc.pids() if self._proc is not None else []
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.alive()
+
+
+class SeaweedS3(_OneProcessServer):
     """A real, signature-checking S3 server (`weed mini`) on 127.0.0.1 with free ports.
 
     stop()/start() keep ports, credentials and data (for fault tests);
     close() (or leaving the `with` block) stops it and deletes its data.
     """
+
+    what = "weed mini"
 
     def __init__(
         self,
@@ -397,48 +462,20 @@ class SeaweedS3(_Server):
             if self._proc.alive():
                 return self
             self._proc.kill()  # crashed: reap it and sweep its session first
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        self._proc = _SessionProcess(self._command(), env, self.log_path, cwd=str(self.root))
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
+        self._launch(self._command(), {k: v for k, v in os.environ.items() if not k.startswith("AWS_")})
         return self
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        last_error: object = None
-        client = None
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            if not self._proc.alive():
-                raise RuntimeError(
-                    f"weed mini exited with {self._proc.popen.returncode}; log tail:\n{_tail(self.log_path)}"
-                )
-            try:
-                # Any HTTP answer (403 for anonymous) means the S3 gateway listens.
-                urllib.request.urlopen(self.endpoint, timeout=2).close()
-            except urllib.error.HTTPError:
-                pass
-            except OSError as e:
-                last_error = e
-                time.sleep(0.2)
-                continue
-            try:
-                client = client or self.client()
-                self._ensure_bucket(client)
-                # A real write proves master, volume and filer are all up.
-                client.put_object(Bucket=self.bucket, Key=".sessrec-ready", Body=b"ok")
-                client.delete_object(Bucket=self.bucket, Key=".sessrec-ready")
-                return
-            except Exception as e:
-                last_error = e
-                time.sleep(0.3)
-        raise TimeoutError(
-            f"SeaweedFS S3 at {self.endpoint} not usable after {self.startup_timeout:.0f}s "
-            f"(last error: {last_error!r}); log tail:\n{_tail(self.log_path)}"
-        )
+    def _probe(self) -> None:
+        try:
+            # Any HTTP answer (403 for anonymous) means the S3 gateway listens.
+            urllib.request.urlopen(self.endpoint, timeout=2).close()
+        except urllib.error.HTTPError:
+            pass
+        client = self.client()
+        self._ensure_bucket(client)
+        # A real write proves master, volume and filer are all up.
+        client.put_object(Bucket=self.bucket, Key=".sessrec-ready", Body=b"ok")
+        client.delete_object(Bucket=self.bucket, Key=".sessrec-ready")
 
     def _ensure_bucket(self, client: Any) -> None:
         from botocore.exceptions import ClientError
@@ -452,24 +489,12 @@ class SeaweedS3(_Server):
                 if e.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
 
-    def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
-        """Stop the server, keeping its data; kill=True is an abrupt SIGKILL (crash)."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if kill:
-            proc.kill()
-        else:
-            proc.terminate(timeout)
+    def _stopped(self) -> None:
         # Unix sockets weed names after ports and always puts in /tmp (no flag for them).
         for name, port in self.ports.items():
             kind = name.split(".")[0]
             suffix = "-grpc" if name.endswith(".grpc") else ""
             Path(f"/tmp/seaweedfs-{kind}{suffix}-{port}.sock").unlink(missing_ok=True)
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.alive()
 
     # -- clients -----------------------------------------------------------
 
@@ -830,13 +855,15 @@ class RayLocalCluster(_Server):
 # ---------------------------------------------------------------------------
 
 
-class MlflowServer(_Server):
+class MlflowServer(_OneProcessServer):
     """A real MLflow tracking server (`mlflow server`) on 127.0.0.1 with a free port.
 
     SQLite backend and artifacts in a temp folder; artifacts are served by the server itself
     (mlflow-artifacts:/), so clients upload over HTTP as they would to a remote tracker.
     It runs worker processes: stop() ends its whole session (the server and its children).
     """
+
+    what = "mlflow server"
 
     def __init__(self, *, startup_timeout: float = 90.0, workers: int = 1) -> None:
         self.startup_timeout = startup_timeout
@@ -870,50 +897,13 @@ class MlflowServer(_Server):
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
         # No background job runner (a dozen huey workers): tracking needs none.
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-        self._proc = _SessionProcess(cmd, env, self.log_path, cwd=str(self.root))
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
+        self._launch(cmd, env)
         return self
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        last_error: object = None
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            if not self._proc.alive():
-                code = self._proc.popen.returncode
-                raise RuntimeError(f"mlflow server exited with {code}; log tail:\n{_tail(self.log_path)}")
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError) as e:
-                last_error = e
-            time.sleep(0.3)
-        raise TimeoutError(
-            f"mlflow server not answering after {self.startup_timeout:.0f}s ({last_error!r}); "
-            f"log tail:\n{_tail(self.log_path)}"
-        )
-
-    def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
-        """Stop the server and every process it started (gunicorn/uvicorn workers)."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if kill:
-            proc.kill()
-        else:
-            proc.terminate(timeout)
-
-    def pids(self) -> list[int]:
-        return self._proc.pids() if self._proc is not None else []
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.alive()
+    def _probe(self) -> None:
+        with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"/health answered {resp.status}")
 
     def client(self) -> Any:
         from mlflow.tracking import MlflowClient
