@@ -101,6 +101,17 @@ def render(
     replica_memory: Annotated[
         str, typer.Option(help="rayservice: memory each replica reserves in Ray (e.g. 2Gi).")
     ] = defaults.SERVE_REPLICA_MEMORY,
+    promote: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="Jobs: end with `sessrec results promote <the sweep> --name NAME --if-better` "
+            "(its best model becomes models/NAME when it beats the current one).",
+        ),
+    ] = None,
+    promote_always: Annotated[
+        bool, typer.Option("--promote-always", help="With --promote: promote without --if-better.")
+    ] = False,
 ) -> None:
     """Print the manifests that run SPEC on KubeRay (pipe them to `kubectl apply -f -`)."""
     options = rendering.RenderOptions(
@@ -121,6 +132,8 @@ def render(
         target_ongoing_requests=target_ongoing_requests,
         replica_cpus=replica_cpus,
         replica_memory=replica_memory,
+        promote=promote,
+        promote_if_better=defaults.PROMOTE_IF_BETTER and not promote_always,
     )
     text = rendering.render(spec, options)
     # Provenance: the files in jobs/ and cluster/ are this output; a test re-runs the line.
@@ -141,11 +154,14 @@ def render(
         ("--target-ongoing-requests", target_ongoing_requests, None),
         ("--replica-cpus", replica_cpus, defaults.SERVE_REPLICA_CPUS),
         ("--replica-memory", replica_memory, defaults.SERVE_REPLICA_MEMORY),
+        ("--promote", promote, None),
     ):
         if value != default:
             argv += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     for pair in cluster_selector or []:
         argv += ["--cluster-selector", pair]
+    if promote_always:
+        argv.append("--promote-always")
     typer.echo(f"# Rendered by: {shlex.join(argv)}\n{text}", nl=False)
     for line in rendering.notices(spec, options):
         typer.echo(line, err=True)

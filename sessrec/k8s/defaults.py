@@ -29,6 +29,14 @@ SPEC_KEY = "sweep.yaml"
 RAYJOB_KEY = "rayjob.yaml"
 #: The in-cluster command is the laptop command; the spec path is relative to the job's working_dir.
 ENTRYPOINT = f"sessrec tune run {SPEC_KEY} --address auto"
+#: `render --promote NAME` (the chart's `promote.name`): the job ends with PROMOTE_COMMAND on the sweep it
+#: ran. Both commands take the id from the shell variable SWEEP_ID_VARIABLE, set once at the start: the
+#: fixed --sweep-id, or <spec name>-SWEEP_ID_STAMP, bash for new_sweep_id's <UTC time>-<4 hex>, made
+#: once per run (tests/test_k8s_promote.py runs it and compares the shapes).
+PROMOTE_COMMAND = "sessrec results promote"
+PROMOTE_IF_BETTER = True
+SWEEP_ID_VARIABLE = "SWEEP_ID"
+SWEEP_ID_STAMP = "$(date -u +%Y%m%d-%H%M%S)-$(printf %04x $RANDOM)"
 #: ConfigMap volumes hold `..data` and timestamped folders besides the keys; upload only the keys.
 RUNTIME_ENV_YAML = f'working_dir: {SPEC_DIR}\nexcludes: ["..*"]\n'
 

@@ -44,6 +44,8 @@ from sessrec.k8s.defaults import (
     KUBECTL_RESOURCES,
     KUBECTL_UID,
     POD_SECURITY,
+    PROMOTE_COMMAND,
+    PROMOTE_IF_BETTER,
     RAY_VERSION,
     RAYJOB_KEY,
     RUNTIME_ENV_YAML,
@@ -61,6 +63,8 @@ from sessrec.k8s.defaults import (
     SPEC_KEY,
     SUBDOMAIN_LIMIT,
     SUBMITTER_RESOURCES,
+    SWEEP_ID_STAMP,
+    SWEEP_ID_VARIABLE,
     WORKER_GROUP,
     WORKER_MAX,
     WORKER_MIN,
@@ -92,6 +96,9 @@ class RenderOptions:
     target_ongoing_requests: float | None = None
     replica_cpus: float = SERVE_REPLICA_CPUS
     replica_memory: str = SERVE_REPLICA_MEMORY
+    # The jobs: end with `sessrec results promote <the sweep> --name PROMOTE [--if-better]`.
+    promote: str | None = None
+    promote_if_better: bool = PROMOTE_IF_BETTER
 
 
 def render(spec_ref: str | None, options: RenderOptions) -> str:
@@ -149,9 +156,10 @@ def render_objects(spec_ref: str | None, options: RenderOptions) -> list[dict[st
             or options.cluster_selector
             or options.schedule
             or options.time_zone
+            or _promotes(options)
         ):
             raise SessrecError(
-                "--kind raycluster takes no SPEC, --sweep-id, --cluster-selector, --schedule or --time-zone"
+                "--kind raycluster takes no SPEC, --sweep-id, --cluster-selector, --schedule, --time-zone or --promote"
             )
         name = options.name or "sessrec"
         _check_name("RayCluster", name)
@@ -224,10 +232,52 @@ def _check_options(name: str, options: RenderOptions) -> None:
             )
     if options.kind == "rayjob" and (options.schedule or options.time_zone):
         raise SessrecError("--schedule and --time-zone are for --kind raycronjob or cronjob")
+    _check_promote(options)
     if options.schedule is not None and (problem := cron_problem(options.schedule)):
         raise SessrecError(f"--schedule {options.schedule!r}: {problem}")
     if options.time_zone is not None and (problem := time_zone_problem(options.time_zone)):
         raise SessrecError(f"--time-zone {options.time_zone!r}: {problem}")
+
+
+def _promotes(options: RenderOptions) -> bool:
+    return options.promote is not None or options.promote_if_better != PROMOTE_IF_BETTER
+
+
+def _check_promote(options: RenderOptions) -> None:
+    if options.promote is None:
+        if options.promote_if_better != PROMOTE_IF_BETTER:
+            raise SessrecError("--promote-always needs --promote NAME (the model the sweep's best becomes)")
+        return
+    # The name goes into a shell command: only names that need no quoting pass.
+    if not layout.NAME_PATTERN.match(options.promote) or len(options.promote) > layout.MAX_NAME_LENGTH:
+        raise SessrecError(
+            f"--promote {options.promote!r}: not a model name: lower-case letters, digits and '-', "
+            f"starting with a letter, at most {layout.MAX_NAME_LENGTH} characters"
+        )
+
+
+def entrypoint(options: RenderOptions, sweep: str, sweep_id: str | None) -> str:
+    """The RayJob's command: `tune run` of the mounted spec, with a fixed ``sweep_id`` (a retry then
+    continues that sweep) or none (``tune run`` makes one); with ``options.promote``, followed by
+    ``results promote`` of that same sweep, in one shell script.
+
+    KubeRay puts the entrypoint, as it stands, into the submitter's bash command line ``ray job
+    submit ... -- <entrypoint>``; Ray joins the words it gets (shlex.join) and runs them with
+    /bin/sh on the head. A ``&&`` would therefore split the submitter's command, so the script is
+    one quoted word of ``bash -c``: the id is made (or set) once, on the head, and both commands use it.
+    """
+    run = ENTRYPOINT + (f" --dataset {shlex.quote(options.dataset)}" if options.dataset else "")
+    resume = " --resume-existing" if sweep_id else ""
+    if options.promote is None:
+        return run + (f" --sweep-id {sweep_id}{resume}" if sweep_id else "")
+    variable = f'"${SWEEP_ID_VARIABLE}"'
+    script = (
+        f"{SWEEP_ID_VARIABLE}={sweep_id or f'{sweep}-{SWEEP_ID_STAMP}'}"
+        f" && {run} --sweep-id {variable}{resume}"
+        f" && {PROMOTE_COMMAND} {variable} --name {options.promote}"
+        + (" --if-better" if options.promote_if_better else "")
+    )
+    return f"bash -c {shlex.quote(script)}"
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -427,8 +477,8 @@ def serve_config(options: RenderOptions) -> dict[str, Any]:
 
 
 def rayservice_for(spec_ref: str | None, options: RenderOptions) -> dict[str, Any]:
-    if spec_ref is not None or options.sweep_id or options.dataset or options.cluster_selector:
-        raise SessrecError("--kind rayservice takes no SPEC, --sweep-id, --dataset or --cluster-selector")
+    if spec_ref is not None or options.sweep_id or options.dataset or options.cluster_selector or _promotes(options):
+        raise SessrecError("--kind rayservice takes no SPEC, --sweep-id, --dataset, --cluster-selector or --promote")
     if options.schedule or options.time_zone:
         raise SessrecError("--schedule and --time-zone are for --kind raycronjob or cronjob")
     _check_serve_options(options)
@@ -486,13 +536,11 @@ def _submitter_template(name: str, image: str) -> dict[str, Any]:
     }
 
 
-def rayjob_spec(name: str, options: RenderOptions, sweep_id: str | None) -> dict[str, Any]:
+def rayjob_spec(name: str, sweep: str, options: RenderOptions, sweep_id: str | None) -> dict[str, Any]:
     """One sweep as a RayJob spec: on a new cluster, or on the one ``cluster_selector`` picks."""
     spec: dict[str, Any] = {
         # A fixed id: a retry (backoffLimit) runs this again and continues the sweep the last attempt began.
-        "entrypoint": ENTRYPOINT
-        + (f" --dataset {shlex.quote(options.dataset)}" if options.dataset else "")
-        + (f" --sweep-id {sweep_id} --resume-existing" if sweep_id else ""),
+        "entrypoint": entrypoint(options, sweep, sweep_id),
         "runtimeEnvYAML": RUNTIME_ENV_YAML,
         "submissionMode": "K8sJobMode",
         "activeDeadlineSeconds": JOB_DEADLINE_SECONDS,
@@ -516,7 +564,7 @@ def rayjob(name: str, sweep: str, options: RenderOptions) -> dict[str, Any]:
         "apiVersion": "ray.io/v1",
         "kind": "RayJob",
         "metadata": {"name": name, "labels": _labels(name, "sweep", sweep)},
-        "spec": rayjob_spec(name, options, options.sweep_id),
+        "spec": rayjob_spec(name, sweep, options, options.sweep_id),
     }
 
 
@@ -525,7 +573,7 @@ def raycronjob(name: str, sweep: str, options: RenderOptions) -> dict[str, Any]:
     if options.time_zone:
         spec["timeZone"] = options.time_zone
     # No sweep id: every run generates its own (<spec name>-<UTC time>), so runs never collide.
-    spec["jobTemplate"] = rayjob_spec(name, options, None)
+    spec["jobTemplate"] = rayjob_spec(name, sweep, options, None)
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayCronJob",
@@ -547,7 +595,7 @@ def cronjob_objects(name: str, sweep: str, options: RenderOptions) -> list[dict[
         "apiVersion": "ray.io/v1",
         "kind": "RayJob",
         "metadata": {"generateName": f"{name}-", "labels": _labels(name, "sweep", sweep)},
-        "spec": rayjob_spec(name, options, None),
+        "spec": rayjob_spec(name, sweep, options, None),
     }
     spec: dict[str, Any] = {"schedule": options.schedule or DEFAULT_SCHEDULE}
     if options.time_zone:

@@ -229,7 +229,18 @@ entrypoint works on an ephemeral cluster and on a shared one.
 {{- $root := .root -}}
 {{- $fullname := include "sessrec.fullname" $root -}}
 {{- /* A fixed id: a retry (backoffLimit) runs this again and continues the sweep the last attempt began. */}}
-entrypoint: {{ printf "sessrec tune run sweep.yaml --address auto%s" (ternary (printf " --sweep-id %s --resume-existing" .sweepId) "" (ne .sweepId "")) | quote }}
+{{- $resume := ternary " --resume-existing" "" (ne .sweepId "") }}
+{{- with $root.Values.promote.name }}
+{{- /* Then `results promote` of the same sweep, as `entrypoint` in sessrec/k8s/render.py: one bash
+script (KubeRay pastes the entrypoint into the submitter's shell line `ray job submit ... -- <entrypoint>`),
+whose SWEEP_ID is the fixed id or <spec name>-<UTC time>-<4 hex>, made once on the head. */}}
+{{- $stamp := "$(date -u +%Y%m%d-%H%M%S)-$(printf %04x $RANDOM)" }}
+{{- $sweepId := $.sweepId | default (printf "%s-%s" (include "sessrec.sweepName" $root) $stamp) }}
+{{- $script := printf "SWEEP_ID=%s && sessrec tune run sweep.yaml --address auto --sweep-id \"$SWEEP_ID\"%s && sessrec results promote \"$SWEEP_ID\" --name %s%s" $sweepId $resume . (ternary " --if-better" "" $root.Values.promote.ifBetter) }}
+entrypoint: {{ printf "bash -c %s" (squote $script) | quote }}
+{{- else }}
+entrypoint: {{ printf "sessrec tune run sweep.yaml --address auto%s" (ternary (printf " --sweep-id %s%s" .sweepId $resume) "" (ne .sweepId "")) | quote }}
+{{- end }}
 # ConfigMap volumes hold `..data` and timestamped folders besides the keys; upload only the keys.
 runtimeEnvYAML: |
   working_dir: /etc/sessrec
@@ -371,6 +382,9 @@ values path (for the message) and its resources.
 {{- end }}
 {{- if not (regexMatch (.Files.Get "files/cron-pattern.txt" | trim) .Values.schedule.cron) }}
 {{- fail (printf "schedule.cron %q: not a schedule KubeRay and Kubernetes accept: 5 fields (minute 0-59, hour 0-23, day of month 1-31, month 1-12 or JAN-DEC, day of week 0-6 or SUN-SAT; each *, ?, a value, a range a-b, a list and /step) or @hourly, @daily, @weekly, @monthly, @yearly, @every DURATION" .Values.schedule.cron) }}
+{{- end }}
+{{- if and .Values.promote.name (not (or .Values.oneOff.enabled .Values.schedule.enabled)) }}
+{{- fail (printf "promote.name %q: only a sweep job promotes: set oneOff.enabled or schedule.enabled (and sweep), or clear it" .Values.promote.name) }}
 {{- end }}
 {{- if and (eq .Values.job.target "cluster") (not (kindIs "invalid" .Values.job.backoffLimit)) (gt (int .Values.job.backoffLimit) 0) }}
 {{- fail (printf "job.backoffLimit (%v): retries are for job.target \"ephemeral\" only; KubeRay refuses them on a shared cluster: remove it" .Values.job.backoffLimit) }}
