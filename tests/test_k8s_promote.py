@@ -25,7 +25,7 @@ from sessrec.cli import app
 from sessrec.errors import SessrecError
 from sessrec.k8s import defaults, render, validate
 from sessrec.spec import builtin_spec_text, parse_spec
-from sessrec.sweep.records import new_sweep_id
+from sessrec.sweep.records import SWEEP_ID_PREFIX_LENGTH, new_sweep_id, sweep_id_prefix
 
 TINY = yaml.safe_load(builtin_spec_text("tiny"))
 SECRET = "sessrec-s3-credentials"
@@ -80,6 +80,20 @@ def test_a_one_off_job_promotes_its_fixed_sweep_and_a_retry_promotes_again() -> 
     )
     generated = job_spec(rendered("rayjob", promote="m"))["entrypoint"]
     assert script_of(generated).startswith(f"SWEEP_ID=tiny-{defaults.SWEEP_ID_STAMP} && ")
+
+
+def test_a_long_spec_name_is_cut_so_the_sweep_id_fits(helm: Helm) -> None:
+    long_name = "abcdefghijklmnopqr--uvwx"  # 24 characters, the most a spec name may have; "--" at the cut
+    spec = parse_spec(yaml.safe_dump({**TINY, "name": long_name}))
+    made = new_sweep_id(spec)
+    assert made.startswith("abcdefghijklmnopqr-2") and len(made) == 39
+    assert layout.check_name(made, "sweep id")
+    theirs = job_spec(helm.objects({"sweep": {**TINY, "name": long_name}, **RUN, "promote": {"name": "m"}}))
+    assert script_of(theirs["entrypoint"]).startswith(f"SWEEP_ID=abcdefghijklmnopqr-{defaults.SWEEP_ID_STAMP} && ")
+    ours = render.entrypoint(render.RenderOptions(kind="raycronjob", promote="m"), long_name, None)
+    assert ours == theirs["entrypoint"]
+    assert sweep_id_prefix(long_name) == "abcdefghijklmnopqr"
+    assert f"trunc {SWEEP_ID_PREFIX_LENGTH}" in (CHART / "templates" / "_helpers.tpl").read_text()
 
 
 def test_without_promote_the_entrypoint_is_as_before() -> None:

@@ -72,6 +72,7 @@ from sessrec.k8s.defaults import (
 )
 from sessrec.k8s.rules import IMAGE_REFERENCE, cron_problem, name_problem, quantity_value, time_zone_problem
 from sessrec.spec import BUILTIN_SPECS, SweepSpec, read_spec
+from sessrec.sweep.records import sweep_id_prefix
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,7 @@ def entrypoint(options: RenderOptions, sweep: str, sweep_id: str | None) -> str:
         return run + (f" --sweep-id {sweep_id}{resume}" if sweep_id else "")
     variable = f'"${SWEEP_ID_VARIABLE}"'
     script = (
-        f"{SWEEP_ID_VARIABLE}={sweep_id or f'{sweep}-{SWEEP_ID_STAMP}'}"
+        f"{SWEEP_ID_VARIABLE}={sweep_id or f'{sweep_id_prefix(sweep)}-{SWEEP_ID_STAMP}'}"
         f" && {run} --sweep-id {variable}{resume}"
         f" && {PROMOTE_COMMAND} {variable} --name {options.promote}"
         + (" --if-better" if options.promote_if_better else "")

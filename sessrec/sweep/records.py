@@ -78,9 +78,19 @@ class SweepPaths:
         return storage.join(self.folder, *parts)
 
 
+#: A new sweep id is a prefix of the spec's name, then "-<UTC date>-<UTC time>-<4 hex>" (21
+#: characters): the prefix keeps the id within a name's length (a spec name may be 24 long).
+SWEEP_ID_PREFIX_LENGTH = layout.MAX_NAME_LENGTH - 21
+
+
+def sweep_id_prefix(spec_name: str) -> str:
+    """What a new sweep id of the spec ``spec_name`` starts with (no trailing '-')."""
+    return spec_name[:SWEEP_ID_PREFIX_LENGTH].rstrip("-")
+
+
 def new_sweep_id(spec: SweepSpec) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    return f"{spec.name}-{stamp}-{secrets.token_hex(2)}"
+    return f"{sweep_id_prefix(spec.name)}-{stamp}-{secrets.token_hex(2)}"
 
 
 def check_sweep_id(root: str, sweep_id: str | None, resume_existing: bool = False) -> None:

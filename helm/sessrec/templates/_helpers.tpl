@@ -235,7 +235,9 @@ entrypoint works on an ephemeral cluster and on a shared one.
 script (KubeRay pastes the entrypoint into the submitter's shell line `ray job submit ... -- <entrypoint>`),
 whose SWEEP_ID is the fixed id or <spec name>-<UTC time>-<4 hex>, made once on the head. */}}
 {{- $stamp := "$(date -u +%Y%m%d-%H%M%S)-$(printf %04x $RANDOM)" }}
-{{- $sweepId := $.sweepId | default (printf "%s-%s" (include "sessrec.sweepName" $root) $stamp) }}
+{{- /* The spec name's first 19 characters (sweep.records.SWEEP_ID_PREFIX_LENGTH): an id fits in 40. */}}
+{{- $prefix := regexReplaceAll "-+$" (include "sessrec.sweepName" $root | trunc 19) "" }}
+{{- $sweepId := $.sweepId | default (printf "%s-%s" $prefix $stamp) }}
 {{- $script := printf "SWEEP_ID=%s && sessrec tune run sweep.yaml --address auto --sweep-id \"$SWEEP_ID\"%s && sessrec results promote \"$SWEEP_ID\" --name %s%s" $sweepId $resume . (ternary " --if-better" "" $root.Values.promote.ifBetter) }}
 entrypoint: {{ printf "bash -c %s" (squote $script) | quote }}
 {{- else }}
