@@ -147,12 +147,56 @@ def test_serve_resolves_names_sweeps_and_uris(store: str) -> None:
         serving.resolve("absent", store)
 
 
-# -- a real server -------------------------------------------------------------------------------
+def test_names_are_attached_where_the_version_has_them(store: str) -> None:
+    holder = ModelHolder("rec", store, 0)
+    items = known_items(store)
+    query = serving.parse_recommend(json.dumps({"session": items[:2], "k": 3}).encode())
+    plain = serving.recommend(holder.current.scorer, query, "v")
+    assert "names" not in plain and holder.current.names is None  # no loader yet: ids only
+    named = serving.recommend(holder.current.scorer, query, "v", {plain["items"][0]: "First"})
+    assert named["items"] == plain["items"] and named["names"] == ["First", None, None]
+    batch = serving.parse_batch(json.dumps({"sessions": [items[:1], ["zz"]], "k": 2}).encode())
+    rows = serving.recommend(holder.current.scorer, batch, "v", {})["results"]
+    assert len(rows[0]["names"]) == 2 and rows[1]["names"] == []
+
+
+def test_ingress_choice_and_direct_ingress_env() -> None:
+    assert serving.choose_ingress("auto", 1) == "direct" and serving.choose_ingress("auto", 3) == "proxy"
+    assert serving.choose_ingress("proxy", 1) == "proxy" and serving.choose_ingress("direct", 1) == "direct"
+    with pytest.raises(serving.SessrecError, match="--ingress proxy"):
+        serving.choose_ingress("direct", 2)
+    with pytest.raises(serving.SessrecError, match="must be one of"):
+        serving.choose_ingress("fast", 1)
+    env = serving.direct_ingress_env(8123)
+    assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
+    # Ray Serve hands out ports from range(min, max): exactly the one asked for.
+    assert (env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"], env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"]) == (
+        "8123",
+        "8124",
+    )
+    from ray.serve._private.node_port_manager import PortAllocator
+
+    allocator = PortAllocator(8123, 8124, "HTTP", "node")
+    assert allocator.allocate("replica-1") == 8123
+
+
+def test_a_port_in_use_is_one_line_before_ray_starts() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(serving.SessrecError, match=f"cannot listen on 127.0.0.1:{port}"):
+            serving._check_port("127.0.0.1", port)
+
+
+# -- a real server, answering itself (direct ingress) and behind Ray Serve's proxy -----------------
 
 
 class Server:
-    def __init__(self, proc: _SessionProcess, port: int):
-        self.proc, self.port = proc, port
+    def __init__(self, proc: _SessionProcess, port: int, store: str, ingress: str):
+        self.proc, self.port, self.store, self.ingress = proc, port, store, ingress
 
     def request(
         self,
@@ -175,9 +219,12 @@ class Server:
         return self.request("POST", path, json.dumps(data).encode(), {"Content-Type": "application/json"})
 
 
-@pytest.fixture(scope="module")
-def server(store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=["auto", "proxy"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``sessrec serve`` with the default ingress (one replica: it answers HTTP itself) and with
+    ``--ingress proxy``; each with a store of its own, which the hot reload test changes."""
     port, scratch = free_port(), tmp_path_factory.mktemp("serve-run")
+    store = make_store(scratch)
     env = {**os.environ, "HOME": str(scratch), "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     command = [
         sys.executable,
@@ -191,20 +238,25 @@ def server(store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
         str(port),
         "--reload-interval",
         "0.5",
+        "--ingress",
+        request.param,
     ]
     proc = _SessionProcess(command, env, scratch / "serve.log")
-    running = Server(proc, port)
+    running = Server(proc, port, store, request.param)
     try:
         deadline = time.monotonic() + 90
         while True:
             assert proc.alive(), Path(proc.log_path).read_text()[-3000:]
             try:
-                if running.request("GET", "/healthz", timeout=2)[0] == 200:
+                ready = "serving rec on" in Path(proc.log_path).read_text()  # printed once serve.run returns
+                if running.request("GET", "/healthz", timeout=2)[0] == 200 and ready:
                     break
             except (OSError, ValueError, http.client.HTTPException):
                 pass
             assert time.monotonic() < deadline, Path(proc.log_path).read_text()[-3000:]
             time.sleep(0.5)
+        via = "the replica answers directly" if request.param == "auto" else "Ray Serve's proxy"
+        assert via in Path(proc.log_path).read_text()
         yield running
         # Ctrl-C stops it cleanly, with the exit status of an interrupt.
         os.kill(proc.pid, signal.SIGINT)
@@ -214,8 +266,8 @@ def server(store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
 
 
 @pytest.mark.slow
-def test_server_answers_good_and_bad_requests(server: Server, store: str) -> None:
-    items = known_items(store)
+def test_server_answers_good_and_bad_requests(server: Server) -> None:
+    items = known_items(server.store)
     status, body, _ = server.post("/recommend", {"session": [items[0], items[1], "nope"], "k": 5})
     assert status == 200 and len(body["items"]) == 5 and body["unknown"] == ["nope"]
     status, body, _ = server.post("/recommend/batch", {"sessions": [items[:2], ["nope"]], "k": 2})
@@ -251,7 +303,8 @@ def test_server_answers_good_and_bad_requests(server: Server, store: str) -> Non
 
 
 @pytest.mark.slow
-def test_hot_reload_under_load(server: Server, store: str) -> None:
+def test_hot_reload_under_load(server: Server) -> None:
+    store = server.store
     items = known_items(store)
     first = server.request("GET", "/model")[1]
     answers: list[tuple[int, str]] = []

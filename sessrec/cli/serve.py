@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from typing import Annotated
 
 import typer
 
 from sessrec.cli.common import settings
+
+Ingress = Enum("Ingress", {mode: mode for mode in ("auto", "direct", "proxy")}, type=str)  # type: ignore[misc]
 
 
 def serve(
@@ -23,6 +26,13 @@ def serve(
     reload_interval: Annotated[
         float, typer.Option(min=0, help="Seconds between checks for a new version of the model in storage (0: never).")
     ] = 2.0,
+    ingress: Annotated[
+        Ingress,
+        typer.Option(
+            help="direct: the replica answers on the port itself (fastest; one replica); proxy: Ray Serve's "
+            "HTTP proxy answers and balances the replicas; auto: direct for one replica, else proxy."
+        ),
+    ] = Ingress["auto"],
 ) -> None:
     """Serve a recommender over HTTP: POST /recommend, POST /recommend/batch, GET /healthz, GET /model.
     A new version stored under the same name is loaded and swapped in without dropping a request.
@@ -30,12 +40,14 @@ def serve(
     from sessrec import serving  # Ray is imported only once serving starts
 
     root = settings(ctx).storage
+    mode = serving.choose_ingress(ingress.value, replicas)
+    via = "the replica answers directly" if mode == "direct" else f"Ray Serve's proxy, {replicas} replica(s)"
 
     def ready() -> None:
         print(
-            f"serving {model} on http://{host}:{port} (POST /recommend, /recommend/batch; GET /healthz, /model)",
+            f"serving {model} on http://{host}:{port} ({via}; POST /recommend, /recommend/batch; GET /healthz, /model)",
             file=sys.stderr,
             flush=True,
         )
 
-    serving.serve_forever(model, root, host, port, replicas, reload_interval, on_ready=ready)
+    serving.serve_forever(model, root, host, port, replicas, reload_interval, on_ready=ready, ingress=mode)
