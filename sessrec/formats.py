@@ -4,6 +4,7 @@
 - transactions: CSV (any encoding) or Parquet, one row per purchase.
 - embeddings: Parquet with ``item: string`` and ``vector: fixed_size_list<float32>`` (written; read: also
   ``list``/``large_list`` of equal-length rows, of any float or integer type).
+- item names: Parquet with ``item: string`` and ``name: string``, one row per named item.
 """
 
 from __future__ import annotations
@@ -191,6 +192,31 @@ def embeddings_from_parquet(data: bytes, what: str = "embeddings file") -> Embed
         raise SessrecError(f"{what}: vectors are empty")
     matrix = finite_float32(values.to_numpy(zero_copy_only=False).reshape(len(vectors), -1), f"{what}: vectors hold")
     return Embeddings(np.asarray(items.to_pylist(), dtype=object), matrix)
+
+
+def names_to_parquet(names: dict[str, str]) -> bytes:
+    items = sorted(names)
+    return _write_parquet(
+        pa.table(
+            {
+                "item": pa.array(items, type=pa.string()),
+                "name": pa.array([names[item] for item in items], type=pa.string()),
+            }
+        )
+    )
+
+
+def names_from_parquet(data: bytes, what: str = "item names file") -> dict[str, str]:
+    table = read_parquet(data, what)
+    if not {"item", "name"} <= set(table.column_names):
+        raise SessrecError(f"{what} needs columns 'item' and 'name' (has: {', '.join(table.column_names)})")
+    columns = {}
+    for column in ("item", "name"):
+        values = table.column(column)
+        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or values.null_count:
+            raise SessrecError(f"{what}: column {column!r} must hold text without nulls, got {values.type}")
+        columns[column] = values.to_pylist()
+    return dict(zip(columns["item"], columns["name"], strict=True))
 
 
 def to_json(value: Any) -> bytes:

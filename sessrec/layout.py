@@ -2,7 +2,8 @@
 (a local folder or ``s3://bucket/prefix``) is built here:
 
     <root>/datasets/<name>/sessions.parquet     sessions, one list<string> per row
-    <root>/datasets/<name>/manifest.json        sha256 of the content, counts, source, options
+    <root>/datasets/<name>/names.parquet        item id, name: the items' descriptions, where the source had them
+    <root>/datasets/<name>/manifest.json        sha256 of the content, counts, source, options (and of the names)
     <root>/models/<name>/embeddings.parquet     item, float32 vector (sessrec train)
     <root>/models/<name>/embeddings.txt         the same in word2vec text format (--export word2vec)
     <root>/models/<name>/config.json            word2vec config, dataset, split seed and N
@@ -42,6 +43,8 @@ MAX_NAME_LENGTH = 40
 
 DATASETS, MODELS, SWEEPS = "datasets", "models", "sweeps"
 SESSIONS_FILE, MANIFEST_FILE = "sessions.parquet", "manifest.json"
+#: A dataset's item names (``data prepare --name-col``); its manifest's ``names`` entry holds its sha256.
+NAMES_FILE = "names.parquet"
 EMBEDDINGS_FILE, EMBEDDINGS_TEXT_FILE = "embeddings.parquet", "embeddings.txt"
 CONFIG_FILE, CURVE_FILE, METRICS_FILE = "config.json", "curve.json", "metrics.json"
 SPEC_FILE, TRIALS_FILE, TUNE_DIR, BEST_DIR, REPORT_DIR = "spec.yaml", "trials.parquet", "tune", "best", "report"
@@ -93,3 +96,14 @@ def model_dir(root: str, name: str) -> str:
 
 def sweep_dir(root: str, sweep_id: str) -> str:
     return storage.join(root, SWEEPS, check_name(sweep_id, "sweep id"))
+
+
+def dataset_of_sessions_uri(uri: str) -> str | None:
+    """The dataset name of a stored dataset's sessions URI (``.../datasets/NAME/sessions.parquet``,
+    what models and sweeps record as their dataset); None for any other file."""
+    parts = uri.rstrip("/").split("/")
+    if len(parts) >= 3 and parts[-1] == SESSIONS_FILE and parts[-3] == DATASETS:
+        name = parts[-2]
+        if NAME_PATTERN.match(name) and len(name) <= MAX_NAME_LENGTH:
+            return name
+    return None

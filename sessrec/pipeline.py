@@ -1,12 +1,14 @@
 """The laptop pipeline: each function is one CLI command's work, joining the pure core to
 storage. Outputs land in the documented layout (see ``sessrec.layout``).
 
-Over 400 lines: one short function per command (data, baselines, train, fit, recommend), each
-joining the core to storage in a few lines; split by command they would share most imports."""
+Over 400 lines: one short function per command (data and its item names, baselines, train, fit,
+recommend), each joining the core to storage in a few lines; split by command they would share
+most imports."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sessrec import __version__, formats, layout, outputs, recommenders_store, storage
 from sessrec.core import baselines
 from sessrec.core.embeddings import Embeddings, word2vec_text_problem
+from sessrec.core.item_names import DEFAULT_NAME_COLUMN, item_names
 from sessrec.core.metrics import evaluate
 from sessrec.core.recommenders import Component, Hybrid, SessionScorer, catalogue
 from sessrec.core.recommenders import build as build_recommender
@@ -100,22 +103,133 @@ def check_dataset(ref: str, root: str) -> str:
     return f"ok: dataset {where}: {len(dataset.sessions):,} sessions readable, sha256 {dataset.sha256[:12]}"
 
 
-def save_dataset(sessions: Sessions, name: str, root: str, source: dict[str, Any], overwrite: bool) -> dict[str, Any]:
-    """Write sessions then the manifest, together (see ``sessrec.outputs``)."""
+def _folder_names(folder: str, sha256: str | None) -> dict[str, str] | None:
+    """The item names the dataset in ``folder`` keeps ({} if none); None when the folder holds no
+    dataset, or (``sha256`` given) one with other sessions. A names file its manifest does not
+    vouch for (missing, or another sha256) is a one-line error, as corrupt sessions are."""
+    manifest_uri = storage.join(folder, layout.MANIFEST_FILE)
+    try:
+        manifest = formats.from_json(storage.read_bytes(manifest_uri), manifest_uri)
+    except NotFoundError:
+        return None
+    if not isinstance(manifest, dict) or (sha256 is not None and manifest.get("sha256") != sha256):
+        return None
+    entry = manifest.get("names")
+    if not isinstance(entry, dict):
+        return {}
+    uri = storage.join(folder, layout.NAMES_FILE)
+    try:
+        data = storage.read_bytes(uri)
+    except NotFoundError:
+        raise SessrecError(f"{uri} is missing, though its dataset's manifest lists item names") from None
+    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        raise SessrecError(f"{uri} is corrupt: it does not match the sha256 in its dataset's manifest")
+    return formats.names_from_parquet(data, uri)
+
+
+def load_item_names(ref: str, root: str) -> dict[str, str]:
+    """A dataset's item names, ``id -> name`` ({} when it keeps none): by dataset name, or by its
+    sessions URI (``.../datasets/NAME/sessions.parquet``); any other sessions file has none."""
+    if layout.is_file_ref(ref):
+        if layout.dataset_of_sessions_uri(ref) is None:
+            return {}
+        folder = ref.rstrip("/").rpartition("/")[0]
+    else:
+        folder = layout.dataset_dir(root, ref)
+    names = _folder_names(folder, None)
+    if names is None:
+        raise NotFoundError(f"no dataset {ref!r} in {root}")
+    return names
+
+
+def recorded_item_names(root: str, dataset: str | None, sha256: str | None) -> dict[str, str]:
+    """The item names of the dataset a model or sweep records as its provenance (``dataset``: its
+    name or sessions URI; ``sha256``: its ``dataset_sha256``), ``id -> name``; {} where none are
+    known: no record, a sessions file outside a dataset folder, a dataset without names, or one
+    since replaced by other sessions. Looked up by the dataset's name under ``root`` first (a
+    recorded local URI may be relative to another folder), then at the recorded URI; only a
+    dataset with the recorded sha256 counts. For ``serve`` and ``recommend``."""
+    if not dataset or not sha256:
+        return {}
+    if layout.is_file_ref(dataset):
+        name = layout.dataset_of_sessions_uri(dataset)
+        if name is None:
+            return {}
+        candidates = [layout.dataset_dir(root, name), dataset.rstrip("/").rpartition("/")[0]]
+    elif layout.NAME_PATTERN.match(dataset) and len(dataset) <= layout.MAX_NAME_LENGTH:
+        candidates = [layout.dataset_dir(root, dataset)]
+    else:
+        return {}
+    for folder in dict.fromkeys(candidates):
+        names = _folder_names(folder, sha256)
+        if names is not None:
+            return names
+    return {}
+
+
+def model_item_names(root: str, ref: str) -> dict[str, str]:
+    """Item names for what a model recommends: those of the dataset it was trained or fitted on,
+    found through the dataset it records (a model name; a sweep id: the sweep's dataset); {} for
+    an embeddings file or where unknown (see ``recorded_item_names``)."""
+    if layout.is_file_ref(ref):
+        return {}
+    folder = named_model_folder(root, ref)
+    if folder != layout.model_dir(root, ref):  # a sweep's best: its manifest records the dataset
+        uri = storage.join(layout.sweep_dir(root, ref), layout.MANIFEST_FILE)
+        try:
+            manifest = formats.from_json(storage.read_bytes(uri), uri)
+        except NotFoundError:
+            return {}
+        dataset = manifest.get("dataset") if isinstance(manifest, dict) else None
+        if not isinstance(dataset, dict):
+            return {}
+        return recorded_item_names(root, dataset.get("uri"), dataset.get("sha256"))
+    for marker in (layout.RECOMMENDER_FILE, layout.METRICS_FILE):
+        uri = storage.join(folder, marker)
+        try:
+            meta = formats.from_json(storage.read_bytes(uri), uri)
+        except NotFoundError:
+            continue
+        return (
+            recorded_item_names(root, meta.get("dataset"), meta.get("dataset_sha256")) if isinstance(meta, dict) else {}
+        )
+    return {}
+
+
+def save_dataset(
+    sessions: Sessions,
+    name: str,
+    root: str,
+    source: dict[str, Any],
+    overwrite: bool,
+    names: dict[str, str] | None = None,
+    name_col: str | None = None,
+) -> dict[str, Any]:
+    """Write the item names (if any), the sessions, then the manifest, together (see
+    ``sessrec.outputs``). A dataset replaced by one without names loses the old names."""
     folder = layout.dataset_dir(root, name)
     manifest_uri = storage.join(folder, layout.MANIFEST_FILE)
     if not overwrite and storage.exists(manifest_uri):
         raise SessrecError(f"dataset {name!r} already exists in {root}; pass --overwrite to replace it")
+    names_bytes = formats.names_to_parquet(names) if names else None
     manifest = {
         "name": name,
         "sha256": sessions.content_sha256(),
         **sessions.stats(),
+        "names": None
+        if names_bytes is None
+        else {"column": name_col, "items": len(names or {}), "sha256": hashlib.sha256(names_bytes).hexdigest()},
         "source": source,
         "created": now(),
         "sessrec_version": __version__,
     }
-    sessions_uri = storage.join(folder, layout.SESSIONS_FILE)
-    outputs.write_all({sessions_uri: formats.sessions_to_parquet(sessions), manifest_uri: formats.to_json(manifest)})
+    outputs.write_all(
+        {
+            storage.join(folder, layout.NAMES_FILE): names_bytes,
+            storage.join(folder, layout.SESSIONS_FILE): formats.sessions_to_parquet(sessions),
+            manifest_uri: formats.to_json(manifest),
+        }
+    )
     return manifest
 
 
@@ -127,22 +241,44 @@ def prepare(
     encoding: str = "ISO-8859-1",
     min_length: int = 3,
     overwrite: bool = False,
+    name_col: str | None = None,
+    no_names: bool = False,
     **columns_and_filters: Any,
 ) -> dict[str, Any]:
+    """A dataset from a transactions table (or a sessions JSONL). Item names come from ``name_col``
+    (which must then exist), else from the UCI ``Description`` column when the table has one;
+    ``no_names`` keeps none."""
     layout.check_name(name, "dataset name")
+    if no_names and name_col is not None:
+        raise SessrecError("--name-col and --no-names contradict each other; give one")
     fmt = fmt or _guess_format(input_uri)
+    if fmt == "jsonl" and name_col is not None:
+        raise SessrecError("--name-col is for transactions tables; a sessions JSONL has no columns (and no names)")
     data = storage.read_bytes(input_uri)
+    names: dict[str, str] = {}
+    used_col = None
     if fmt == "jsonl":
         sessions = filter_min_length(formats.sessions_from_jsonl(data, input_uri), min_length)
     else:
         table = formats.read_transactions(data, fmt, encoding, input_uri)
+        if name_col is not None and name_col not in table.columns:
+            raise SessrecError(
+                f"--name-col {name_col!r} is not a column of {input_uri} "
+                f"(columns: {', '.join(map(str, table.columns))}); pass --no-names to keep no names"
+            )
         sessions = sessions_from_transactions(table, min_length=min_length, **columns_and_filters)
+        wanted = name_col if name_col is not None else DEFAULT_NAME_COLUMN
+        if not no_names and wanted in table.columns:
+            item_col = columns_and_filters.get("item_col", "StockCode")
+            names, used_col = item_names(table, item_col, wanted, sessions.vocab.tolist()), wanted
     # A local path is recorded absolute: the manifest outlives the folder the command ran in.
     uri = input_uri if storage.is_s3(input_uri) else str(Path(input_uri).resolve())
     source = {"uri": uri, "format": fmt, "min_length": min_length, **columns_and_filters}
+    if fmt != "jsonl":
+        source["name_col"] = used_col
     if fmt == "csv":
         source["encoding"] = encoding
-    return save_dataset(sessions, name, root, source, overwrite)
+    return save_dataset(sessions, name, root, source, overwrite, names, used_col)
 
 
 def _guess_format(uri: str) -> str:
@@ -486,10 +622,17 @@ def _unknown_text(unknown: list[str], limit: int = 10) -> str:
 
 
 def recommend_session(
-    scorer: SessionScorer, items: list[str], k: int, exclude: str = "query", mode: str = "session"
+    scorer: SessionScorer,
+    items: list[str],
+    k: int,
+    exclude: str = "query",
+    mode: str = "session",
+    names: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Top-K for one session (mode "session") or for each item as a query (mode "item"); unknown
-    items are left out and named, all of them unknown is a one-line error."""
+    items are left out and named, all of them unknown is a one-line error. Each recommendation
+    carries its ``name`` from ``names`` (None where unknown)."""
+    names = names or {}
     if not items:
         raise SessrecError("the session is empty; give at least one item")
     unknown = list(dict.fromkeys(item for item in items if item not in scorer.index))
@@ -504,11 +647,14 @@ def recommend_session(
     if mode == "item":
         queries = list(dict.fromkeys(known))
         recs = recommend_for_sessions(scorer, [[q] for q in queries], k, "item", "query")
-        rows: Any = {q: [{"item": i, "score": s} for i, s in r] for q, r in zip(queries, recs.items, strict=True)}
+        rows: Any = {
+            q: [{"item": i, "score": s, "name": names.get(i)} for i, s in r]
+            for q, r in zip(queries, recs.items, strict=True)
+        }
         exclude = "query"
     else:
         recs = recommend_for_sessions(scorer, [items], k, "session", exclude)
-        rows = [{"item": i, "score": s} for i, s in recs.items[0]]
+        rows = [{"item": i, "score": s, "name": names.get(i)} for i, s in recs.items[0]]
     return {
         "mode": mode,
         "exclude": exclude,
@@ -526,10 +672,13 @@ def recommend_file(
     k: int,
     exclude: str = "query",
     overwrite: bool = False,
+    names: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Top-K for every session of a JSONL file (one JSON array of items per line), written to ``to``
     (.jsonl or .parquet): one row per session with its input line number, the recommended items,
-    their scores and the session's unknown items. A session with no known item gets no items."""
+    their names from ``names`` (None where unknown), their scores and the session's unknown items.
+    A session with no known item gets no items."""
+    names = names or {}
     fmt = recommenders_store.output_format(to)
     if exclude not in EXCLUDES:
         raise SessrecError(f"exclude must be one of {', '.join(EXCLUDES)}, got {exclude!r}")
@@ -539,10 +688,14 @@ def recommend_file(
     unknown = [list(dict.fromkeys(item for item in s if item not in scorer.index)) for s in sessions]
     scorable = [i for i, s in enumerate(sessions) if len(unknown[i]) < len(set(s))]
     recs = recommend_for_sessions(scorer, [sessions[i] for i in scorable], k, "session", exclude) if scorable else None
-    rows = [{"line": number, "items": [], "scores": [], "unknown": unknown[i]} for i, number in enumerate(numbers)]
+    rows = [
+        {"line": number, "items": [], "names": [], "scores": [], "unknown": unknown[i]}
+        for i, number in enumerate(numbers)
+    ]
     for position, i in enumerate(scorable):
         assert recs is not None
         rows[i]["items"] = [item for item, _ in recs.items[position]]
+        rows[i]["names"] = [names.get(item) for item, _ in recs.items[position]]
         rows[i]["scores"] = [score for _, score in recs.items[position]]
     outputs.write_all({to: recommenders_store.rows_to_bytes(rows, fmt)})
     all_unknown = list(dict.fromkeys(item for u in unknown for item in u))

@@ -211,7 +211,7 @@ def output_format(uri: str) -> str:
 
 
 def rows_to_bytes(rows: Sequence[dict[str, Any]], fmt: str) -> bytes:
-    """Rows of (line, items, scores, unknown) as JSONL or Parquet."""
+    """Rows of (line, items, names, scores, unknown) as JSONL or Parquet (a name: None where unknown)."""
     if fmt == "jsonl":
         return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
     import pyarrow as pa
@@ -221,6 +221,7 @@ def rows_to_bytes(rows: Sequence[dict[str, Any]], fmt: str) -> bytes:
         {
             "line": pa.array([row["line"] for row in rows], type=pa.int64()),
             "items": pa.array([row["items"] for row in rows], type=pa.list_(pa.string())),
+            "names": pa.array([row["names"] for row in rows], type=pa.list_(pa.string())),
             "scores": pa.array([row["scores"] for row in rows], type=pa.list_(pa.float64())),
             "unknown": pa.array([row["unknown"] for row in rows], type=pa.list_(pa.string())),
         }

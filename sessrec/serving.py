@@ -19,9 +19,9 @@ outside 1..1000, an empty session or one over 10,000 items, a batch over 1,000 s
 body over 1 MB (413, by Content-Length and by the bytes read), an unknown path (404) or method
 (405). A session none of whose items the model knows is a 422 on ``/recommend`` (as for
 ``sessrec recommend``); in a batch it gets an empty ``items`` list and its ``unknown`` ids, so one
-such session does not fail the others. Item names: :func:`recommend` adds a ``names`` list beside
-``items`` when the loaded version carries an id -> name map (``Served.names``, set in :func:`load`);
-no loader fills it yet, so answers hold ids only.
+such session does not fail the others. Item names: each answer has a ``names`` list beside
+``items`` (``null`` where a name is not known), from the names of the dataset the model records,
+loaded with each version (``Served.names``).
 
 Hot reload: every ``reload_interval`` seconds each replica reads the model's completion marker
 (``recommender.json``, or ``metrics.json`` of a word2vec model) and compares its sha256 with the
@@ -352,9 +352,11 @@ def load(source: Source, root: str) -> Served:
         "loaded_at": now(),
         "load_seconds": round(time.perf_counter() - started, 3),
     }
-    # Item names: a dataset's id -> name map, loaded here with the version, goes to Served(names=...);
-    # recommend() attaches it to every answer. No loader yet: answers hold ids only.
-    return Served(scorer, version_of(marker), info, names=None)
+    # The names of the dataset the model records (only while it holds the same sessions): every
+    # answer gets a name per item, null where none is known.
+    names = pipeline.recorded_item_names(root, provenance["dataset"], provenance["dataset_sha256"])
+    info["named_items"] = len(names)
+    return Served(scorer, version_of(marker), info, names=names)
 
 
 class ModelHolder:

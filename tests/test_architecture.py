@@ -32,7 +32,8 @@ LAYERS: list[tuple[str, ...]] = [
         "sweep.best_scoring",
     ),  # no Ray
     ("sweep.cluster", "sweep.search", "sweep.progress", "sweep.budget", "sweep.trial", "sweep.driver"),  # Ray Tune
-    ("report", "results", "jobs_client", "k8s", "serving", "tracking"),  # the edges
+    # The edges; `report` is a package (readings, pairs, parameters, curves, page), one unit.
+    ("report", "results", "jobs_client", "k8s", "serving", "tracking"),
     ("cli", "__main__"),  # thin Typer app
 ]
 # Imported by a sweep's records and readers, which must load without Ray.

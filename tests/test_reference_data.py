@@ -66,6 +66,9 @@ def test_prepare_reproduces_the_reference_sessions(reference, tmp_path):
     assert (manifest["sessions"], manifest["items"], manifest["events"]) == (4234, 3684, 406632)
     assert (manifest["length_min"], manifest["length_median"], manifest["length_max"]) == (3, 44, 7983)
     assert manifest["sha256"] == Sessions.from_lists(reference).content_sha256()
+    # The Description column is kept as the items' names, beside the sessions (which it leaves as they are).
+    assert manifest["names"]["column"] == "Description" and manifest["names"]["items"] == 3684
+    assert set(pipeline.load_item_names("retail", str(tmp_path / "store")).values()) == {"ITEM"}
 
 
 def test_reference_baselines(reference):

@@ -380,23 +380,23 @@ def test_a_random_search_gets_scatters_log_axes_and_parallel_coordinates():
 
 
 def test_the_by_parameter_plot_puts_a_loguniform_parameter_on_a_log_axis(monkeypatch):
-    from sessrec import report
+    from sessrec.report import parameters, readings
 
     trials = _random_trials()
-    frame = report._normalise(trials, "recall_at_k")
-    best = report._best_trial(frame, {}, "recall_at_k")
+    frame = readings.normalise(trials, "recall_at_k")
+    best = readings.best_trial(frame, {}, "recall_at_k")
     varying = ["alpha", "window"]
     drawn: list[str] = []
-    real = report.Figure.subplots
+    real = parameters.Figure.subplots
 
     def spy(self, *args, **kwargs):  # records each panel's x scale after drawing, nothing replaced
         axes = real(self, *args, **kwargs)
         drawn.append(axes)
         return axes
 
-    monkeypatch.setattr(report.Figure, "subplots", spy)
-    report._by_parameter(frame, varying, "recall_at_k", "Recall@10", best, {"alpha"})
-    report._by_parameter(frame, varying, "recall_at_k", "Recall@10", best, set())
+    monkeypatch.setattr(parameters.Figure, "subplots", spy)
+    parameters.by_parameter(frame, varying, "recall_at_k", "Recall@10", best, {"alpha"})
+    parameters.by_parameter(frame, varying, "recall_at_k", "Recall@10", best, set())
     with_log, without = (axes.ravel() for axes in drawn)
     assert with_log[0].get_xscale() == "log" and with_log[1].get_xscale() == "linear"
     # Without the spec's word, a range over fewer than two decades stays linear.

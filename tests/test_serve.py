@@ -108,7 +108,7 @@ def test_handle_routes_and_unknown_items(store: str) -> None:
     assert (
         status == 200
         and len(body["results"][0]["items"]) == 10
-        and body["results"][1] == {"items": [], "scores": [], "unknown": ["zz"]}
+        and body["results"][1] == {"items": [], "scores": [], "unknown": ["zz"], "names": []}
     )
     status, body = serving.handle(holder, "POST", "/recommend", json.dumps({"item": items[0]}).encode())
     assert status == 400 and "no item mode" in body["error"]  # sr scores whole sessions
@@ -152,12 +152,26 @@ def test_names_are_attached_where_the_version_has_them(store: str) -> None:
     items = known_items(store)
     query = serving.parse_recommend(json.dumps({"session": items[:2], "k": 3}).encode())
     plain = serving.recommend(holder.current.scorer, query, "v")
-    assert "names" not in plain and holder.current.names is None  # no loader yet: ids only
+    assert "names" not in plain and holder.current.names == {}  # a synthetic dataset has no names
     named = serving.recommend(holder.current.scorer, query, "v", {plain["items"][0]: "First"})
     assert named["items"] == plain["items"] and named["names"] == ["First", None, None]
     batch = serving.parse_batch(json.dumps({"sessions": [items[:1], ["zz"]], "k": 2}).encode())
     rows = serving.recommend(holder.current.scorer, batch, "v", {})["results"]
     assert len(rows[0]["names"]) == 2 and rows[1]["names"] == []
+
+
+def test_a_served_model_answers_with_its_dataset_s_item_names(tmp_path: Path) -> None:
+    from tests.test_item_names import _expected_names, _write_transactions
+
+    store = str(tmp_path / "store")
+    expected = _expected_names(_write_transactions(tmp_path / "tx.csv"))
+    pipeline.prepare(str(tmp_path / "tx.csv"), "shop", store)
+    pipeline.fit_recommender("shop", store, "shop-sr", "sr", {}, 0, 5, 10)
+    holder = ModelHolder("shop-sr", store, 0)
+    assert holder.current.info["named_items"] == len(expected)
+    status, body = serving.handle(holder, "POST", "/recommend", json.dumps({"session": ["10000", "10001"]}).encode())
+    assert status == 200 and body["items"]
+    assert body["names"] == [expected.get(item) for item in body["items"]]
 
 
 def test_ingress_choice_and_direct_ingress_env() -> None:

@@ -195,7 +195,8 @@ def test_sessions_file_to_jsonl_and_parquet(demo, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["line"] for r in rows] == [1, 3, 4]
     assert len(rows[0]["items"]) == len(rows[0]["scores"]) == 3 and rows[0]["unknown"] == []
-    assert rows[1] == {"line": 3, "items": [], "scores": [], "unknown": ["gone"]}
+    assert rows[1] == {"line": 3, "items": [], "names": [], "scores": [], "unknown": ["gone"]}
+    assert rows[0]["names"] == [None, None, None]  # synthetic data: no names
     assert rows[2]["unknown"] == ["gone"] and len(rows[2]["items"]) == 3
     # Each row is what a single --session gives.
     one = demo("recommend", "--session", "I000001", "I000002", "--model", "m", "-k", "3", "--json").json()
@@ -206,7 +207,7 @@ def test_sessions_file_to_jsonl_and_parquet(demo, tmp_path):
         == 0
     )
     table = pd.read_parquet(tmp_path / "out.parquet")
-    assert list(table.columns) == ["line", "items", "scores", "unknown"]
+    assert list(table.columns) == ["line", "items", "names", "scores", "unknown"]
     assert table["line"].tolist() == [1, 3, 4] and list(table["items"][0]) == rows[0]["items"]
     assert_one_line_error(
         demo("recommend", "--sessions-file", "in.jsonl", "--model", "m", "--to", "out.parquet"), "already exists"

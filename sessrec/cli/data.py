@@ -28,6 +28,9 @@ def _describe(manifest: dict) -> str:
         f"length    min {manifest['length_min']}, median {manifest['length_median']:g}, "
         f"mean {manifest['length_mean']:.1f}, max {manifest['length_max']}"
     )
+    if manifest.get("names"):
+        names = manifest["names"]
+        lines.append(f"names     {names['items']:,} items, from column {names['column']}")
     lines.append(f"sha256    {manifest['sha256']}")
     return "\n".join(lines)
 
@@ -58,6 +61,14 @@ def prepare(
     product_pattern: Annotated[
         str, typer.Option(help="Regular expression of real product codes.")
     ] = DEFAULT_PRODUCT_PATTERN,
+    name_col: Annotated[
+        str | None,
+        typer.Option(
+            help="Column with the item's name, shown beside its id by 'recommend' "
+            "(default: Description, when the table has it)."
+        ),
+    ] = None,
+    no_names: Annotated[bool, typer.Option("--no-names", help="Keep no item names.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset of the same name.")] = False,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
@@ -82,6 +93,8 @@ def prepare(
         encoding=encoding,
         min_length=min_length,
         overwrite=overwrite,
+        name_col=name_col,
+        no_names=no_names,
         **options,
     )
     emit(manifest, as_json, _describe)

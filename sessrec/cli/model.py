@@ -267,7 +267,11 @@ def recommend(
         if to is None:
             raise SessrecError("--sessions-file needs --to OUT.jsonl or OUT.parquet")
         scorer, source = pipeline.session_scorer(root, model, embeddings, parse_params(param or [], "w2v_session"))
-        summary = {"model": source, **pipeline.recommend_file(scorer, sessions_file, to, k, exclude, overwrite)}
+        names = pipeline.model_item_names(root, source)
+        summary = {
+            "model": source,
+            **pipeline.recommend_file(scorer, sessions_file, to, k, exclude, overwrite, names),
+        }
         if summary["unknown"]:
             stderr_line(
                 f"{summary['sessions_with_unknown_items']} session(s) held unknown items, left out: "
@@ -302,22 +306,34 @@ def recommend(
         _recommend_items(root, items, embeddings, k, as_json)  # word2vec item mode, as ever
         return
     scorer, source = pipeline.session_scorer(root, model, embeddings, parse_params(param or [], "w2v_session"))
+    names = pipeline.model_item_names(root, source)
     result = {
         "model": source,
-        **pipeline.recommend_session(scorer, items, k, exclude, "session" if session else "item"),
+        **pipeline.recommend_session(scorer, items, k, exclude, "session" if session else "item", names),
     }
     if result["unknown"]:
         stderr_line(f"unknown item(s) left out: {pipeline._unknown_text(result['unknown'])}")
 
     def human(r: dict) -> str:
-        lines = lambda recs: "\n".join(f"  {x['item']:<20} {x['score']:.4f}" for x in recs)  # noqa: E731
         if r["mode"] == "session":
-            return f"next after {len(r['session'])} item(s) (session mode, exclude {r['exclude']}):\n" + lines(
+            return f"next after {len(r['session'])} item(s) (session mode, exclude {r['exclude']}):\n" + _rec_lines(
                 r["recommendations"]
             )
-        return "\n".join(f"{query} (item mode):\n{lines(recs)}" for query, recs in r["recommendations"].items())
+        return "\n".join(
+            f"{_named(query, names)} (item mode):\n{_rec_lines(recs)}" for query, recs in r["recommendations"].items()
+        )
 
     emit(result, as_json, human)
+
+
+def _named(item: str, names: dict[str, str]) -> str:
+    """An item id for people: with its name where the dataset keeps one."""
+    return f"{item} ({names[item]})" if item in names else item
+
+
+def _rec_lines(recs: list[dict]) -> str:
+    """One line per recommendation: id, score, and its name where known."""
+    return "\n".join(f"  {x['item']:<20} {x['score']:.4f}" + (f"  {x['name']}" if x["name"] else "") for x in recs)
 
 
 def stderr_line(text: str) -> None:
@@ -329,15 +345,13 @@ def _recommend_items(root: str, items: list[str], embeddings: str | None, k: int
     if embeddings is None:
         raise SessrecError("name the model: --embeddings NAME (word2vec) or --model NAME (a stored recommender)")
     vectors = pipeline.load_embeddings(embeddings, root)
+    names = pipeline.model_item_names(root, embeddings)
     results = {
-        item: [{"item": i, "score": s} for i, s in recs]
+        item: [{"item": i, "score": s, "name": names.get(i)} for i, s in recs]
         for item, recs in zip(items, vectors.recommend(items, k), strict=True)
     }
 
     def human(r: dict) -> str:
-        blocks = []
-        for query, recs in r.items():
-            blocks.append(f"{query}:\n" + "\n".join(f"  {x['item']:<20} {x['score']:.4f}" for x in recs))
-        return "\n".join(blocks)
+        return "\n".join(f"{_named(query, names)}:\n{_rec_lines(recs)}" for query, recs in r.items())
 
     emit(results, as_json, human)
