@@ -430,16 +430,27 @@ def load_embeddings(ref: str, root: str) -> Embeddings:
     return formats.embeddings_from_parquet(data, ref)
 
 
-def named_model_folder(root: str, name: str) -> str:
-    """The folder of a model name: ``models/NAME``, else a sweep's ``best/`` (a sweep id), else
-    ``models/NAME`` (whose absence reads 'not found')."""
-    folder = layout.model_dir(root, name)
-    if recommenders_store.existing_model(root, name):
-        return folder
-    best = storage.join(layout.sweep_dir(root, name), layout.BEST_DIR)
+def model_source(root: str, ref: str) -> tuple[str, str | None]:
+    """(folder, sweep id or None) of a model reference: a folder URI (a fetched or promoted copy; a
+    file in it, such as its recommender.json, names it too), a model name (``models/NAME``), or a
+    sweep id (its ``best/``). Any other name reads ``models/NAME``, whose absence reads 'not found'."""
+    if layout.is_file_ref(ref):
+        folder = ref.rstrip("/")
+        for marker in (layout.RECOMMENDER_FILE, layout.METRICS_FILE, layout.EMBEDDINGS_FILE):
+            if folder.endswith("/" + marker):
+                folder = folder[: -len(marker) - 1]
+        return folder, None
+    if recommenders_store.existing_model(root, ref):
+        return layout.model_dir(root, ref), None
+    best = storage.join(layout.sweep_dir(root, ref), layout.BEST_DIR)
     if any(storage.exists(storage.join(best, marker)) for marker in (layout.RECOMMENDER_FILE, layout.METRICS_FILE)):
-        return best
-    return folder
+        return best, ref
+    return layout.model_dir(root, ref), None
+
+
+def named_model_folder(root: str, name: str) -> str:
+    """The folder of a model reference (:func:`model_source`)."""
+    return model_source(root, name)[0]
 
 
 def is_word2vec_model(root: str, name: str) -> bool:
@@ -599,16 +610,17 @@ def session_scorer(
             raise SessrecError(
                 "--param is for --embeddings; a stored recommender keeps the parameters it was fitted with"
             )
-        folder = named_model_folder(root, model)
+        folder, sweep_id = model_source(root, model)
         if storage.exists(storage.join(folder, layout.RECOMMENDER_FILE)) or not storage.exists(
             storage.join(folder, layout.EMBEDDINGS_FILE)
         ):
-            if folder == layout.model_dir(root, model):
+            if sweep_id is None and not layout.is_file_ref(model):
                 scorer, _ = recommenders_store.load(root, model)
-            else:  # a sweep's best recommender
+            else:  # a sweep's best recommender, or a folder (fetched, copied)
                 scorer, _, _ = recommenders_store.load_folder(folder, model)
             return scorer, model
-        embeddings = model  # a word2vec model (or sweep): scored as w2v_session, as 'sessrec serve' does
+        # A word2vec model (or sweep, or folder): scored as w2v_session, as 'sessrec serve' does.
+        embeddings = storage.join(folder, layout.EMBEDDINGS_FILE) if layout.is_file_ref(model) else model
     assert embeddings is not None
     vectors = load_embeddings(embeddings, root)
     checked = check_recommender_params("w2v_session", _w2v_params("w2v_session", "w2v_session", params, {}))

@@ -264,18 +264,11 @@ class Source:
 
 def resolve(ref: str, root: str) -> Source:
     """A model name in storage (``models/NAME``), a sweep id (its ``best/``) or a folder URI."""
-    if layout.is_file_ref(ref):
-        folder = ref.rstrip("/")
-        for marker in (layout.RECOMMENDER_FILE, layout.METRICS_FILE, layout.EMBEDDINGS_FILE):
-            if folder.endswith("/" + marker):
-                folder = folder[: -len(marker) - 1]
-        return Source(ref, folder)
-    layout.check_name(ref, "model name or sweep id")
-    if recommenders_store.existing_model(root, ref):
-        return Source(ref, layout.model_dir(root, ref))
-    best = storage.join(layout.sweep_dir(root, ref), layout.BEST_DIR)
-    if any(storage.exists(storage.join(best, m)) for m in (layout.RECOMMENDER_FILE, layout.METRICS_FILE)):
-        return Source(ref, best, sweep_id=ref)
+    if not layout.is_file_ref(ref):
+        layout.check_name(ref, "model name or sweep id")
+    folder, sweep_id = pipeline.model_source(root, ref)
+    if layout.is_file_ref(ref) or sweep_id is not None or recommenders_store.existing_model(root, ref):
+        return Source(ref, folder, sweep_id=sweep_id)
     raise NotFoundError(f"no model or finished sweep {ref!r} in {root} (see 'sessrec results list')")
 
 

@@ -97,6 +97,15 @@ def test_fit_then_recommend_round_trip(demo, tmp_path):
     ).json()
     assert not {"I000001", "I000002"} & {r["item"] for r in again["recommendations"]}
 
+    # A copy of the model's folder outside the storage (as `results fetch` leaves one) is a model too.
+    import shutil
+
+    copy = shutil.copytree(folder, tmp_path / "fetched" / "sr3")
+    for ref in (str(copy), str(copy / "recommender.json")):
+        from_copy = demo("recommend", "--session", "I000001", "I000002", "--model", ref, "-k", "5", "--json")
+        assert from_copy.returncode == 0, from_copy.stderr
+        assert from_copy.json()["recommendations"] == out["recommendations"]
+
     assert_one_line_error(demo("fit", "demo", "--model", "repeat", "--name", "sr3", "--n", N), "already exists")
     assert demo("fit", "demo", "--model", "repeat", "--name", "sr3", "--n", N, "--overwrite").returncode == 0
     assert json.loads((folder / "recommender.json").read_text())["params"] == {"model": "repeat", "transform": "log"}
