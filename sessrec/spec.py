@@ -431,6 +431,15 @@ class SweepSpec:
         low, high = epochs.bounds()
         return (low + high) / 2
 
+    def word2vec_share(self) -> float:
+        """The share of trials that train word2vec: every trial without a ``model`` in the space,
+        else the share of its values (a grid's points, a choice's draws) with a word2vec part."""
+        domain = self.space.get(recommender_space.MODEL)
+        if domain is None:
+            return 1.0
+        names = tuple(self.space)
+        return sum(recommender_space.has_word2vec(value, names) for value in domain.values) / len(domain.values)
+
     def expected_epochs(self) -> tuple[float, float]:
         """(worst case, ASHA-expected) epochs over the whole sweep.
 

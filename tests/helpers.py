@@ -69,3 +69,51 @@ TWO_TRIAL_SWEEP = {
     "scheduler": {"type": "fifo", "max_t": 2},
     "resources": {"cpus_per_trial": 1},
 }
+
+
+def local_sweep_env(folder: Path, storage: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a CLI run as a user on a laptop runs it: storage under ``folder`` (or
+    ``storage``), an embedded Ray with auth off, ``folder`` as HOME; ``extra`` variables on top."""
+    import os
+
+    env = {
+        **os.environ,
+        "SESSREC_STORAGE": storage or str(folder / "store"),
+        "RAY_AUTH_MODE": "disabled",
+        "HOME": str(folder),
+        **extra,
+    }
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def synth_dataset(
+    folder: Path, env: dict[str, str], name: str = "demo", *, sessions: int, items: int, clusters: int
+) -> None:
+    """``sessrec data synth`` into the env's storage; the test fails if it does."""
+    args = ["--name", name, "--sessions", str(sessions), "--items", str(items), "--clusters", str(clusters)]
+    result = run_cli("data", "synth", *args, cwd=folder, env=env)
+    assert result.returncode == 0, result.stderr
+
+
+def start_sweep(
+    folder: Path, env: dict[str, str], spec: str, sweep_id: str, *, until: str, timeout: float = 180
+) -> tuple[subprocess.Popen, Path]:
+    """``sessrec tune run SPEC`` on 1 CPU in a session of its own (so its group can be signalled),
+    logging to ``folder/<id>.log``; returns once the log shows ``until``."""
+    import time
+
+    log_path = folder / f"{sweep_id}.log"
+    driver = subprocess.Popen(
+        [*SESSREC, "tune", "run", spec, "--sweep-id", sweep_id, "--num-cpus", "1"],
+        cwd=folder,
+        env=env,
+        stdout=open(log_path, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.time() + timeout
+    while until not in log_path.read_text():
+        assert driver.poll() is None and time.time() < deadline, log_path.read_text()[-2000:]
+        time.sleep(0.3)
+    return driver, log_path

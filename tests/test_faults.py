@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import SESSREC, assert_one_line_error, run_cli
+from tests.helpers import SESSREC, assert_one_line_error, local_sweep_env, run_cli, synth_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -101,31 +101,8 @@ class Sweep:
 
 
 def _make_sweep(folder: Path, root: str, **env: str) -> Sweep:
-    environment = {
-        **os.environ,
-        "SESSREC_STORAGE": root,
-        "RAY_AUTH_MODE": "disabled",
-        "HOME": str(folder),
-        "PYTHONHASHSEED": "0",
-        "SESSREC_LEASE_EXPIRY": str(EXPIRY_S),
-        **env,
-    }
-    environment.pop("RAY_ADDRESS", None)
-    synth = run_cli(
-        "data",
-        "synth",
-        "--name",
-        "demo",
-        "--sessions",
-        "3000",
-        "--items",
-        "300",
-        "--clusters",
-        "10",
-        cwd=folder,
-        env=environment,
-    )
-    assert synth.returncode == 0, synth.stderr
+    environment = local_sweep_env(folder, root, PYTHONHASHSEED="0", SESSREC_LEASE_EXPIRY=str(EXPIRY_S), **env)
+    synth_dataset(folder, environment, sessions=3000, items=300, clusters=10)
     spec = folder / "spec.yaml"
     spec.write_text(yaml.safe_dump(SPEC))
     return Sweep(folder, environment, str(spec), root)

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from sessrec.sweep.cluster import private_ray_temp_dir
-from tests.helpers import SESSREC, TWO_TRIAL_SWEEP, run_cli
+from tests.helpers import TWO_TRIAL_SWEEP, local_sweep_env, run_cli, start_sweep, synth_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -29,23 +29,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def sweep_env(tmp_path):
     """A folder with a small synthetic dataset and local storage; Ray embedded, auth off."""
-    env = {**os.environ, "SESSREC_STORAGE": str(tmp_path / "store"), "RAY_AUTH_MODE": "disabled", "HOME": str(tmp_path)}
-    env.pop("RAY_ADDRESS", None)
-    result = run_cli(
-        "data",
-        "synth",
-        "--name",
-        "demo",
-        "--sessions",
-        "400",
-        "--items",
-        "120",
-        "--clusters",
-        "8",
-        cwd=tmp_path,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr
+    env = local_sweep_env(tmp_path)
+    synth_dataset(tmp_path, env, sessions=400, items=120, clusters=8)
     return tmp_path, env
 
 
@@ -269,37 +254,9 @@ def _children(pid: int) -> list[int]:
 
 def test_a_killed_embedded_raylet_stops_the_sweep_with_one_line_and_resume_finishes_it(sweep_env):
     folder, env = sweep_env
-    assert (
-        run_cli(
-            "data",
-            "synth",
-            "--name",
-            "big",
-            "--sessions",
-            "6000",
-            "--items",
-            "600",
-            "--clusters",
-            "20",
-            cwd=folder,
-            env=env,
-        ).returncode
-        == 0
-    )
+    synth_dataset(folder, env, "big", sessions=6000, items=600, clusters=20)
     spec = _spec(folder, **SLOW)
-    log_path = folder / "r4.log"
-    driver = subprocess.Popen(
-        [*SESSREC, "tune", "run", spec, "--sweep-id", "r4", "--num-cpus", "1"],
-        cwd=folder,
-        env=env,
-        stdout=open(log_path, "w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.time() + 180
-    while "trials 1/3 done" not in log_path.read_text():
-        assert driver.poll() is None and time.time() < deadline, log_path.read_text()[-2000:]
-        time.sleep(0.3)
+    driver, log_path = start_sweep(folder, env, spec, "r4", until="trials 1/3 done")
     raylets = [pid for pid in _children(driver.pid) if b"raylet" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     assert len(raylets) == 1
     killed = time.monotonic()
@@ -416,45 +373,10 @@ def test_a_disk_that_stays_full_stops_the_sweep_with_one_line_and_leaves_no_part
     small_disk, tmp_path
 ):
     folder = tmp_path
-    env = {
-        **os.environ,
-        "SESSREC_STORAGE": str(small_disk / "store"),
-        "RAY_AUTH_MODE": "disabled",
-        "HOME": str(folder),
-        "SESSREC_STORAGE_PATIENCE": "5",
-    }
-    env.pop("RAY_ADDRESS", None)
-    assert (
-        run_cli(
-            "data",
-            "synth",
-            "--name",
-            "big",
-            "--sessions",
-            "6000",
-            "--items",
-            "600",
-            "--clusters",
-            "20",
-            cwd=folder,
-            env=env,
-        ).returncode
-        == 0
-    )
+    env = local_sweep_env(folder, str(small_disk / "store"), SESSREC_STORAGE_PATIENCE="5")
+    synth_dataset(folder, env, "big", sessions=6000, items=600, clusters=20)
     spec = _spec(folder, **SLOW)
-    log_path = folder / "d6.log"
-    driver = subprocess.Popen(
-        [*SESSREC, "tune", "run", spec, "--sweep-id", "d6", "--num-cpus", "1"],
-        cwd=folder,
-        env=env,
-        stdout=open(log_path, "w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.time() + 180
-    while "trials 1/3 done" not in log_path.read_text():
-        assert driver.poll() is None and time.time() < deadline, log_path.read_text()[-2000:]
-        time.sleep(0.3)
+    driver, log_path = start_sweep(folder, env, spec, "d6", until="trials 1/3 done")
     filler = small_disk / "filler"
     _fill(filler)
     assert driver.wait(timeout=120) == 1, log_path.read_text()[-3000:]

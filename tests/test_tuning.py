@@ -18,7 +18,15 @@ import yaml
 
 from sessrec import formats
 from sessrec.cli.tune import _duration
-from tests.helpers import SESSREC, TWO_TRIAL_SWEEP, assert_one_line_error, run_cli
+from tests.helpers import (
+    SESSREC,
+    TWO_TRIAL_SWEEP,
+    assert_one_line_error,
+    local_sweep_env,
+    run_cli,
+    start_sweep,
+    synth_dataset,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -36,29 +44,8 @@ SPEC = {
 @pytest.fixture
 def workdir(tmp_path):
     # A short lease: a killed driver's sweep may be resumed 3 s after its last renewal.
-    env = {
-        **os.environ,
-        "SESSREC_STORAGE": str(tmp_path / "store"),
-        "RAY_AUTH_MODE": "disabled",
-        "HOME": str(tmp_path),
-        "SESSREC_LEASE_EXPIRY": "3",
-    }
-    env.pop("RAY_ADDRESS", None)
-    result = run_cli(
-        "data",
-        "synth",
-        "--name",
-        "demo",
-        "--sessions",
-        "800",
-        "--items",
-        "200",
-        "--clusters",
-        "10",
-        cwd=tmp_path,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr
+    env = local_sweep_env(tmp_path, SESSREC_LEASE_EXPIRY="3")
+    synth_dataset(tmp_path, env, sessions=800, items=200, clusters=10)
     return tmp_path, env
 
 
@@ -75,23 +62,8 @@ def asha_sweep(tmp_path_factory):
     from types import SimpleNamespace
 
     folder = tmp_path_factory.mktemp("asha")
-    env = {**os.environ, "SESSREC_STORAGE": str(folder / "store"), "RAY_AUTH_MODE": "disabled", "HOME": str(folder)}
-    env.pop("RAY_ADDRESS", None)
-    synth = run_cli(
-        "data",
-        "synth",
-        "--name",
-        "demo",
-        "--sessions",
-        "800",
-        "--items",
-        "200",
-        "--clusters",
-        "10",
-        cwd=folder,
-        env=env,
-    )
-    assert synth.returncode == 0, synth.stderr
+    env = local_sweep_env(folder)
+    synth_dataset(folder, env, sessions=800, items=200, clusters=10)
     spec = _write_spec(folder)
     # Ray's own default (token auth switched on for an embedded Ray, announced with a warning).
     default_auth = {name: value for name, value in env.items() if name != "RAY_AUTH_MODE"}
@@ -271,23 +243,26 @@ def test_dry_run_counts(workdir):
     assert not (folder / "store" / "sweeps").exists()
 
 
+def test_dry_run_counts_no_epochs_for_trials_without_word2vec(workdir):
+    folder, env = workdir
+    spec = _write_spec(
+        folder,
+        mode="session",
+        space={"model": ["sr", "repeat", "w2v_session+repeat"], "vector_size": 8, "window": [2, 3]},
+        scheduler={"type": "fifo", "max_t": 4},
+    )
+    estimate = json.loads(run_cli("tune", "run", spec, "--dry-run", "--json", cwd=folder, env=env).stdout)
+    # 6 grid points; only the 2 with word2vec train epochs, 4 each.
+    assert (estimate["trials"], estimate["trials_without_word2vec"]) == (6, 4)
+    assert estimate["epochs_worst_case"] == estimate["epochs_expected_with_asha"] == 8
+    text = run_cli("tune", "run", spec, "--dry-run", cwd=folder, env=env).stdout
+    assert re.search(r"without word2vec +4 \(count parts fitted once, no epochs\)", text), text
+
+
 def _start_slow_sweep(folder, env, sweep_id: str) -> tuple[subprocess.Popen, "os.PathLike"]:
     """A sweep of 6 trials x 5 epochs on 1 CPU, long enough to be interrupted half-way; its grid
     shuffled, so a resume must also finish the points of a shuffled grid, each once."""
-    run_cli(
-        "data",
-        "synth",
-        "--name",
-        "big",
-        "--sessions",
-        "6000",
-        "--items",
-        "600",
-        "--clusters",
-        "20",
-        cwd=folder,
-        env=env,
-    )
+    synth_dataset(folder, env, "big", sessions=6000, items=600, clusters=20)
     spec = _write_spec(
         folder,
         dataset="big",
@@ -295,20 +270,7 @@ def _start_slow_sweep(folder, env, sweep_id: str) -> tuple[subprocess.Popen, "os
         search={"method": "grid", "shuffle": True},
         space={"vector_size": 16, "window": [2, 4, 6], "negative": [5, 10]},
     )
-    log_path = folder / f"{sweep_id}.log"
-    driver = subprocess.Popen(
-        [*SESSREC, "tune", "run", spec, "--sweep-id", sweep_id, "--num-cpus", "1"],
-        cwd=folder,
-        env=env,
-        stdout=open(log_path, "w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.time() + 180
-    while "trials 2/6 done" not in log_path.read_text():
-        assert driver.poll() is None and time.time() < deadline, log_path.read_text()[-2000:]
-        time.sleep(0.5)
-    return driver, log_path
+    return start_sweep(folder, env, spec, sweep_id, until="trials 2/6 done")
 
 
 def test_sigterm_to_the_whole_process_group_stops_the_sweep_resumably(workdir):
@@ -673,22 +635,8 @@ def s3_sweep(tmp_path, monkeypatch):
             monkeypatch.setenv(key, value)
         storage._s3_client.cache_clear()
         root = f"s3://{s3.bucket}/outage"
-        env = {**os.environ, "SESSREC_STORAGE": root, "RAY_AUTH_MODE": "disabled", "HOME": str(tmp_path)}
-        synth = run_cli(
-            "data",
-            "synth",
-            "--name",
-            "demo",
-            "--sessions",
-            "1500",
-            "--items",
-            "300",
-            "--clusters",
-            "10",
-            cwd=tmp_path,
-            env=env,
-        )
-        assert synth.returncode == 0, synth.stderr
+        env = local_sweep_env(tmp_path, root)
+        synth_dataset(tmp_path, env, sessions=1500, items=300, clusters=10)
         # No retries of a failed trial: a trial that errors because of the outage fails the test.
         spec = _write_spec(
             tmp_path,

@@ -185,7 +185,12 @@ def _estimate_text(e: dict) -> str:
     low, high = e.get("estimated_wall_seconds_range", (e["estimated_wall_seconds"],) * 2)
     return (
         f"trials                 {e['trials']:,}\n"
-        f"epochs, worst case     {e['epochs_worst_case']:,.0f}\n"
+        + (
+            f"  without word2vec     {e['trials_without_word2vec']:,} (count parts fitted once, no epochs)\n"
+            if e.get("trials_without_word2vec")
+            else ""
+        )
+        + f"epochs, worst case     {e['epochs_worst_case']:,.0f}\n"
         f"epochs, ASHA expected  {e['epochs_expected_with_asha']:,.0f}\n"
         f"one epoch (measured)   {e['measured_epoch_seconds']:.3f} s\n"
         f"parallel trials        {e['parallel_trials']}\n"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from sessrec.core.metrics import evaluate
-from sessrec.core.word2vec import Word2VecConfig, embeddings_of, new_model, train_epoch
+from sessrec.core.word2vec import PARAMETERS, Word2VecConfig, embeddings_of, new_model, train_epoch
 from sessrec.pipeline import Dataset, split_dataset
 from sessrec.spec import SweepSpec
 
@@ -58,6 +58,9 @@ RAY_START_S = (3.0, 25.0)
 #: (a report and an array checkpoint), low and high.
 TRIAL_OVERHEAD_S = (0.2, 3.0)
 EPOCH_OVERHEAD_S = (0.02, 0.4)
+#: A trial without word2vec: its count parts fitted once (under 5 s on the real data) and one
+#: evaluation, low and high.
+COUNT_TRIAL_S = (0.2, 5.0)
 #: Trials running side by side slow each other (memory bandwidth, Ray's own processes).
 SHARED_CPU_SLOWDOWN = 1.6
 
@@ -65,25 +68,29 @@ SHARED_CPU_SLOWDOWN = 1.6
 def dry_run(spec: SweepSpec, dataset: Dataset, cpus: int, embedded: bool = True) -> dict[str, Any]:
     """Trial and epoch counts, and a wall-time estimate with its likely range, from a few epochs
     measured on this data. An estimate, not a bound: a busy machine runs slower."""
-    split = split_dataset(dataset, spec.split_seed, spec.split_n)
-    sentences = split.train.to_lists()
-    config = Word2VecConfig.from_dict({**_middle_config(spec), "workers": spec.cpus_per_trial})
-    model = new_model(config, sentences)
-    times = []
-    for epoch in range(MEASURED_EPOCHS):  # the spread of a few epochs, not one lucky or unlucky one
-        started = time.perf_counter()
-        train_epoch(model, sentences, config, epoch)
-        evaluate(embeddings_of(model), split.validation.queries, split.validation.targets, spec.k)
-        times.append(time.perf_counter() - started)
+    share = spec.word2vec_share()
+    times = _epoch_seconds(spec, dataset) if share else [0.0]
     epoch_seconds = float(np.median(times))
-    worst, expected = spec.expected_epochs()
+    # Count-only trials train no epochs: only the word2vec trials' epochs are counted.
+    worst, expected = (epochs * share for epochs in spec.expected_epochs())
     parallel = spec.parallel_trials(cpus)
     trials = spec.num_trials
+    count_only = round(trials * (1 - share))
     start_low, start_high = RAY_START_S if embedded else (0.0, RAY_START_S[0])
-    low = start_low + (expected * (min(times) + EPOCH_OVERHEAD_S[0]) + trials * TRIAL_OVERHEAD_S[0]) / parallel
+    low = (
+        start_low
+        + (expected * (min(times) + EPOCH_OVERHEAD_S[0]) + trials * TRIAL_OVERHEAD_S[0] + count_only * COUNT_TRIAL_S[0])
+        / parallel
+    )
     contention = SHARED_CPU_SLOWDOWN if parallel > 1 else 1.0
     high = (
-        start_high + (worst * (max(times) * contention + EPOCH_OVERHEAD_S[1]) + trials * TRIAL_OVERHEAD_S[1]) / parallel
+        start_high
+        + (
+            worst * (max(times) * contention + EPOCH_OVERHEAD_S[1])
+            + trials * TRIAL_OVERHEAD_S[1]
+            + count_only * COUNT_TRIAL_S[1]
+        )
+        / parallel
     )
     return {
         # A range, not a bound: the measured epochs' spread, Ray's start-up, Tune's per-trial and
@@ -91,6 +98,7 @@ def dry_run(spec: SweepSpec, dataset: Dataset, cpus: int, embedded: bool = True)
         "estimated_wall_seconds_range": [round(low, 1), round(high, 1)],
         "measured_epoch_seconds_range": [round(min(times), 4), round(max(times), 4)],
         "trials": spec.num_trials,
+        "trials_without_word2vec": count_only,
         "epochs_worst_case": worst,
         "epochs_expected_with_asha": round(expected, 1),
         "measured_epoch_seconds": round(epoch_seconds, 4),
@@ -101,9 +109,26 @@ def dry_run(spec: SweepSpec, dataset: Dataset, cpus: int, embedded: bool = True)
     }
 
 
+def _epoch_seconds(spec: SweepSpec, dataset: Dataset) -> list[float]:
+    """Seconds of a few word2vec epochs and their evaluations, at the middle of the space."""
+    split = split_dataset(dataset, spec.split_seed, spec.split_n)
+    sentences = split.train.to_lists()
+    config = Word2VecConfig.from_dict({**_middle_config(spec), "workers": spec.cpus_per_trial})
+    model = new_model(config, sentences)
+    times = []
+    for epoch in range(MEASURED_EPOCHS):  # the spread of a few epochs, not one lucky or unlucky one
+        started = time.perf_counter()
+        train_epoch(model, sentences, config, epoch)
+        evaluate(embeddings_of(model), split.validation.queries, split.validation.targets, spec.k)
+        times.append(time.perf_counter() - started)
+    return times
+
+
 def _middle_config(spec: SweepSpec) -> dict[str, Any]:
     config: dict[str, Any] = {"epochs": spec.max_t}
     for name, domain in spec.space.items():
+        if name not in PARAMETERS:  # a recommender's parameter: no part of word2vec's epoch
+            continue
         if domain.values:
             config[name] = sorted(domain.values)[len(domain.values) // 2]
         else:
