@@ -250,6 +250,13 @@ BAD_VALUES = [
         "additionalWorkerGroups.big.minReplicas (3) must not exceed its maxReplicas (2)",
     ),
     (tiny(head={"rayStartParams": {"num-gpus": 1}}), "'/head/rayStartParams/num-gpus'"),
+    # promote: a model name, a boolean, and a job to end
+    (tiny(promote={"name": "Best"}), "/promote/name"),
+    (tiny(promote={"name": "a" * 41}), "/promote/name"),
+    (tiny(promote={"name": "best'; rm -rf /"}), "/promote/name"),
+    (tiny(promote={"name": "best", "ifBetter": "yes"}), "/promote/ifBetter"),
+    (tiny(promote={"name": "best", "always": True}), "always"),
+    ({"promote": {"name": "best"}}, 'promote.name "best": only a sweep job promotes'),
 ]
 
 
