@@ -180,7 +180,8 @@ def test_flat_names_resolve_to_the_registry_parameters() -> None:
         1.0,
     )
     assert (transitions["last_n"], transitions["decay"]) == (2, 0.5)
-    assert repeat == {"model": "repeat", "weight": 0.2}
+    assert repeat == {"model": "repeat", "weight": 0.2, "normalise": "none"}  # log counts are added raw
+    assert (w2v["normalise"], transitions["normalise"]) == ("max", "max")
     bare = SweepSpec.from_dict({"mode": "session", "space": {"model": "hybrid", "sr_weight": 1, "repeat_weight": 0.3}})
     assert [c["model"] for c in recommender(bare.plan()[0])[1]["components"]] == ["sr", "repeat"]
 
@@ -191,9 +192,7 @@ def test_item_specs_are_unchanged_and_the_builtin_session_spec_parses() -> None:
         assert (spec.mode, spec.exclude, spec.uses_recommenders) == ("item", "query", False)
         assert "mode" not in spec.raw and "model" not in spec.space
     session = read_spec("session")[1]
-    assert session.mode == "session" and {"sr", "sr+repeat", "w2v_session+transitions+repeat"} == set(
-        session.space["model"].values
-    )
+    assert session.mode == "session" and session.space["model"].values == ("sr+repeat+w2v_session",)
 
 
 def test_the_spec_schema_file_round_trips(tmp_path: Path) -> None:
