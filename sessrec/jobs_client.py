@@ -551,10 +551,16 @@ def submit_tune(
 
 
 def submit_resume(
-    client: JobsClient, root: str, sweep_id: str, ship_code: bool = False, forward_env: dict[str, str] | None = None
+    client: JobsClient,
+    root: str,
+    sweep_id: str,
+    ship_code: bool = False,
+    forward_env: dict[str, str] | None = None,
+    mlflow: str | None = None,
 ) -> dict[str, Any]:
     """Submit ``sessrec tune resume`` of a stored sweep as a job (its next run), so that a sweep
-    stopped on a cluster goes on there: the laptop need not reach the cluster's GCS."""
+    stopped on a cluster goes on there: the laptop need not reach the cluster's GCS. ``mlflow``:
+    the job's driver goes on logging the sweep to this MLflow tracker (its trials' runs, found again)."""
     root = require_s3_root(root)
     layout.check_name(sweep_id, "sweep id")
     spec, record = load_sweep(root, sweep_id)
@@ -573,6 +579,8 @@ def submit_resume(
     if any(job.submission_id == job_id for job in jobs):  # an earlier resume ended before it began its run
         job_id += f"-{len(jobs)}"
     command = ["--storage", root, "tune", "resume", sweep_id, "--address", "auto"]
+    if mlflow:
+        command += ["--mlflow", mlflow]
     metadata = {"sweep_id": sweep_id, "spec": spec.name, "storage": root, "run": str(run)}
     submitted = client.submit_job(job_id, command, metadata, {}, ship_code, forward_env)
     return {

@@ -31,7 +31,7 @@ from sessrec.core.session_metrics import recommend as recommend_for_sessions
 from sessrec.core.sessions import Sessions, filter_min_length, sessions_from_transactions
 from sessrec.core.split import Split, next_item_split
 from sessrec.core.synth import synth_sessions
-from sessrec.core.word2vec import Word2VecConfig, embeddings_of, fit
+from sessrec.core.word2vec import Word2VecConfig, embeddings_of, fit, one_blas_thread
 from sessrec.errors import NotFoundError, SessrecError
 
 if TYPE_CHECKING:
@@ -381,6 +381,8 @@ def train(
 
     model = fit(config, split.train.to_lists(), split.validation, k, on_epoch=record)
     embeddings = embeddings_of(model)
+    with one_blas_thread():  # as each epoch's evaluation: no BLAS threads left spinning while it writes
+        test = evaluate(embeddings, split.test.queries, split.test.targets, k)
     result = {
         "model": name,
         "dataset": dataset.uri,
@@ -388,7 +390,7 @@ def train(
         "split": {"seed": seed, "n": n},
         "config": config.to_dict(),
         "validation": curve[-1] if curve else {},
-        "test": evaluate(embeddings, split.test.queries, split.test.targets, k),
+        "test": test,
         "train_seconds": round(time.perf_counter() - started, 3),
         "created": now(),
     }

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from servers import AWS_CONFLICTING_VARS, RayLocalCluster, SeaweedS3
+from servers import AWS_CONFLICTING_VARS, MlflowServer, RayLocalCluster, SeaweedS3
 
 from tests.helpers import assert_one_line_error, run_cli
 
@@ -32,6 +32,15 @@ TINY = {
     "space": {"vector_size": 16, "window": [2, 5], "negative": 5, "alpha": [0.05, 0.0002]},
     "scheduler": {"type": "asha", "max_t": 3, "grace_period": 1, "reduction_factor": 2},
     "resources": {"cpus_per_trial": 1, "max_failures": 1},
+}
+# Two trials of two epochs each, none stopped early: every trial logs every epoch.
+TRACKED = {
+    "name": "tracked-on-cluster",
+    "dataset": "demo",
+    "split": {"seed": 0, "n": 150},
+    "space": {"vector_size": 8, "window": [2, 3]},
+    "scheduler": {"type": "fifo", "max_t": 2},
+    "resources": {"cpus_per_trial": 1},
 }
 # Long enough to be stopped half-way (each trial alone would run for minutes).
 LONG = {
@@ -464,3 +473,56 @@ def test_forward_s3_env_to_a_cluster_without_credentials(tmp_path, s3: SeaweedS3
         user("jobs", "list", "--json")
         user("jobs", "status", "n2", "--json")
         user.assert_no_secret(*_job_texts(bare, "sessrec-n2"), *_job_texts(bare, "sessrec-n1"))
+
+
+@pytest.fixture(scope="module")
+def mlflow_server() -> Iterator[MlflowServer]:
+    pytest.importorskip("mlflow")
+    with MlflowServer() as server:
+        yield server
+
+
+def test_submit_with_mlflow_logs_the_sweep_from_the_cluster_job(
+    user: User, local_data: Path, cluster: RayLocalCluster, mlflow_server: MlflowServer
+):
+    """Issue #23: `submit tune --mlflow URI` hands the tracker to the job; the job's driver, on the
+    cluster, logs every trial and epoch and the best trial's test metrics."""
+    spec = user.spec("tracked", TRACKED)
+    sessions = str(local_data / "demo" / "sessions.parquet")
+    started = time.monotonic()
+    done = user(
+        "submit",
+        "tune",
+        spec,
+        "--upload",
+        sessions,
+        "--sweep-id",
+        "m1",
+        "--mlflow",
+        mlflow_server.uri,
+        "--wait",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert time.monotonic() - started < 90
+    assert "warning: MLflow" not in done.stderr
+    out = json.loads(done.stdout)
+    assert out["status"] == "SUCCEEDED" and out["best"]["status"] == "completed"
+    assert f"--mlflow {mlflow_server.uri}" in cluster.job_client().get_job_info("sessrec-m1").entrypoint
+
+    client = mlflow_server.client()
+    experiment = client.get_experiment_by_name("tracked-on-cluster")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], "tags.`sessrec.sweep_id` = 'm1'")
+    assert sorted(int(run.data.tags["sessrec.point"]) for run in runs) == [0, 1]  # one run per trial
+    for run in runs:
+        assert run.info.status == "FINISHED" and run.data.tags["sessrec.state"] == "completed"
+        assert run.data.params["vector_size"] == "8"
+        for name in ("val_recall_at_k", "val_mrr_at_k"):
+            history = client.get_metric_history(run.info.run_id, name)
+            assert sorted(m.step for m in history) == [1, 2]  # step = epoch
+            assert all(0.0 <= m.value <= 1.0 for m in history)
+    best = [run for run in runs if run.data.tags.get("sessrec.best") == "true"]
+    assert len(best) == 1 and best[0].data.tags["sessrec.trial_id"] == out["best"]["trial_id"]
+    assert best[0].data.metrics["test_recall_at_k"] == pytest.approx(out["best"]["test"]["recall_at_k"])
+    user.assert_no_secret(*_job_texts(cluster, "sessrec-m1"))

@@ -34,6 +34,9 @@ ForwardOption = typer.Option(
     help="Pass your AWS_* variables to the job (visible in the Ray dashboard!); default: the cluster's own."
 )
 WaitOption = typer.Option(help="Follow the job's log until it ends, then print the best config.")
+MlflowOption = typer.Option(
+    "--mlflow", metavar="URI", help="The job logs the sweep to this MLflow tracker (one the cluster reaches)."
+)
 
 
 def client_for(ctx: typer.Context, address: str | None) -> jobs_client.JobsClient:
@@ -66,12 +69,7 @@ def tune(
     ship_code: Annotated[bool, ShipCodeOption] = False,
     forward_s3_env: Annotated[bool, ForwardOption] = False,
     wait: Annotated[bool, WaitOption] = False,
-    mlflow: Annotated[
-        str | None,
-        typer.Option(
-            "--mlflow", metavar="URI", help="The job logs the sweep to this MLflow tracker (one the cluster reaches)."
-        ),
-    ] = None,
+    mlflow: Annotated[str | None, MlflowOption] = None,
     overrides: Annotated[list[str] | None, SetOption] = None,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
@@ -93,12 +91,13 @@ def resume(
     ship_code: Annotated[bool, ShipCodeOption] = False,
     forward_s3_env: Annotated[bool, ForwardOption] = False,
     wait: Annotated[bool, WaitOption] = False,
+    mlflow: Annotated[str | None, MlflowOption] = None,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Continue a sweep on the cluster (after 'jobs stop', a lost driver or head): 'tune resume' as a Ray job."""
     root = jobs_client.require_s3_root(settings(ctx).storage)
     client, forward = _client_and_env(ctx, address, forward_s3_env)
-    submitted = jobs_client.submit_resume(client, root, sweep_id, ship_code, forward)
+    submitted = jobs_client.submit_resume(client, root, sweep_id, ship_code, forward, mlflow)
     _report(client, submitted, root, wait, as_json)
 
 

@@ -2,8 +2,9 @@
 leaving it, and riding out outages of it and of the storage while a run goes on (``Watch``).
 Ray is imported inside the functions: importing this module imports no Ray.
 
-Just over 400 lines: the watch thread's ways for a run to end (cluster lost, raylet killed, disk
-full, storage gone) share its one exit path and belong together.
+Over 400 lines: the watch thread's ways for a run to end (cluster lost, raylet killed, disk
+full, storage gone) share its one exit path and belong together, and the embedded Ray's start (with
+its retry, and the cleanup of a half-started one) belongs beside the join it is one branch of.
 """
 
 from __future__ import annotations
@@ -91,11 +92,101 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
         if address:
             ray.init(address=address, **quiet)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, _temp_dir=private_ray_temp_dir(), **quiet)
+            start_embedded(num_cpus=num_cpus, include_dashboard=False, _temp_dir=private_ray_temp_dir(), **quiet)
     except ConnectionError as exc:
         raise SessrecError(f"cannot connect to Ray at {address}: {str(exc).splitlines()[0]}") from None
     if callable(sigterm_handler):
         signal.signal(signal.SIGTERM, sigterm_handler)
+
+
+#: How many times a local Ray start is tried, and the pause before each retry, in seconds.
+EMBEDDED_START_ATTEMPTS, EMBEDDED_RETRY_PAUSE_S = 3, 2.0
+
+
+def start_embedded(**options: Any) -> None:
+    """Start an embedded Ray: ``ray.init(**options)`` (``_temp_dir`` among them), retried where it fails.
+
+    A local start can fail for a while (its temp folder unusable, a raylet that died as it started):
+    the half-started Ray is shut down, its processes and its session folder removed, one line says
+    so on stderr, and the start is tried again, ``EMBEDDED_START_ATTEMPTS`` times in all. The last
+    failure is one ``SessrecError`` line. Shared: ``sessrec serve`` may start its Ray through it too.
+
+    Not covered, because no code in the driver outlives it: Ray 2.60 ends the process itself
+    (``_Exit(1)``, after its own log line "Failed to register worker to Raylet" or "Failed to get the
+    system config from raylet") where the raylet dies between its start and the driver's
+    registration. Callers start Ray before they store anything, so that ending leaves nothing
+    half-written (a sweep's lease, at most, which expires)."""
+    import ray
+
+    temp_dir = options.get("_temp_dir")
+    for attempt in range(1, EMBEDDED_START_ATTEMPTS + 1):
+        before = _own_sessions(temp_dir)
+        try:
+            ray.init(**options)
+            return
+        except Exception as exc:  # what Ray raises varies (OSError, RuntimeError, its own Exception)
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:300] or type(exc).__name__
+        _clean_failed_start(temp_dir, before)
+        if attempt == EMBEDDED_START_ATTEMPTS:
+            raise SessrecError(f"the embedded Ray did not start ({attempt} attempts); the last: {reason}")
+        sys.stderr.write(
+            f"Ray did not start ({reason}); retrying in {EMBEDDED_RETRY_PAUSE_S:.0f} s "
+            f"(attempt {attempt + 1} of {EMBEDDED_START_ATTEMPTS})\n"
+        )
+        sys.stderr.flush()
+        time.sleep(EMBEDDED_RETRY_PAUSE_S)
+
+
+def _own_sessions(temp_dir: str | None) -> set[str]:
+    """The session folders under ``temp_dir`` that this process started (Ray names them
+    ``session_<time>_<pid>``)."""
+    if not temp_dir:
+        return set()
+    try:
+        names = os.listdir(temp_dir)
+    except OSError:
+        return set()
+    return {name for name in names if name.startswith("session_") and name.endswith(f"_{os.getpid()}")}
+
+
+def _clean_failed_start(temp_dir: str | None, before: set[str]) -> None:
+    """Undo a failed start: Ray's own shutdown, then whatever it left of the new session (processes
+    this process started for it, found by the session folder in their command line, and the folder)."""
+    import shutil
+
+    import ray
+
+    try:
+        ray.shutdown()
+    except Exception:  # nothing (more) to shut down
+        pass
+    for name in _own_sessions(temp_dir) - before:
+        session = os.path.join(str(temp_dir), name)
+        for pid in _processes_naming(session):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        shutil.rmtree(session, ignore_errors=True)
+        latest = os.path.join(str(temp_dir), "session_latest")
+        if os.path.islink(latest) and os.readlink(latest) == session:
+            os.unlink(latest)
+
+
+def _processes_naming(session: str) -> list[int]:
+    """Processes whose command line names the folder ``session`` (a Ray session's GCS, raylet, agents)."""
+    pids, marks = [], (session.encode() + b"/", session.encode() + b"\0")  # the folder, not a longer name
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                text = cmdline.read()
+            if any(mark in text for mark in marks):
+                pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
 
 
 #: The credentials Ray Tune copies from the driver's environment into every trial's runtime_env.
