@@ -585,7 +585,7 @@ def serve_forever(
     import ray
     from ray import serve
 
-    from sessrec.sweep.cluster import private_ray_temp_dir
+    from sessrec.sweep.cluster import private_ray_temp_dir, start_embedded
 
     proxy_port = port
     if mode == "direct":
@@ -598,7 +598,7 @@ def serve_forever(
     logging.getLogger("ray").setLevel(logging.WARNING)
     sigterm_handler = signal.getsignal(signal.SIGTERM)
     if not ray.is_initialized():
-        ray.init(
+        start_embedded(  # retried where a start fails, as a sweep's
             num_cpus=max(os.cpu_count() or 1, 1),
             include_dashboard=False,
             log_to_driver=True,

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from servers import AWS_CONFLICTING_VARS, MlflowServer, RayLocalCluster, SeaweedS3
 
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import TWO_TRIAL_SWEEP, assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -34,14 +34,7 @@ TINY = {
     "resources": {"cpus_per_trial": 1, "max_failures": 1},
 }
 # Two trials of two epochs each, none stopped early: every trial logs every epoch.
-TRACKED = {
-    "name": "tracked-on-cluster",
-    "dataset": "demo",
-    "split": {"seed": 0, "n": 150},
-    "space": {"vector_size": 8, "window": [2, 3]},
-    "scheduler": {"type": "fifo", "max_t": 2},
-    "resources": {"cpus_per_trial": 1},
-}
+TRACKED = {**TWO_TRIAL_SWEEP, "name": "tracked-on-cluster", "split": {"seed": 0, "n": 150}}
 # Long enough to be stopped half-way (each trial alone would run for minutes).
 LONG = {
     "name": "long",
