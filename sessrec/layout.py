@@ -18,6 +18,8 @@
     <root>/sweeps/<id>/tune/run-<n>/            Ray Tune's experiment folder of the sweep's n-th run
     <root>/sweeps/<id>/tune/run-<n>/point-<p>-<trial>/checkpoint_<i>/state.npz   a trial's weights
     <root>/sweeps/<id>/tune/run-<n>/point-<p>-<trial>/checkpoint_<i>/trial.json  its config and curve
+    <root>/sweeps/<id>/word2vec/<key>/epoch-<n>.npz   the sweep's word2vec after n epochs, shared by its
+                                                trials with the same word2vec config (key: its sha256); regenerable
     <root>/sweeps/<id>/trials.parquet           one row per trial: config, metrics, epochs, state
     <root>/sweeps/<id>/best/config.json         the best trial's config
     <root>/sweeps/<id>/best/metrics.json        its validation metrics and its test metrics
@@ -50,6 +52,8 @@ CONFIG_FILE, CURVE_FILE, METRICS_FILE = "config.json", "curve.json", "metrics.js
 SPEC_FILE, TRIALS_FILE, TUNE_DIR, BEST_DIR, REPORT_DIR = "spec.yaml", "trials.parquet", "tune", "best", "report"
 LEASE_FILE = "lease.json"
 STATE_FILE, TRIAL_FILE = "state.npz", "trial.json"
+#: A sweep's word2vec epoch cache: one folder per word2vec config, one training state per epoch.
+WORD2VEC_CACHE_DIR = "word2vec"
 RECOMMENDER_ARRAYS_FILE, RECOMMENDER_FILE = "recommender.npz", "recommender.json"
 #: A model's promotion decisions, newest last (``sessrec results promote``; not a completion marker).
 PROMOTIONS_FILE = "promotions.json"
@@ -65,6 +69,11 @@ storage.bound_documents(MANIFEST_FILE, CONFIG_FILE, CURVE_FILE, METRICS_FILE, TR
 def run_name(number: int) -> str:
     """Tune's experiment name of a sweep's ``number``-th run (1: ``tune run``, then each resume)."""
     return f"run-{number}"
+
+
+def word2vec_epoch_file(epoch: int) -> str:
+    """The file of a word2vec cache entry: the training state after ``epoch`` epochs."""
+    return f"epoch-{epoch}.npz"
 
 
 def trial_dir_name(point: int, trial_id: str) -> str:

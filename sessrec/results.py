@@ -481,8 +481,9 @@ def delete(root: str, sweep_id: str, yes: bool = False, force: bool = False) -> 
 
 
 def prune(root: str, sweep_id: str, yes: bool = False, force: bool = False) -> dict[str, Any]:
-    """Remove a completed sweep's Tune checkpoints (``tune/``) and keep its manifest, spec, trials
-    table, best and report; a sweep that can still be resumed is refused unless ``force``."""
+    """Remove a completed sweep's Tune checkpoints (``tune/``) and its word2vec epoch cache
+    (``word2vec/``, regenerable) and keep its manifest, spec, trials table, best and report; a
+    sweep that can still be resumed is refused unless ``force``."""
     manifest = _manifest(root, sweep_id)
     reason = running_reason(root, sweep_id, manifest)
     status = manifest.get("status")
@@ -494,8 +495,12 @@ def prune(root: str, sweep_id: str, yes: bool = False, force: bool = False) -> d
                 f"sweep {sweep_id!r} is {status}: 'tune resume' goes on from its checkpoints; "
                 "pass --force to remove them anyway"
             )
-    tune = storage.join(layout.sweep_dir(root, sweep_id), layout.TUNE_DIR)
-    files = list(storage.walk_file_sizes(tune))
+    folder = layout.sweep_dir(root, sweep_id)
+    removed = {
+        storage.join(folder, name): list(storage.walk_file_sizes(storage.join(folder, name)))
+        for name in (layout.TUNE_DIR, layout.WORD2VEC_CACHE_DIR)
+    }
+    files = [file for found in removed.values() for file in found]
     total = sum(size for _, size in files)
     if files and not yes:
         raise SessrecError(
@@ -504,7 +509,9 @@ def prune(root: str, sweep_id: str, yes: bool = False, force: bool = False) -> d
         )
     if files:
         outputs.WRITING.set()
-        storage.delete_below(tune, [path for path, _ in files])
+        for below, found in removed.items():
+            if found:
+                storage.delete_below(below, [path for path, _ in found])
     kept = [layout.MANIFEST_FILE, layout.SPEC_FILE, layout.TRIALS_FILE, layout.BEST_DIR, layout.REPORT_DIR]
     return {
         "sweep_id": sweep_id,

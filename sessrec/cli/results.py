@@ -207,7 +207,10 @@ def delete(
         bool,
         typer.Option(
             "--prune-checkpoints",
-            help="Remove only Tune's checkpoints (tune/); keep manifest, spec, trials, best, report.",
+            help=(
+                "Remove only Tune's checkpoints (tune/) and the word2vec cache (word2vec/); "
+                "keep manifest, spec, trials, best, report."
+            ),
         ),
     ] = False,
     as_json: Annotated[bool, JsonOption] = False,
@@ -228,7 +231,8 @@ def prune(
     force: Annotated[bool, ForceOption] = False,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
-    """Remove a completed sweep's Tune checkpoints; keep its manifest, spec, trials table, best and report."""
+    """Remove a completed sweep's Tune checkpoints and word2vec cache; keep its manifest, spec, trials table,
+    best and report."""
     emit(results.prune(settings(ctx).storage, sweep_id, yes, force), as_json, _removal_text)
 
 

@@ -6,28 +6,38 @@ A checkpoint folder holds the trial's weights (``state.npz``, arrays) and its re
 (``trial.json``: point, trial id, config, curve so far, and the size and sha256 of the weights),
 never a pickle; ``trial.train_trial`` writes them. Checkpoints written before the checksum was
 recorded are checked by their size only.
+
+A sweep's word2vec epoch cache (``Word2VecCache``) holds the same weights once per word2vec config
+and epoch, for every trial of that config: trials that differ only in how they score train it once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from sessrec import formats, layout, storage
-from sessrec.errors import SessrecError
+from sessrec.errors import NotFoundError, SessrecError
 from sessrec.sweep.records import SweepPaths, load_sweep
 from sessrec.sweep.trials import POINT, STATE, TrialsTable, TrialState, trial_row
+
+if TYPE_CHECKING:  # gensim and the word2vec core load where a trial trains, not where results are read
+    from gensim.models import Word2Vec
+
+    from sessrec.core.word2vec import TrainingState, Word2VecConfig
 
 __all__ = [
     "CHECKPOINTS_KEPT",
     "STATE_BYTES",
     "STATE_SHA256",
     "RecordedTrial",
+    "Word2VecCache",
     "SweepPaths",
     "checkpointed_trials",
     "kept_row",
@@ -35,6 +45,7 @@ __all__ = [
     "recorded_trials",
     "state_damage",
     "state_sha256",
+    "word2vec_key",
 ]
 
 #: Checkpoints Tune keeps per trial.
@@ -198,3 +209,99 @@ def checkpointed_trials(root: str, sweep_id: str) -> pd.DataFrame:
         if row[STATE] == TrialState.STOPPED_EARLY:
             row[STATE] = TrialState.UNFINISHED.value
     return TrialsTable.from_rows(rows).frame
+
+
+#: Part of every word2vec cache key: a new training-state format (or a trainer that no longer makes
+#: the same weights) takes a new number, so that no sweep reads entries of the old.
+WORD2VEC_CACHE_VERSION = 1
+
+
+def word2vec_key(config: Word2VecConfig) -> str:
+    """The sha256 (hex) of what decides the word2vec a trial trains, given the sweep's data: every
+    field of its config. ``epochs`` too: each epoch's learning rate falls linearly over the total
+    (``Word2VecConfig.alpha_bounds``), so epoch 3 of a 4-epoch run is not that of a 12-epoch one;
+    ``workers`` too: with more than one, gensim's threads train in no fixed order."""
+    identity = {"version": WORD2VEC_CACHE_VERSION, **config.to_dict()}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Word2VecCache:
+    """A sweep's word2vec after each epoch, for one word2vec config (``folder``:
+    ``sweeps/<id>/word2vec/<key>``): the training state (``TrainingState.to_npz``) per epoch, so
+    that a trial with that config reads the epochs another trial trained instead of training them.
+
+    Each entry is written once, whole (``storage.create_exclusive``: the first writer wins, a later
+    one skips), and never trusted unread: an entry that is not whole (its zip's CRC-32 per array),
+    names another epoch, or does not fit the trial's model (vocabulary, shapes) is passed over with
+    one warning line, retrained and replaced. Trouble with storage never fails a trial: it trains
+    the epoch itself, and a write that fails is left out. Regenerable: ``results prune`` removes it."""
+
+    folder: str
+    #: Whether a warning line was written: one per trial is enough.
+    warned: bool = field(default=False, compare=False)
+
+    @classmethod
+    def of(cls, cache_root: str, config: Word2VecConfig) -> Word2VecCache:
+        return cls(storage.join(cache_root, word2vec_key(config)))
+
+    def uri(self, epoch: int) -> str:
+        return storage.join(self.folder, layout.word2vec_epoch_file(epoch))
+
+    def read(self, epoch: int, model: Word2Vec) -> tuple[TrainingState | None, bool]:
+        """The training state after ``epoch`` epochs, if stored whole and fit for ``model``; and
+        whether an entry is there that is not (damaged: retrain it and ``write(replace=True)``)."""
+        from sessrec.core.word2vec import TrainingState
+
+        uri = self.uri(epoch)
+        try:
+            data = storage.read_bytes(uri)
+        except NotFoundError:
+            return None, False
+        except (SessrecError, OSError) as exc:
+            self._warn(f"cannot read {uri} ({exc}); the trial trains the epoch itself")
+            return None, False
+        try:
+            state = TrainingState.from_npz(data)
+            reason = _misfit(state, epoch, model)
+        except SessrecError as exc:
+            reason = str(exc)
+        except (TypeError, ValueError) as exc:  # a meta of the wrong kinds, arrays of another layout
+            reason = f"unreadable ({exc})"
+        if reason is not None:
+            self._warn(f"word2vec cache entry {uri} is damaged ({reason}); retrained and replaced")
+            return None, True
+        return state, False
+
+    def write(self, epoch: int, state: TrainingState, replace: bool = False) -> bool:
+        """Store the state after ``epoch`` epochs unless an entry is there (``replace``: one found
+        damaged, written over). Whether this call wrote it."""
+        uri = self.uri(epoch)
+        try:
+            if replace:
+                storage.write_bytes(uri, state.to_npz())
+                return True
+            if storage.exists(uri):
+                return False
+            return storage.create_exclusive(uri, state.to_npz())
+        except (SessrecError, OSError) as exc:
+            self._warn(f"cannot write {uri} ({exc}); the trials after train the epoch themselves")
+            return False
+
+    def _warn(self, message: str) -> None:
+        if not self.warned:
+            self.warned = True
+            sys.stderr.write(f"warning: {message}\n")
+
+
+def _misfit(state: TrainingState, epoch: int, model: Word2Vec) -> str | None:
+    """Why a cached state is not the one a trial's model needs after ``epoch`` epochs (None: it is)."""
+    if state.epochs_done != epoch:
+        return f"it holds epoch {state.epochs_done}"
+    if state.vectors.shape != model.wv.vectors.shape or state.syn1neg.shape != model.syn1neg.shape:
+        return "its weights have other shapes"
+    if state.random_keys.shape != (624,):  # MT19937's state: what restoring it would refuse half-way
+        return "its random state is not MT19937's"
+    if state.vocab != list(model.wv.index_to_key):
+        return "its vocabulary differs"
+    return None

@@ -204,7 +204,12 @@ def execute(
         tuner = None
         if queued or fresh:
             tuner = tune.Tuner(
-                trainable(spec, split, {point: recorded[point].checkpoint for point in continued}),
+                trainable(
+                    spec,
+                    split,
+                    {point: recorded[point].checkpoint for point in continued},
+                    record.paths.word2vec_cache,
+                ),
                 param_space=search.param_space(spec) if spec.method == "optuna" else {},
                 tune_config=tune.TuneConfig(
                     metric=spec.metric,

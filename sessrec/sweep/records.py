@@ -77,6 +77,11 @@ class SweepPaths:
     def file(self, *parts: str) -> str:
         return storage.join(self.folder, *parts)
 
+    @property
+    def word2vec_cache(self) -> str:
+        """The folder of the sweep's word2vec epoch cache (``checkpoints.Word2VecCache``)."""
+        return self.file(layout.WORD2VEC_CACHE_DIR)
+
 
 #: A new sweep id is a prefix of the spec's name, then "-<UTC date>-<UTC time>-<4 hex>" (21
 #: characters): the prefix keeps the id within a name's length (a spec name may be 24 long).

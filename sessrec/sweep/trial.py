@@ -2,7 +2,9 @@
 
 A trial is the same ``fit`` loop as ``sessrec train``: each epoch reports validation metrics and
 a small checkpoint (arrays, never pickle; the format is ``checkpoints``'), so ASHA can stop it
-and a lost trial restarts where it was on any node. Ray is imported inside the functions.
+and a lost trial restarts where it was on any node. A recommender with a word2vec part takes each
+epoch's word2vec from the sweep's epoch cache where a trial with the same word2vec config trained
+it (its scoring parameters change nothing trained). Ray is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -18,11 +20,27 @@ from sessrec import formats, layout, memory, storage
 from sessrec.core.session_metrics import SessionPairs, split_session_pairs
 from sessrec.core.sessions import Sessions
 from sessrec.core.split import Pairs, Split
-from sessrec.core.word2vec import PARAMETERS, TrainingState, Word2VecConfig, embeddings_of, fit
+from sessrec.core.word2vec import (
+    PARAMETERS,
+    TrainingState,
+    Word2VecConfig,
+    embeddings_of,
+    fit,
+    new_model,
+    one_blas_thread,
+    train_epoch,
+)
 from sessrec.errors import SessrecError
 from sessrec.recommender_space import is_reference
 from sessrec.spec import SweepSpec
-from sessrec.sweep.checkpoints import STATE_BYTES, STATE_SHA256, damaged_checkpoints_warning, state_damage, state_sha256
+from sessrec.sweep.checkpoints import (
+    STATE_BYTES,
+    STATE_SHA256,
+    Word2VecCache,
+    damaged_checkpoints_warning,
+    state_damage,
+    state_sha256,
+)
 from sessrec.sweep.cluster import TRIAL_EXTRA_PATIENCE_S, storage_patience
 from sessrec.sweep.scoring import NoWeights, TrialScorer
 from sessrec.sweep.trials import POINT
@@ -41,13 +59,15 @@ def train_trial(
     mode: str = "item",
     exclude: str = "query",
     session_validation: SessionPairs | None = None,
+    word2vec_cache: str | None = None,
 ) -> None:
     """One trial: train epoch by epoch, report validation metrics and a checkpoint each epoch.
 
     It goes on from Tune's checkpoint when Tune restarts it (its node was lost), from the
     checkpoint an earlier run left (``carried``: point -> checkpoint folder) when a resume
     continues it, and starts afresh otherwise. Each checkpoint holds the weights (``state.npz``)
-    and the trial's config and curve so far (``trial.json``): all a resume needs."""
+    and the trial's config and curve so far (``trial.json``): all a resume needs. ``word2vec_cache``:
+    the sweep's word2vec epoch cache folder, for a recommender with a word2vec part (None: none)."""
     from ray import tune
 
     point = int(config[POINT])
@@ -115,17 +135,8 @@ def train_trial(
     elif trains_word2vec:
         # The blend is evaluated after every word2vec epoch (the count parts stay as fitted).
         assert session_validation is not None
-        pairs = session_validation
-        fit(
-            w2v,
-            train.to_lists(),
-            None,
-            k,
-            start=start,
-            on_epoch=lambda epoch, m, model: on_epoch(
-                epoch, {**m, **scorer.evaluate(pairs, embeddings_of(model))}, model
-            ),
-        )
+        cache = None if word2vec_cache is None else Word2VecCache.of(word2vec_cache, w2v)
+        _fit_blend(w2v, train.to_lists(), scorer, session_validation, cache, start, on_epoch)
     else:
         # Nothing trains epoch by epoch: one result, at the epoch budget, so that the trial is
         # finished (ASHA stops a trial at max_t without entering it in a rung, whose cutoffs stay
@@ -138,6 +149,38 @@ def train_trial(
         report(
             epochs, {**metrics, "peak_rss_mb": peak_rss_mb, "replayed": False}, cast(TrainingState, NoWeights(epochs))
         )
+
+
+def _fit_blend(
+    config: Word2VecConfig,
+    sentences: list[list[str]],
+    scorer: TrialScorer,
+    pairs: SessionPairs,
+    cache: Word2VecCache | None,
+    start: TrainingState | None,
+    on_epoch: Callable[[int, dict[str, Any], Any], None],
+) -> None:
+    """``fit``'s epochs for a recommender with a word2vec part, the blend evaluated after each. An
+    epoch the cache holds is read, not trained (``epoch_train_s``: the read; ``cached``: true);
+    one it lacks is trained from the state before (the cache's, the checkpoint's or this trial's)
+    and stored for the trials after. The same model either way: ``fit`` trains epoch by epoch
+    from the same state, and the state holds the random generator too."""
+    model = new_model(config, sentences)
+    if start is not None:
+        start.restore(model)
+    with one_blas_thread():  # as in fit: epochs and evaluations take turns
+        for epoch in range(1 if start is None else start.epochs_done + 1, config.epochs + 1):
+            started = time.perf_counter()
+            cached, damaged = (None, False) if cache is None else cache.read(epoch, model)
+            if cached is not None:
+                cached.restore(model)
+            else:
+                train_epoch(model, sentences, config, epoch - 1)
+            seconds = time.perf_counter() - started
+            if cached is None and cache is not None:
+                cache.write(epoch, TrainingState.capture(model, epoch), replace=damaged)
+            metrics = {"epoch_train_s": seconds, "cached": cached is not None}
+            on_epoch(epoch, {**metrics, **scorer.evaluate(pairs, embeddings_of(model))}, model)
 
 
 def _first_trial_id(checkpoint: str, default: str) -> str:
@@ -232,8 +275,9 @@ def _patiently(call: Callable[[], T], patience_s: float) -> T:
             delay = min(2 * delay, 8.0)
 
 
-def trainable(spec: SweepSpec, split: Split, carried: dict[int, str]) -> Any:
-    """``train_trial`` with the sweep's data and settings bound, and its CPUs reserved."""
+def trainable(spec: SweepSpec, split: Split, carried: dict[int, str], word2vec_cache: str | None = None) -> Any:
+    """``train_trial`` with the sweep's data and settings bound, and its CPUs reserved.
+    ``word2vec_cache``: the folder of the sweep's word2vec epoch cache (``SweepPaths.word2vec_cache``)."""
     from ray import tune
 
     trainable = tune.with_parameters(
@@ -247,5 +291,6 @@ def trainable(spec: SweepSpec, split: Split, carried: dict[int, str]) -> Any:
         mode=spec.mode,
         exclude=spec.exclude,
         session_validation=split_session_pairs(split)[1] if spec.uses_recommenders else None,
+        word2vec_cache=word2vec_cache,
     )
     return tune.with_resources(trainable, {"cpu": spec.cpus_per_trial})
