@@ -32,7 +32,7 @@ from sessrec.core.sessions import Sessions, filter_min_length, sessions_from_tra
 from sessrec.core.split import Split, next_item_split
 from sessrec.core.synth import synth_sessions
 from sessrec.core.word2vec import Word2VecConfig, embeddings_of, fit, one_blas_thread
-from sessrec.errors import NotFoundError, SessrecError
+from sessrec.errors import NotFoundError, SessrecError, StorageError
 
 if TYPE_CHECKING:
     from sessrec.core.recommenders.word2vec_item import Word2VecItem
@@ -170,12 +170,11 @@ def recorded_item_names(root: str, dataset: str | None, sha256: str | None) -> d
 def model_item_names(root: str, ref: str) -> dict[str, str]:
     """Item names for what a model recommends: those of the dataset it was trained or fitted on,
     found through the dataset it records (a model name; a sweep id: the sweep's dataset); {} for
-    an embeddings file or where unknown (see ``recorded_item_names``)."""
-    if layout.is_file_ref(ref):
-        return {}
-    folder = named_model_folder(root, ref)
-    if folder != layout.model_dir(root, ref):  # a sweep's best: its manifest records the dataset
-        uri = storage.join(layout.sweep_dir(root, ref), layout.MANIFEST_FILE)
+    an embeddings file or where unknown (see ``recorded_item_names``). A model folder (a fetched
+    copy) finds them through the dataset its files record, as a stored model does."""
+    folder, sweep_id = model_source(root, ref)
+    if sweep_id is not None:  # a sweep's best: its manifest records the dataset
+        uri = storage.join(layout.sweep_dir(root, sweep_id), layout.MANIFEST_FILE)
         try:
             manifest = formats.from_json(storage.read_bytes(uri), uri)
         except NotFoundError:
@@ -190,6 +189,8 @@ def model_item_names(root: str, ref: str) -> dict[str, str]:
             meta = formats.from_json(storage.read_bytes(uri), uri)
         except NotFoundError:
             continue
+        except StorageError:  # an embeddings file, not a model folder: it records no dataset
+            return {}
         return (
             recorded_item_names(root, meta.get("dataset"), meta.get("dataset_sha256")) if isinstance(meta, dict) else {}
         )

@@ -97,6 +97,10 @@ def test_recommend_shows_names_beside_ids(shop, tmp_path):
     item = cli("recommend", "10003", "--model", "sr1", "-k", "3", "--json").json()
     assert all(r["name"] == names.get(r["item"]) for r in item["recommendations"]["10003"])
     assert cli("recommend", "10003", "--model", "sr1", "-k", "3").stdout.startswith(f"10003 ({names['10003']})")
+    # A copy of the model's folder (as `results fetch` leaves one) finds them through the same record.
+    copy = shutil.copytree(tmp_path / "store" / "models" / "sr1", tmp_path / "fetched")
+    from_copy = cli("recommend", "--session", "10003", "10004", "--model", str(copy), "-k", "8", "--json").json()
+    assert from_copy["recommendations"] == recs
 
     (tmp_path / "in.jsonl").write_text(json.dumps(["10003", "10004"]) + "\n" + json.dumps(["gone"]) + "\n")
     for out in ("out.jsonl", "out.parquet"):
@@ -114,8 +118,12 @@ def test_recommend_shows_names_beside_ids(shop, tmp_path):
     assert cli("recommend", "10003", "--embeddings", "w", "-k", "3").stdout.startswith(f"10003 ({names['10003']}):")
     w2v_session = cli("recommend", "--session", "10003", "--model", "w", "-k", "3", "--json").json()
     assert all(r["name"] == names.get(r["item"]) for r in w2v_session["recommendations"])
-    # An embeddings file records no dataset: no names.
-    uri = str(tmp_path / "store" / "models" / "w" / "embeddings.parquet")
+    # The embeddings file of a model folder finds them through the folder's record; one on its own
+    # records no dataset: no names.
+    inside = str(tmp_path / "store" / "models" / "w" / "embeddings.parquet")
+    in_folder = cli("recommend", "10003", "--embeddings", inside, "--json").json()["10003"]
+    assert all(r["name"] == names.get(r["item"]) for r in in_folder)
+    uri = str(shutil.copy(inside, tmp_path / "loose.parquet"))
     assert all(r["name"] is None for r in cli("recommend", "10003", "--embeddings", uri, "--json").json()["10003"])
 
 
