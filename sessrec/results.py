@@ -275,19 +275,35 @@ def _current_model(root: str, name: str) -> dict[str, Any] | None:
     return meta
 
 
-def _figures(meta: dict[str, Any], metric: str) -> dict[str, Any]:
-    """What a promotion compares of a model: where it was evaluated and its figures (fractions)."""
-    validation: dict[str, Any] = meta["validation"] if isinstance(meta.get("validation"), dict) else {}
-    test: dict[str, Any] = meta["test"] if isinstance(meta.get("test"), dict) else {}
-    promotion: dict[str, Any] = meta["promotion"] if isinstance(meta.get("promotion"), dict) else {}
+def _figures_record(
+    origin: dict[str, Any],
+    dataset_sha256: Any,
+    split: Any,
+    validation: dict[str, Any],
+    test: dict[str, Any],
+    metric: str,
+) -> dict[str, Any]:
+    """What a promotion compares of a model: ``origin`` (its sweep id, and its trial id where the
+    record has one), where it was evaluated and its figures of ``metric`` (fractions)."""
     return {
-        "sweep_id": promotion.get("sweep_id"),
-        "dataset_sha256": meta.get("dataset_sha256"),
-        "split": meta.get("split"),
+        **origin,
+        "dataset_sha256": dataset_sha256,
+        "split": split,
         "k": validation.get("k", test.get("k")),
         "mode": validation.get("mode", test.get("mode", "item")),
         "validation": validation.get(metric),
         "test": test.get(metric),
+    }
+
+
+def _figures(meta: dict[str, Any], metric: str) -> dict[str, Any]:
+    """The figures record of a stored model, from its completion file, with when it was made."""
+    validation: dict[str, Any] = meta["validation"] if isinstance(meta.get("validation"), dict) else {}
+    test: dict[str, Any] = meta["test"] if isinstance(meta.get("test"), dict) else {}
+    promotion: dict[str, Any] = meta["promotion"] if isinstance(meta.get("promotion"), dict) else {}
+    origin = {"sweep_id": promotion.get("sweep_id")}
+    return {
+        **_figures_record(origin, meta.get("dataset_sha256"), meta.get("split"), validation, test, metric),
         "created": promotion.get("promoted_at") or meta.get("created"),
     }
 
@@ -333,16 +349,8 @@ def promote(root: str, sweep_id: str, name: str, if_better: bool = False, force:
     metric = str(manifest["metric"])
     validation, test = dict(summary["validation"]), dict(summary["test"])
     dataset = manifest.get("dataset") or {}
-    new = {
-        "sweep_id": sweep_id,
-        "trial_id": summary.get("trial_id"),
-        "dataset_sha256": dataset.get("sha256"),
-        "split": manifest.get("split"),
-        "k": validation.get("k", test.get("k")),
-        "mode": validation.get("mode", test.get("mode", "item")),
-        "validation": validation.get(metric),
-        "test": test.get(metric),
-    }
+    origin = {"sweep_id": sweep_id, "trial_id": summary.get("trial_id")}
+    new = _figures_record(origin, dataset.get("sha256"), manifest.get("split"), validation, test, metric)
     current_meta = _current_model(root, name)
     current = None if current_meta is None else _figures(current_meta, metric)
     problem = None if current is None else _not_comparable(new, current)
