@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +12,34 @@ from sessrec.core.sessions import Sessions
 
 SESSREC = [sys.executable, "-m", "sessrec"]
 REFERENCE_SESSIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "online_retail_sessions.jsonl"
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, ...), from the parent links in
+    ``/proc/*/stat``; not ``pid`` itself."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # exited meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    family, index = [pid], 0
+    while index < len(family):
+        family += children.get(family[index], [])
+        index += 1
+    return family[1:]
+
+
+def kill_with_descendants(pid: int) -> None:
+    """SIGKILL a process and every process below it, the family gathered first. Ray's workers
+    leave the driver's process group, and one that outlived the driver by a moment could finish
+    its trial."""
+    for member in [pid, *descendants(pid)]:
+        try:
+            os.kill(member, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def sessions(*lists: list[str]) -> Sessions:

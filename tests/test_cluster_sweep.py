@@ -13,7 +13,7 @@ import yaml
 from servers import RayLocalCluster
 
 from sessrec import storage
-from tests.helpers import SESSREC, run_cli
+from tests.helpers import SESSREC, run_cli, synth_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -29,21 +29,7 @@ def cluster(s3):
 def user_env(cluster, s3_env, tmp_path):
     root = f"s3://{s3_env.bucket}/{uuid.uuid4().hex[:8]}"
     env = {**os.environ, **cluster.client_env(), "SESSREC_STORAGE": root}
-    synth = run_cli(
-        "data",
-        "synth",
-        "--name",
-        "demo",
-        "--sessions",
-        "3000",
-        "--items",
-        "400",
-        "--clusters",
-        "15",
-        cwd=tmp_path,
-        env=env,
-    )
-    assert synth.returncode == 0, synth.stderr
+    synth_dataset(tmp_path, env, sessions=3000, items=400, clusters=15)
     return env, root
 
 
@@ -172,21 +158,7 @@ def test_losing_the_whole_cluster_stops_the_driver_and_resume_finishes_on_a_new_
     # Storage outlives the cluster: a folder on this machine that the driver and every node share.
     store = tmp_path / "store"
     env = {**os.environ, **lost_cluster.client_env(), "SESSREC_STORAGE": str(store), "SESSREC_CLUSTER_PATIENCE": "3"}
-    synth = run_cli(
-        "data",
-        "synth",
-        "--name",
-        "demo",
-        "--sessions",
-        "4000",
-        "--items",
-        "400",
-        "--clusters",
-        "15",
-        cwd=tmp_path,
-        env=env,
-    )
-    assert synth.returncode == 0, synth.stderr
+    synth_dataset(tmp_path, env, sessions=4000, items=400, clusters=15)
     spec = _spec(tmp_path / "spec.yaml", 25, vector_size=32)
     log_path = tmp_path / "driver.log"
     with open(log_path, "w") as log:

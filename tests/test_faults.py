@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,7 +22,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import SESSREC, assert_one_line_error, local_sweep_env, run_cli, synth_dataset
+from tests.helpers import (
+    SESSREC,
+    assert_one_line_error,
+    kill_with_descendants,
+    local_sweep_env,
+    run_cli,
+    synth_dataset,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -184,26 +189,6 @@ def _error_lines(log: str) -> list[str]:
     return [line for line in log.splitlines() if line.startswith("error:")]
 
 
-def _kill_with_descendants(pid: int) -> None:
-    """SIGKILL a driver and every process below it (its embedded Ray and the trials' workers)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    family, index = [pid], 0
-    while index < len(family):
-        family += children.get(family[index], [])
-        index += 1
-    for member in family:
-        try:
-            os.kill(member, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 # Concurrent drivers and the sweep's lease ------------------------------------------------------
 
 
@@ -259,7 +244,7 @@ def killed_sweep(small_sweep) -> Sweep:
     sweep = small_sweep
     driver, log = sweep.start_run("k1", SESSREC_LEASE_EXPIRY=str(KILLED_EXPIRY_S))
     _wait_for(lambda: _checkpointed(sweep, "k1"), driver, log, what="first checkpoint")
-    _kill_with_descendants(driver.pid)
+    kill_with_descendants(driver.pid)
     driver.wait()
     assert sweep.manifest("k1")["status"] == "running"
     assert not sweep.exists("k1", "trials.parquet")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +19,7 @@ import yaml
 from sessrec.errors import SessrecError
 from sessrec.recommender_space import recommender
 from sessrec.spec import SweepSpec, read_spec
-from tests.helpers import run_cli
+from tests.helpers import local_sweep_env, run_cli, synth_dataset
 
 SPEC: dict[str, Any] = {
     "name": "s",
@@ -44,23 +43,8 @@ SPEC: dict[str, Any] = {
 @pytest.fixture(scope="module")
 def session_sweep(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     folder = tmp_path_factory.mktemp("session-sweep")
-    env = {**os.environ, "SESSREC_STORAGE": str(folder / "store"), "RAY_AUTH_MODE": "disabled", "HOME": str(folder)}
-    env.pop("RAY_ADDRESS", None)
-    synth = run_cli(
-        "data",
-        "synth",
-        "--name",
-        "demo",
-        "--sessions",
-        "800",
-        "--items",
-        "200",
-        "--clusters",
-        "10",
-        cwd=folder,
-        env=env,
-    )
-    assert synth.returncode == 0, synth.stderr
+    env = local_sweep_env(folder)
+    synth_dataset(folder, env, sessions=800, items=200, clusters=10)
     spec = folder / "spec.yaml"
     spec.write_text(yaml.safe_dump(SPEC))
     result = run_cli("tune", "run", str(spec), "--sweep-id", "s1", "--num-cpus", "2", "--json", cwd=folder, env=env)

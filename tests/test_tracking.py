@@ -15,7 +15,7 @@ import pytest
 import yaml
 from servers import MlflowServer, free_port
 
-from tests.helpers import TWO_TRIAL_SWEEP, run_cli
+from tests.helpers import TWO_TRIAL_SWEEP, local_sweep_env, run_cli, synth_dataset
 
 SWEEP = {**TWO_TRIAL_SWEEP, "name": "tracked"}
 
@@ -30,31 +30,10 @@ def mlflow_server() -> Iterator[MlflowServer]:
 @pytest.fixture
 def sweep_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A folder with a small synthetic dataset, local storage and the spec; Ray embedded, auth off."""
-    env = {
-        **os.environ,
-        "SESSREC_STORAGE": str(tmp_path / "store"),
-        "RAY_AUTH_MODE": "disabled",
-        "HOME": str(tmp_path),
-        "SESSREC_CONFIG": str(tmp_path / "no-settings.yaml"),
-    }
-    for name in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI"):
-        env.pop(name, None)
+    env = local_sweep_env(tmp_path, SESSREC_CONFIG=str(tmp_path / "no-settings.yaml"))
+    env.pop("MLFLOW_TRACKING_URI", None)
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(SWEEP))
-    result = run_cli(
-        "data",
-        "synth",
-        "--name",
-        "demo",
-        "--sessions",
-        "400",
-        "--items",
-        "120",
-        "--clusters",
-        "8",
-        cwd=tmp_path,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr
+    synth_dataset(tmp_path, env, sessions=400, items=120, clusters=8)
     return tmp_path, env
 
 

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -22,6 +21,7 @@ from tests.helpers import (
     SESSREC,
     TWO_TRIAL_SWEEP,
     assert_one_line_error,
+    kill_with_descendants,
     local_sweep_env,
     run_cli,
     start_sweep,
@@ -311,27 +311,6 @@ def _resume_to_the_end(folder, env, sweep_id: str) -> subprocess.CompletedProces
     return resumed
 
 
-def _kill_with_descendants(pid: int) -> None:
-    """SIGKILL a process and every process below it. Ray's workers leave the driver's process
-    group, and one that outlived the driver by a moment could finish its trial."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # exited meanwhile
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    family, index = [pid], 0
-    while index < len(family):
-        family += children.get(family[index], [])
-        index += 1
-    for member in family:
-        try:
-            os.kill(member, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 class _Unpickled:
     """A pickle that makes a folder when it is loaded: proof that something unpickled it."""
 
@@ -358,7 +337,7 @@ def test_resume_after_the_driver_is_killed_reads_no_pickle(workdir):
     ):
         assert driver.poll() is None and time.time() < deadline, log_path.read_text()[-2000:]
         time.sleep(0.02)
-    _kill_with_descendants(driver.pid)  # the driver, its embedded Ray and the trials' workers at once
+    kill_with_descendants(driver.pid)  # the driver, its embedded Ray and the trials' workers at once
     driver.wait()
     left = sorted(str(path.relative_to(trials_dir)) for path in trials_dir.glob("point-*/checkpoint_*"))
     # Whoever can write the sweep's storage replaces every file Tune wrote for itself (its
