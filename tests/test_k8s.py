@@ -18,14 +18,14 @@ from typer.testing import CliRunner
 
 from sessrec.cli import app
 from sessrec.errors import SessrecError
-from sessrec.k8s import defaults, render, rules, validate
+from sessrec.k8s import defaults, manifests, render, rules, validate
 from sessrec.spec import BUILTIN_SPECS, builtin_spec_text
 
 SESSREC = str(Path(sys.executable).parent / "sessrec")
 
 
 def rendered(kind: str, spec: str | None = "tiny", **options: Any) -> list[dict[str, Any]]:
-    return render.render_objects(spec, render.RenderOptions(kind=kind, **options))
+    return manifests.render_objects(spec, render.RenderOptions(kind=kind, **options))
 
 
 def problems(objects: list[dict[str, Any]]) -> list[str]:
@@ -463,7 +463,7 @@ def test_cli_render_prints_its_own_command_line() -> None:
 def test_cli_validate_reads_stdin_and_chart_schema_checks() -> None:
     runner = CliRunner()
     result = runner.invoke(
-        app, ["k8s", "validate", "-"], input=render.render("tiny", render.RenderOptions(kind="raycronjob"))
+        app, ["k8s", "validate", "-"], input=manifests.render("tiny", render.RenderOptions(kind="raycronjob"))
     )
     assert (result.exit_code, result.stdout) == (0, "ok: 2 objects in 1 file, policy restricted\n"), result.output
     script = REPO / "scripts" / "sync_chart_schema.py"
@@ -473,7 +473,7 @@ def test_cli_validate_reads_stdin_and_chart_schema_checks() -> None:
 
 def test_cli_validate_good_and_bad_files(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
-    good.write_text(render.render("tiny", render.RenderOptions(kind="rayjob")))
+    good.write_text(manifests.render("tiny", render.RenderOptions(kind="rayjob")))
     ok = subprocess.run([SESSREC, "k8s", "validate", str(good)], capture_output=True, text=True)
     assert (ok.returncode, ok.stdout.strip()) == (0, "ok: 2 objects in 1 file, policy restricted"), ok.stderr
     bad = tmp_path / "bad.yaml"

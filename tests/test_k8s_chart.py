@@ -16,7 +16,7 @@ import yaml
 from k8s_tools import CHART, Helm, find, helm_fixture, load_script  # noqa: F401  (the `helm` fixture)
 
 from sessrec import __version__, layout
-from sessrec.k8s import defaults, render, rules, validate
+from sessrec.k8s import defaults, manifests, render, rules, validate
 from sessrec.spec import BUILTIN_SPECS, builtin_spec_text, parse_spec
 
 CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
@@ -440,7 +440,7 @@ def test_the_chart_repeats_the_python_constants() -> None:
 
 
 def cli(kind: str, spec: str | None = "tiny", **options: Any) -> list[dict[str, Any]]:
-    return render.render_objects(spec, render.RenderOptions(kind=kind, **options))
+    return manifests.render_objects(spec, render.RenderOptions(kind=kind, **options))
 
 
 def chart(helm: Helm, values: dict[str, Any], release: str = "sessrec-tiny") -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ import yaml
 from k8s_tools import CHART, CRD_DIR, REPO, Helm, find, helm_fixture  # noqa: F401  (the `helm` fixture)
 
 from sessrec import __version__
-from sessrec.k8s import defaults, policy, render, validate
+from sessrec.k8s import defaults, manifests, policy, render, validate
 from sessrec.spec import builtin_spec_text
 
 SESSREC = str(Path(sys.executable).parent / "sessrec")
@@ -57,7 +57,7 @@ WRONG = ["600", -3, 1.5, True, None, [1], {"a": 1}]
 
 
 def test_a_malformed_rayjob_is_an_error_not_a_crash() -> None:
-    job = find(render.render_objects("tiny", render.RenderOptions(kind="rayjob")), "RayJob")
+    job = find(manifests.render_objects("tiny", render.RenderOptions(kind="rayjob")), "RayJob")
     job["spec"]["ttlSecondsAfterFinished"] = "600"
     found = validate.validate_object(job, "job.yaml", checks())
     assert [(p.field, p.level) for p in found] == [("spec.ttlSecondsAfterFinished", "error")], found
@@ -68,7 +68,7 @@ def test_a_malformed_rayjob_is_an_error_not_a_crash() -> None:
 def test_wrongly_typed_fields_anywhere_never_crash(kind: str) -> None:
     """Every field of a rendered object, in turn, replaced by values of other types (two per field,
     rotating through WRONG): each object validates to problems, never to an exception."""
-    objects = render.render_objects(None if kind == "raycluster" else "tiny", render.RenderOptions(kind=kind))
+    objects = manifests.render_objects(None if kind == "raycluster" else "tiny", render.RenderOptions(kind=kind))
     obj = objects[-1]
     paths = list(_leaves(obj))
     for number, path in enumerate(paths):
@@ -86,7 +86,7 @@ def test_wrongly_typed_fields_anywhere_never_crash(kind: str) -> None:
 
 def test_without_crds_validate_says_how_to_get_them(tmp_path: Path) -> None:
     manifest = tmp_path / "job.yaml"
-    manifest.write_text(render.render("tiny", render.RenderOptions(kind="rayjob")))
+    manifest.write_text(manifests.render("tiny", render.RenderOptions(kind="rayjob")))
     env = {key: value for key, value in __import__("os").environ.items() if key != "SESSREC_CRD_DIR"}
     result = sessrec("k8s", "validate", str(manifest), env=env)
     assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
@@ -106,9 +106,9 @@ def test_crd_dir_takes_kubectl_get_crd_output(tmp_path: Path) -> None:
     items = [yaml.safe_load((CRD_DIR / f"ray.io_{kind}.yaml").read_text()) for kind in ("rayjobs", "rayclusters")]
     (tmp_path / "crds.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
     store = validate.CrdStore.from_dir(tmp_path)
-    job = find(render.render_objects("tiny", render.RenderOptions(kind="rayjob")), "RayJob")
+    job = find(manifests.render_objects("tiny", render.RenderOptions(kind="rayjob")), "RayJob")
     assert validate.validate_object(job, "job.yaml", validate.Checks(crds=store)) == []
-    cron = find(render.render_objects("tiny", render.RenderOptions(kind="raycronjob")), "RayCronJob")
+    cron = find(manifests.render_objects("tiny", render.RenderOptions(kind="raycronjob")), "RayCronJob")
     with pytest.raises(validate.SessrecError, match="no CRD for ray.io kind RayCronJob"):
         validate.validate_object(cron, "cron.yaml", validate.Checks(crds=store))
 
@@ -184,7 +184,7 @@ def test_from_cluster_reads_the_crds_through_the_api(api_server: Path, tmp_path:
         "KUBECONFIG": str(api_server)
     }
     manifest = tmp_path / "job.yaml"
-    manifest.write_text(render.render("tiny", render.RenderOptions(kind="rayjob")))
+    manifest.write_text(manifests.render("tiny", render.RenderOptions(kind="rayjob")))
     result = sessrec("k8s", "validate", "--from-cluster", str(manifest), env=env)
     assert result.returncode == 0 and result.stdout.startswith("ok: 2 objects"), result.stderr
     assert (
@@ -192,7 +192,7 @@ def test_from_cluster_reads_the_crds_through_the_api(api_server: Path, tmp_path:
         "Bearer t0ken",
     ) in _FakeApiServer.requests
     cron = tmp_path / "cron.yaml"
-    cron.write_text(render.render("tiny", render.RenderOptions(kind="raycronjob")))
+    cron.write_text(manifests.render("tiny", render.RenderOptions(kind="raycronjob")))
     missing = sessrec("k8s", "validate", "--from-cluster", str(cron), env=env)
     assert (
         missing.returncode == 1
@@ -342,7 +342,7 @@ def test_every_rendered_manifest_is_valid_at_every_policy_level(helm: Helm, valu
 
 def test_sessrec_renders_are_valid_at_every_policy_level() -> None:
     for kind in ("rayjob", "raycronjob", "cronjob", "raycluster"):
-        text = render.render(None if kind == "raycluster" else "tiny", render.RenderOptions(kind=kind))
+        text = manifests.render(None if kind == "raycluster" else "tiny", render.RenderOptions(kind=kind))
         for level in policy.LEVELS:
             assert validate.validate_text(text, kind, checks(level))[1] == [], (kind, level)
 
@@ -449,7 +449,7 @@ def test_parity_values_reach_the_cluster(helm: Helm) -> None:
 
 def test_new_values_unset_render_as_before(helm: Helm) -> None:
     """Unset parity values add nothing: the chart's RayJob equals `sessrec k8s render`'s."""
-    ours = render.render_objects(
+    ours = manifests.render_objects(
         "tiny", render.RenderOptions(kind="rayjob", name="sessrec-tiny", s3_config="sessrec-tiny-s3", s3_secret=None)
     )
     theirs = helm.objects({"sweep": TINY, **RUN})

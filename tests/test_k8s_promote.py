@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from sessrec import layout
 from sessrec.cli import app
 from sessrec.errors import SessrecError
-from sessrec.k8s import defaults, render, validate
+from sessrec.k8s import defaults, manifests, render, validate
 from sessrec.spec import builtin_spec_text, parse_spec
 from sessrec.sweep.records import SWEEP_ID_PREFIX_LENGTH, new_sweep_id, sweep_id_prefix
 
@@ -36,7 +36,7 @@ VENV_BIN = str(Path(sys.executable).parent)
 
 
 def rendered(kind: str, spec: str | None = "tiny", **options: Any) -> list[dict[str, Any]]:
-    return render.render_objects(spec, render.RenderOptions(kind=kind, **options))
+    return manifests.render_objects(spec, render.RenderOptions(kind=kind, **options))
 
 
 def job_spec(objects: list[dict[str, Any]]) -> dict[str, Any]:

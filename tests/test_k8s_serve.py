@@ -16,14 +16,14 @@ from typer.testing import CliRunner
 from sessrec import layout, serving
 from sessrec.cli import app
 from sessrec.errors import SessrecError
-from sessrec.k8s import defaults, policy, render, validate
+from sessrec.k8s import defaults, manifests, policy, render, validate
 
 SECRET = "sessrec-s3-credentials"
 SERVE_VALUES = CHART / "ci" / "serve-values.yaml"
 
 
 def service(**options: Any) -> dict[str, Any]:
-    objects = render.render_objects(None, render.RenderOptions(kind="rayservice", **options))
+    objects = manifests.render_objects(None, render.RenderOptions(kind="rayservice", **options))
     assert len(objects) == 1
     return objects[0]
 
@@ -66,7 +66,7 @@ def checks(level: str = "restricted") -> validate.Checks:
     ids=["defaults", "fixed", "autoscaled", "everything"],
 )
 def test_rendered_rayservice_is_valid_at_every_policy_level(options: dict[str, Any]) -> None:
-    text = render.render(None, render.RenderOptions(kind="rayservice", **options))
+    text = manifests.render(None, render.RenderOptions(kind="rayservice", **options))
     for level in policy.LEVELS:
         count, found = validate.validate_text(text, "rayservice.yaml", checks(level))
         assert (count, found) == (1, []), (level, [str(p) for p in found])
@@ -88,10 +88,10 @@ def test_rayservice_runs_the_serve_deployment_on_the_cluster_s_pods() -> None:
         "ray_actor_options": {"num_cpus": defaults.SERVE_REPLICA_CPUS, "memory": 2 * 1024**3},
     }
     # Head and workers are the RayCluster's (one builder): same image, pods, S3 settings and credentials.
-    cluster = render.render_objects(None, render.RenderOptions(kind="raycluster", name="recs"))[0]["spec"]
+    cluster = manifests.render_objects(None, render.RenderOptions(kind="raycluster", name="recs"))[0]["spec"]
     cluster.pop("upgradeStrategy")
     assert obj["spec"]["rayClusterConfig"] == cluster
-    job = render.render_objects("tiny", render.RenderOptions(kind="rayjob"))[1]["spec"]["rayClusterSpec"]
+    job = manifests.render_objects("tiny", render.RenderOptions(kind="rayjob"))[1]["spec"]["rayClusterSpec"]
     for pods in (obj["spec"]["rayClusterConfig"], job):
         head = pods["headGroupSpec"]["template"]["spec"]["containers"][0]
         assert head["envFrom"] == [
@@ -188,16 +188,16 @@ RENDER_REFUSES = [
 @pytest.mark.parametrize(("options", "message"), RENDER_REFUSES, ids=[m for _, m in RENDER_REFUSES])
 def test_render_refuses(options: dict[str, Any], message: str) -> None:
     with pytest.raises(SessrecError, match=re.escape(message)):
-        render.render_objects(None, render.RenderOptions(kind="rayservice", **options))
+        manifests.render_objects(None, render.RenderOptions(kind="rayservice", **options))
 
 
 def test_serve_options_are_for_rayservice_only() -> None:
     with pytest.raises(SessrecError, match="are for --kind rayservice"):
-        render.render_objects("tiny", render.RenderOptions(kind="rayjob", model="m"))
+        manifests.render_objects("tiny", render.RenderOptions(kind="rayjob", model="m"))
     with pytest.raises(SessrecError, match="are for --kind rayservice"):
-        render.render_objects(None, render.RenderOptions(kind="raycluster", replicas=2))
+        manifests.render_objects(None, render.RenderOptions(kind="raycluster", replicas=2))
     with pytest.raises(SessrecError, match="takes no SPEC"):
-        render.render_objects("tiny", render.RenderOptions(kind="rayservice", model="m"))
+        manifests.render_objects("tiny", render.RenderOptions(kind="rayservice", model="m"))
 
 
 def test_cli_renders_and_validates_a_rayservice(tmp_path: Any) -> None:

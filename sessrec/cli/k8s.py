@@ -15,11 +15,13 @@ from sessrec.errors import SessrecError
 from sessrec.k8s import defaults, policy
 
 if TYPE_CHECKING:
+    from sessrec.k8s import manifests
     from sessrec.k8s import render as rendering
     from sessrec.k8s import validate as validation
 else:  # loaded on first use: `sessrec k8s --help` stays fast
     from sessrec.cli.lazy import lazy_module
 
+    manifests = lazy_module("sessrec.k8s.manifests")
     rendering = lazy_module("sessrec.k8s.render")
     validation = lazy_module("sessrec.k8s.validate")
 
@@ -135,7 +137,7 @@ def render(
         promote=promote,
         promote_if_better=defaults.PROMOTE_IF_BETTER and not promote_always,
     )
-    text = rendering.render(spec, options)
+    text = manifests.render(spec, options)
     # Provenance: the files in jobs/ and cluster/ are this output; a test re-runs the line.
     argv = ["sessrec", "k8s", "render", *([spec] if spec else []), "--kind", kind.value]
     for flag, value, default in (

@@ -11,7 +11,10 @@ imports the package, and the package imports nothing of the CLI):
   pod security contexts.
 - ``rules``: rules shared by rendering, validation and the chart's values schema: object names,
   cron schedules (and the cron pattern), time zones, resource quantities, image references.
-- ``render``: ``RenderOptions``, ``render``/``render_objects``, the object builders, ``dump_yaml``.
+- ``render``: ``RenderOptions``, the shared pod and cluster specs, ``dump_yaml``, and the sweep
+  and cluster object builders (RayJob, RayCronJob, CronJob, RayCluster).
+- ``rayservice``: ``sessrec serve`` as a RayService: the serve options' checks, Ray Serve's config.
+- ``manifests``: the entry point, ``render``/``render_objects`` for every kind.
 - ``policy``: pod policy findings: the restricted pod security rules and container resources.
 - ``validate``: CRD loading and strict schemas, ``validate_files``/``validate_text``/
   ``validate_object``, schema-error messages and the KubeRay operator's own rules.

@@ -296,7 +296,7 @@ rayClusterSpec:
 {{- end }}
 
 {{/*
-Ray Serve's config of the RayService (serveConfigV2), as serve_config in sessrec/k8s/render.py:
+Ray Serve's config of the RayService (serveConfigV2), as serve_config in sessrec/k8s/rayservice.py:
 the deployment of `sessrec serve` by import path, a fixed replica count or Serve's autoscaling
 range, and what each replica reserves in Ray (memory in bytes).
 */}}
