@@ -585,7 +585,7 @@ def serve_forever(
     import ray
     from ray import serve
 
-    from sessrec.sweep.cluster import private_ray_temp_dir, start_embedded
+    from sessrec.sweep.ray_start import private_ray_temp_dir, start_embedded
 
     proxy_port = port
     if mode == "direct":

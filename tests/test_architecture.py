@@ -31,7 +31,15 @@ LAYERS: list[tuple[str, ...]] = [
         "sweep.scoring",
         "sweep.best_scoring",
     ),  # no Ray
-    ("sweep.cluster", "sweep.search", "sweep.progress", "sweep.budget", "sweep.trial", "sweep.driver"),  # Ray Tune
+    (
+        "sweep.ray_start",
+        "sweep.cluster",
+        "sweep.search",
+        "sweep.progress",
+        "sweep.budget",
+        "sweep.trial",
+        "sweep.driver",
+    ),  # Ray Tune
     # The edges; `report` is a package (readings, pairs, parameters, curves, page), one unit.
     ("report", "results", "jobs_client", "k8s", "serving", "tracking"),
     ("cli", "__main__"),  # thin Typer app

@@ -25,6 +25,7 @@ import yaml
 from tests.helpers import (
     SESSREC,
     assert_one_line_error,
+    descendants,
     kill_with_descendants,
     local_sweep_env,
     run_cli,
@@ -228,8 +229,9 @@ def test_resume_while_the_original_driver_runs_is_refused_in_one_line(store, req
     _wait_for(lambda: _running(sweep, "b1"), driver, log, what="driver")
     manifest = sweep.read("b1", "manifest.json")
     started = time.monotonic()
+    running = descendants(driver.pid)[0]  # the command, in the child the sessrec process runs it in
     refused = sweep.run("tune", "resume", "b1", "--num-cpus", "1")
-    assert_one_line_error(refused, "sweep b1 is being run by another driver", f"pid {driver.pid}", "started ")
+    assert_one_line_error(refused, "sweep b1 is being run by another driver", f"pid {running}", "started ")
     assert time.monotonic() - started < 20  # no Ray was started
     if driver.poll() is None:
         assert sweep.read("b1", "manifest.json") == manifest or sweep.manifest("b1")["runs"] == 1

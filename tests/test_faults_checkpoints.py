@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from sessrec.sweep.cluster import private_ray_temp_dir
-from tests.helpers import TWO_TRIAL_SWEEP, local_sweep_env, run_cli, start_sweep, synth_dataset
+from sessrec.sweep.ray_start import private_ray_temp_dir
+from tests.helpers import TWO_TRIAL_SWEEP, descendants, local_sweep_env, run_cli, start_sweep, synth_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -93,18 +93,18 @@ def test_no_credential_reaches_the_embedded_rays_logs_and_its_temp_folder_is_pri
 
 def test_a_ray_temp_folder_open_to_others_is_refused(tmp_path, monkeypatch):
     from sessrec.errors import SessrecError
-    from sessrec.sweep import cluster
+    from sessrec.sweep import ray_start
 
-    monkeypatch.setattr(cluster, "PRIVATE_TEMP_PARENT", str(tmp_path))
-    made = Path(cluster.private_ray_temp_dir()).parent
+    monkeypatch.setattr(ray_start, "PRIVATE_TEMP_PARENT", str(tmp_path))
+    made = Path(ray_start.private_ray_temp_dir()).parent
     assert stat.S_IMODE(made.stat().st_mode) == 0o700
     made.chmod(0o755)
     with pytest.raises(SessrecError, match="open to other users"):
-        cluster.private_ray_temp_dir()
+        ray_start.private_ray_temp_dir()
     made.rmdir()
     made.symlink_to(tmp_path)
     with pytest.raises(SessrecError, match="not a folder of this user's"):
-        cluster.private_ray_temp_dir()
+        ray_start.private_ray_temp_dir()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,15 +241,13 @@ def test_no_job_agent_after_the_wait_is_one_clear_error(monkeypatch, capsys):
 SLOW = {"dataset": "big", "scheduler": {"type": "fifo", "max_t": 5}, "space": {"vector_size": 16, "window": [2, 4, 6]}}
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat_file in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat_file.read_text().rpartition(")")[2].split()[1]) == pid:
-                found.append(int(stat_file.parent.name))
-        except (OSError, ValueError):
-            continue
-    return found
+def _is_raylet(pid: int) -> bool:
+    """By the process's name: a Ray worker's command line, before it renames itself, names the
+    raylet's socket too, and one may have exited since it was listed."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "raylet"
+    except OSError:
+        return False
 
 
 def test_a_killed_embedded_raylet_stops_the_sweep_with_one_line_and_resume_finishes_it(sweep_env):
@@ -257,7 +255,7 @@ def test_a_killed_embedded_raylet_stops_the_sweep_with_one_line_and_resume_finis
     synth_dataset(folder, env, "big", sessions=6000, items=600, clusters=20)
     spec = _spec(folder, **SLOW)
     driver, log_path = start_sweep(folder, env, spec, "r4", until="trials 1/3 done")
-    raylets = [pid for pid in _children(driver.pid) if b"raylet" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    raylets = [pid for pid in descendants(driver.pid) if _is_raylet(pid)]
     assert len(raylets) == 1
     killed = time.monotonic()
     os.kill(raylets[0], signal.SIGKILL)

@@ -92,7 +92,13 @@ def main() -> None:
     shutdown now and then aborts a finished command (exit -6, "terminate called without an
     active exception": a Parquet reader thread outlives Arrow's teardown, apache/arrow#34314),
     and it takes a while, during which a signal would turn a finished command into a kill.
-    Nothing is left to do by then: outputs are written and closed, Ray is left (below)."""
+    Nothing is left to do by then: outputs are written and closed, Ray is left (below).
+
+    A command that starts an embedded Ray may run itself again in a child process from here
+    (``sessrec.sweep.ray_start.supervise``): this process's command line is the command."""
+    from sessrec.sweep import ray_start
+
+    ray_start.allow_supervision()
     code = run()
     if "ray" in sys.modules:  # an embedded Ray's processes end with the driver's ray.shutdown()
         import ray

@@ -38,8 +38,10 @@ def serve(
     A new version stored under the same name is loaded and swapped in without dropping a request.
     Ctrl-C stops the server."""
     from sessrec import serving  # Ray is imported only once serving starts
+    from sessrec.sweep.ray_start import supervise
 
     root = settings(ctx).storage
+    supervise()  # run again where Ray ends the process as its embedded Ray starts
     mode = serving.choose_ingress(ingress.value, replicas)
     via = "the replica answers directly" if mode == "direct" else f"Ray Serve's proxy, {replicas} replica(s)"
 

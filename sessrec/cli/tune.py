@@ -133,13 +133,17 @@ def run(
     if resume_existing and not sweep_id:
         raise SessrecError("--resume-existing needs --sweep-id: a generated id is new on every run")
     time_budget_s = None if time_budget is None else parse_duration(time_budget, "--time-budget")
+    config = settings(ctx)
+    if not dry_run and not (address or config.ray_address):
+        from sessrec.sweep.ray_start import supervise
+
+        supervise()  # run again where Ray ends the process as its embedded Ray starts
     from sessrec.pipeline import load_dataset
     from sessrec.spec import load_spec
     from sessrec.sweep.estimate import dry_run as estimate_run
     from sessrec.sweep.request import SweepRequest, check_trials_fit, preflight
 
     spec = load_spec(spec_ref, num_samples, overrides)
-    config = settings(ctx)
     request = SweepRequest(
         config.storage,
         sweep_id,
@@ -223,6 +227,10 @@ def resume(
     from sessrec.sweep.request import SweepRequest
 
     config = settings(ctx)
+    if not (address or config.ray_address):
+        from sessrec.sweep.ray_start import supervise
+
+        supervise()  # run again where Ray ends the process as its embedded Ray starts
     request = SweepRequest(
         config.storage,
         sweep_id,

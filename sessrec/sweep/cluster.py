@@ -1,10 +1,7 @@
 """The Ray cluster a sweep's driver runs on: joining it (or starting an embedded one) and
 leaving it, and riding out outages of it and of the storage while a run goes on (``Watch``).
+The embedded Ray's start, and its retries, are ``sessrec.sweep.ray_start``'s.
 Ray is imported inside the functions: importing this module imports no Ray.
-
-Over 400 lines: the watch thread's ways for a run to end (cluster lost, raylet killed, disk
-full, storage gone) share its one exit path and belong together, and the embedded Ray's start (with
-its retry, and the cleanup of a half-started one) belongs beside the join it is one branch of.
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ import os
 import re
 import signal
 import socket
-import stat
 import sys
 import threading
 import time
@@ -88,6 +84,8 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
     # caller's handler (the CLI turns SIGTERM into Tune's graceful Ctrl-C stop).
     sigterm_handler = signal.getsignal(signal.SIGTERM)
     _keep_credentials_out_of_runtime_envs()
+    from sessrec.sweep.ray_start import private_ray_temp_dir, start_embedded
+
     try:
         if address:
             ray.init(address=address, **quiet)
@@ -97,96 +95,6 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
         raise SessrecError(f"cannot connect to Ray at {address}: {str(exc).splitlines()[0]}") from None
     if callable(sigterm_handler):
         signal.signal(signal.SIGTERM, sigterm_handler)
-
-
-#: How many times a local Ray start is tried, and the pause before each retry, in seconds.
-EMBEDDED_START_ATTEMPTS, EMBEDDED_RETRY_PAUSE_S = 3, 2.0
-
-
-def start_embedded(**options: Any) -> None:
-    """Start an embedded Ray: ``ray.init(**options)`` (``_temp_dir`` among them), retried where it fails.
-
-    A local start can fail for a while (its temp folder unusable, a raylet that died as it started):
-    the half-started Ray is shut down, its processes and its session folder removed, one line says
-    so on stderr, and the start is tried again, ``EMBEDDED_START_ATTEMPTS`` times in all. The last
-    failure is one ``SessrecError`` line. Shared: ``sessrec serve`` may start its Ray through it too.
-
-    Not covered, because no code in the driver outlives it: Ray 2.60 ends the process itself
-    (``_Exit(1)``, after its own log line "Failed to register worker to Raylet" or "Failed to get the
-    system config from raylet") where the raylet dies between its start and the driver's
-    registration. Callers start Ray before they store anything, so that ending leaves nothing
-    half-written (a sweep's lease, at most, which expires)."""
-    import ray
-
-    temp_dir = options.get("_temp_dir")
-    for attempt in range(1, EMBEDDED_START_ATTEMPTS + 1):
-        before = _own_sessions(temp_dir)
-        try:
-            ray.init(**options)
-            return
-        except Exception as exc:  # what Ray raises varies (OSError, RuntimeError, its own Exception)
-            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:300] or type(exc).__name__
-        _clean_failed_start(temp_dir, before)
-        if attempt == EMBEDDED_START_ATTEMPTS:
-            raise SessrecError(f"the embedded Ray did not start ({attempt} attempts); the last: {reason}")
-        sys.stderr.write(
-            f"Ray did not start ({reason}); retrying in {EMBEDDED_RETRY_PAUSE_S:.0f} s "
-            f"(attempt {attempt + 1} of {EMBEDDED_START_ATTEMPTS})\n"
-        )
-        sys.stderr.flush()
-        time.sleep(EMBEDDED_RETRY_PAUSE_S)
-
-
-def _own_sessions(temp_dir: str | None) -> set[str]:
-    """The session folders under ``temp_dir`` that this process started (Ray names them
-    ``session_<time>_<pid>``)."""
-    if not temp_dir:
-        return set()
-    try:
-        names = os.listdir(temp_dir)
-    except OSError:
-        return set()
-    return {name for name in names if name.startswith("session_") and name.endswith(f"_{os.getpid()}")}
-
-
-def _clean_failed_start(temp_dir: str | None, before: set[str]) -> None:
-    """Undo a failed start: Ray's own shutdown, then whatever it left of the new session (processes
-    this process started for it, found by the session folder in their command line, and the folder)."""
-    import shutil
-
-    import ray
-
-    try:
-        ray.shutdown()
-    except Exception:  # nothing (more) to shut down
-        pass
-    for name in _own_sessions(temp_dir) - before:
-        session = os.path.join(str(temp_dir), name)
-        for pid in _processes_naming(session):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        shutil.rmtree(session, ignore_errors=True)
-        latest = os.path.join(str(temp_dir), "session_latest")
-        if os.path.islink(latest) and os.readlink(latest) == session:
-            os.unlink(latest)
-
-
-def _processes_naming(session: str) -> list[int]:
-    """Processes whose command line names the folder ``session`` (a Ray session's GCS, raylet, agents)."""
-    pids, marks = [], (session.encode() + b"/", session.encode() + b"\0")  # the folder, not a longer name
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                text = cmdline.read()
-            if any(mark in text for mark in marks):
-                pids.append(int(entry))
-        except OSError:
-            continue
-    return pids
 
 
 #: The credentials Ray Tune copies from the driver's environment into every trial's runtime_env.
@@ -210,37 +118,6 @@ def _keep_credentials_out_of_runtime_envs() -> None:
     propagated = getattr(class_cache, "ENV_VARS_TO_PROPAGATE", None)
     if isinstance(propagated, set):
         propagated.difference_update(TUNE_PROPAGATED_CREDENTIALS)
-
-
-#: The embedded Ray's temp folder (its session's logs and sockets) lives in a folder of the user's
-#: own (mode 0700), not in Ray's default /tmp/ray, which Ray makes writable and readable by all.
-#: Under /tmp, not $TMPDIR: Ray's Unix socket paths below it must stay under 107 characters.
-PRIVATE_TEMP_PARENT = "/tmp"
-
-
-def private_ray_temp_dir() -> str:
-    """``/tmp/sessrec-ray-<uid>/ray``: the embedded Ray's temp folder. Ray makes the folder it is
-    given world-writable (chmod 0777), so that one lies inside a folder only the user may enter,
-    created 0700; one owned by someone else, not a folder, or open to group or others is refused."""
-    private = os.path.join(PRIVATE_TEMP_PARENT, f"sessrec-ray-{os.getuid()}")
-    try:
-        os.mkdir(private, 0o700)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise SessrecError(f"cannot create the embedded Ray's temp folder {private}: {exc.strerror or exc}") from None
-    info = os.lstat(private)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        raise SessrecError(
-            f"{private} is not a folder of this user's: the embedded Ray's logs would not be private; remove it"
-        )
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        mode = stat.S_IMODE(info.st_mode)
-        raise SessrecError(
-            f"{private} is open to other users (mode {mode:o}): the embedded Ray's logs would not be "
-            f"private; run 'chmod 700 {private}' or remove it"
-        )
-    return os.path.join(private, "ray")
 
 
 def _probe(endpoint: tuple[str, int], address: str | None) -> None:

@@ -119,6 +119,10 @@ def resume(request: SweepRequest, lease: Lease | None = None) -> dict[str, Any]:
     # Damaged or foreign checkpoint records are refused before the lease is taken: a refused
     # resume leaves every stored byte as it was. Read again under the lease below.
     check_recorded_configs(spec, recorded_trials(record.paths, warn=False))
+    Lease.check_free(record.paths)  # refused before Ray starts
+    # Ray starts before the lease is taken: a start that Ray itself ends (sessrec.sweep.ray_start)
+    # leaves no lease for the command's next run to wait out.
+    _join(spec, request)
     lease = Lease.acquire(record.paths, "tune resume")
     try:
         return _resume(request, lease)

@@ -267,6 +267,14 @@ def _parse(data: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+def _held(paths: SweepPaths, holder: dict[str, Any] | None, timing: LeaseTiming, after: str) -> LeaseHeld:
+    return LeaseHeld(
+        f"sweep {paths.sweep_id} is being run by another driver: {_holder(holder)}{after}; "
+        f"nothing was written (a killed driver's lease expires {timing.expiry_s:.0f} s after "
+        "its last renewal)"
+    )
+
+
 class Lease:
     """The lease of one run of a sweep: taken with ``acquire``, renewed by a thread, checked by
     ``check`` before every fenced write, given up with ``release``."""
@@ -300,12 +308,7 @@ class Lease:
                 return taken
             waited = time.monotonic() - started
             if not wait or waited >= timing.wait_s:
-                after = f" after waiting {waited:.0f} s" if wait else ""
-                raise LeaseHeld(
-                    f"sweep {paths.sweep_id} is being run by another driver: {_holder(taken)}{after}; "
-                    f"nothing was written (a killed driver's lease expires {timing.expiry_s:.0f} s after "
-                    "its last renewal)"
-                )
+                raise _held(paths, taken, timing, f" after waiting {waited:.0f} s" if wait else "")
             if waited - said >= 5:
                 said = waited
                 sys.stderr.write(
@@ -314,6 +317,17 @@ class Lease:
                 )
                 sys.stderr.flush()
             time.sleep(min(1.0, timing.renew_s))
+
+    @classmethod
+    def check_free(cls, paths: SweepPaths) -> None:
+        """Refuse at once (``LeaseHeld``) while a live driver holds the sweep's lease: a look before
+        work that a refused run would waste, such as starting Ray. ``acquire`` takes the lease later."""
+        try:
+            holder = _parse(storage.read_bytes(paths.file(layout.LEASE_FILE)))
+        except NotFoundError:
+            return
+        if _live(holder):
+            raise _held(paths, holder, lease_timing(), "")
 
     @classmethod
     def _take(cls, paths: SweepPaths, command: str, timing: LeaseTiming) -> Lease | dict[str, Any] | None:
