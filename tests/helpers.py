@@ -31,6 +31,15 @@ def descendants(pid: int) -> list[int]:
     return family[1:]
 
 
+def process_name(pid: int) -> str:
+    """A process's name (``/proc/<pid>/comm``: "raylet", "gcs_server"), "" once it has ended. Not
+    its command line: a Ray worker's, before it renames itself, names the raylet's socket too."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def kill_with_descendants(pid: int) -> None:
     """SIGKILL a process and every process below it, the family gathered first. Ray's workers
     leave the driver's process group, and one that outlived the driver by a moment could finish

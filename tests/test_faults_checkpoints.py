@@ -21,7 +21,15 @@ import pytest
 import yaml
 
 from sessrec.sweep.ray_start import private_ray_temp_dir
-from tests.helpers import TWO_TRIAL_SWEEP, descendants, local_sweep_env, run_cli, start_sweep, synth_dataset
+from tests.helpers import (
+    TWO_TRIAL_SWEEP,
+    descendants,
+    local_sweep_env,
+    process_name,
+    run_cli,
+    start_sweep,
+    synth_dataset,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -241,21 +249,12 @@ def test_no_job_agent_after_the_wait_is_one_clear_error(monkeypatch, capsys):
 SLOW = {"dataset": "big", "scheduler": {"type": "fifo", "max_t": 5}, "space": {"vector_size": 16, "window": [2, 4, 6]}}
 
 
-def _is_raylet(pid: int) -> bool:
-    """By the process's name: a Ray worker's command line, before it renames itself, names the
-    raylet's socket too, and one may have exited since it was listed."""
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() == "raylet"
-    except OSError:
-        return False
-
-
 def test_a_killed_embedded_raylet_stops_the_sweep_with_one_line_and_resume_finishes_it(sweep_env):
     folder, env = sweep_env
     synth_dataset(folder, env, "big", sessions=6000, items=600, clusters=20)
     spec = _spec(folder, **SLOW)
     driver, log_path = start_sweep(folder, env, spec, "r4", until="trials 1/3 done")
-    raylets = [pid for pid in descendants(driver.pid) if _is_raylet(pid)]
+    raylets = [pid for pid in descendants(driver.pid) if process_name(pid) == "raylet"]
     assert len(raylets) == 1
     killed = time.monotonic()
     os.kill(raylets[0], signal.SIGKILL)

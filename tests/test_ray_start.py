@@ -29,7 +29,15 @@ import pytest
 import yaml
 
 from sessrec.sweep import ray_start
-from tests.helpers import SESSREC, TWO_TRIAL_SWEEP, descendants, kill_with_descendants, local_sweep_env, synth_dataset
+from tests.helpers import (
+    SESSREC,
+    TWO_TRIAL_SWEEP,
+    descendants,
+    kill_with_descendants,
+    local_sweep_env,
+    process_name,
+    synth_dataset,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -212,10 +220,11 @@ def _state(pid: int) -> str:
         return "gone"
 
 
-def _wait_for(condition, what: str, timeout: float = 30) -> None:
+def _wait_for(condition, what, timeout: float = 30) -> None:
+    """Wait until ``condition()``; past ``timeout`` fail, saying ``what`` (or what ``what()`` says)."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, what
+        assert time.monotonic() < deadline, what() if callable(what) else what
         time.sleep(0.1)
 
 
@@ -239,7 +248,7 @@ def test_the_command_in_its_child_stops_goes_on_and_ends_with_the_sessrec_proces
     try:
 
         def raylet() -> list[int]:
-            return [pid for pid in descendants(driver.pid) if b"raylet" in _cmdline(pid)]
+            return [pid for pid in descendants(driver.pid) if process_name(pid) == "raylet"]
 
         _wait_for(lambda: raylet() != [], "no raylet started below the sessrec process", timeout=120)
         child, family = descendants(driver.pid)[0], descendants(driver.pid)
@@ -249,10 +258,13 @@ def test_the_command_in_its_child_stops_goes_on_and_ends_with_the_sessrec_proces
         os.kill(driver.pid, signal.SIGCONT)  # fg
         _wait_for(lambda: _state(child) not in ("T", "gone"), "fg did not continue the child")
         assert driver.poll() is None
-        running = [child, *raylet(), *(pid for pid in family if b"gcs_server" in _cmdline(pid))]
+        running = [child, *raylet(), *(pid for pid in family if process_name(pid) == "gcs_server")]
         os.kill(driver.pid, signal.SIGKILL)
         # Ray's agents linger a while after their raylet, as after any SIGKILLed driver: they run no trial.
-        _wait_for(lambda: all(_state(pid) in ("gone", "Z") for pid in running), "the child or its Ray outlived it")
+        _wait_for(
+            lambda: all(_state(pid) in ("gone", "Z") for pid in running),
+            lambda: "outlived it: " + ", ".join(f"{pid} {process_name(pid)} {_state(pid)}" for pid in running),
+        )
     finally:
         kill_with_descendants(driver.pid)
         driver.wait()
