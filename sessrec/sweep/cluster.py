@@ -18,6 +18,7 @@ from typing import Any, Self
 
 from sessrec import storage
 from sessrec.errors import SessrecError
+from sessrec.sweep.ray_start import private_ray_temp_dir, start_embedded
 from sessrec.sweep.records import SweepPaths, SweepRecord
 
 #: How long a sweep rides out unreachable storage (S3 down, a network cut) before it stops
@@ -84,8 +85,6 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
     # caller's handler (the CLI turns SIGTERM into Tune's graceful Ctrl-C stop).
     sigterm_handler = signal.getsignal(signal.SIGTERM)
     _keep_credentials_out_of_runtime_envs()
-    from sessrec.sweep.ray_start import private_ray_temp_dir, start_embedded
-
     try:
         if address:
             ray.init(address=address, **quiet)
