@@ -21,7 +21,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -224,6 +223,8 @@ ENDINGS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 def _run_supervised() -> int:
     """The command in a child, run again while Ray ends it inside ``ray.init``; its exit status."""
+    import tempfile  # here: the entry point imports this module, and --help stays quick
+
     descriptor, state = tempfile.mkstemp(prefix="sessrec-ray-start-")
     os.close(descriptor)
     try:
