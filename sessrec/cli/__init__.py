@@ -94,29 +94,47 @@ def main() -> None:
     and it takes a while, during which a signal would turn a finished command into a kill.
     Nothing is left to do by then: outputs are written and closed, Ray is left (below).
 
+    The command's error line is printed after an embedded Ray has shut down: until then the
+    driver's own threads may still print Ray's log lines ("Attempting to recover 10 lost
+    objects ...", when Ray's processes were signalled with the command), and the error is the
+    command's last line.
+
     A command that starts an embedded Ray may run itself again in a child process from here
     (``sessrec.sweep.ray_start.supervise``): this process's command line is the command."""
     from sessrec.sweep import ray_start
 
     ray_start.allow_supervision()
-    code = run()
+    code, error = _command()
     if "ray" in sys.modules:  # an embedded Ray's processes end with the driver's ray.shutdown()
         import ray
 
         ray.shutdown()
+    _print_error(error)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
 
 
 def run() -> int:
-    """The command named by ``sys.argv``, with sessrec's signal handling; its exit status."""
+    """The command named by ``sys.argv``, with sessrec's signal handling; its exit status. Its
+    error, if any, is printed as one line."""
+    code, error = _command()
+    _print_error(error)
+    return code
+
+
+def _command() -> tuple[int, str]:
     with interrupt_handling():
         return _run()
 
 
-def _run() -> int:
-    """The command's exit status; errors printed as one line."""
+def _print_error(error: str) -> None:
+    if error:
+        print(error, file=sys.stderr)
+
+
+def _run() -> tuple[int, str]:
+    """The command's exit status and its one-line error ("" when none)."""
     try:
         import typer
 
@@ -126,7 +144,7 @@ def _run() -> int:
             result = app(standalone_mode=False, prog_name="sessrec")
         except typer.exceptions.TyperException as exc:  # usage errors: bad or missing options
             if type(exc).__name__ == "NoArgsIsHelpError":  # `sessrec data`: the help is the answer
-                return getattr(exc, "exit_code", 2)
+                return getattr(exc, "exit_code", 2), ""
             ctx = getattr(exc, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             option, root = getattr(exc, "option_name", None), ctx.find_root() if ctx is not None else None
@@ -139,30 +157,23 @@ def _run() -> int:
                 # `sessrec results list --storage X`: the root's options go before the command.
                 command = ctx.command_path.removeprefix(root.command_path).strip()
                 hint = f" ({option} goes before the command: '{root.command_path} {option} ... {command} ...')"
-            print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
-            return getattr(exc, "exit_code", 2)
+            return getattr(exc, "exit_code", 2), f"error: {exc.format_message()}{hint}"
         except typer.Abort:
             raise KeyboardInterrupt from None
         except SystemExit as exc:  # --show-completion, --install-completion and completion itself end so
-            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            return (exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)), ""
         if result == TYPER_INTERRUPTED:
             raise KeyboardInterrupt
-        return result if isinstance(result, int) else 0
+        return (result if isinstance(result, int) else 0), ""
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM, in any command: 130, as a shell reports it
         detail = str(exc) if exc.args and isinstance(exc.args[0], str) else ""
-        print(f"error: interrupted{' (' + detail + ')' if detail else ''}", file=sys.stderr)
-        return 130
+        return 130, f"error: interrupted{' (' + detail + ')' if detail else ''}"
     except SessrecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 1, f"error: {exc}"
     except Exception as exc:  # a bug, not bad input: still one line unless asked for more
         if INTERRUPTED.is_set():  # the interrupt, turned into another error on its way out (a lazy import's)
-            print("error: interrupted", file=sys.stderr)
-            return 130
+            return 130, "error: interrupted"
         if os.environ.get("SESSREC_DEBUG"):
             raise
         first_line = (str(exc).splitlines() or [""])[0]
-        print(
-            f"error: unexpected {type(exc).__name__}: {first_line} (set SESSREC_DEBUG=1 for details)", file=sys.stderr
-        )
-        return 2
+        return 2, f"error: unexpected {type(exc).__name__}: {first_line} (set SESSREC_DEBUG=1 for details)"
