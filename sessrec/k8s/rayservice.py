@@ -26,17 +26,19 @@ from sessrec.k8s.defaults import (
 )
 from sessrec.k8s.render import (
     RenderOptions,
-    _check_name,
-    _check_references,
-    _labels,
-    _promotes,
+    check_object_name,
+    check_references,
     dump_yaml,
+    object_labels,
+    promotes,
     raycluster_spec,
 )
 from sessrec.k8s.rules import quantity_value
 
 
 def serve_options_given(options: RenderOptions) -> bool:
+    """Whether any option of the RayService (the model, replicas, autoscaling, a replica's
+    resources) differs from its default: those options belong to ``kind: rayservice`` alone."""
     return (
         options.model is not None
         or options.replicas is not None
@@ -126,14 +128,14 @@ def serve_config(options: RenderOptions) -> dict[str, Any]:
 
 
 def rayservice_for(spec_ref: str | None, options: RenderOptions) -> dict[str, Any]:
-    if spec_ref is not None or options.sweep_id or options.dataset or options.cluster_selector or _promotes(options):
+    if spec_ref is not None or options.sweep_id or options.dataset or options.cluster_selector or promotes(options):
         raise SessrecError("--kind rayservice takes no SPEC, --sweep-id, --dataset, --cluster-selector or --promote")
     if options.schedule or options.time_zone:
         raise SessrecError("--schedule and --time-zone are for --kind raycronjob or cronjob")
     _check_serve_options(options)
     name = options.name or "sessrec-serve"
-    _check_name("RayService", name)
-    _check_references(options)
+    check_object_name("RayService", name)
+    check_references(options)
     return rayservice(name, options)
 
 
@@ -144,7 +146,7 @@ def rayservice(name: str, options: RenderOptions) -> dict[str, Any]:
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayService",
-        "metadata": {"name": name, "labels": _labels(name, "serve")},
+        "metadata": {"name": name, "labels": object_labels(name, "serve")},
         "spec": {
             "serveConfigV2": dump_yaml([serve_config(options)], explicit_start=False),
             "rayClusterConfig": raycluster_spec(name, options.image, options.s3_config, options.s3_secret),

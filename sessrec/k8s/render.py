@@ -1,7 +1,8 @@
-"""Render sessrec's KubeRay objects for sweeps: the RayCluster, the RayJob, the RayCronJob and the
-CronJob fallback, with the ConfigMaps that carry the sweep spec; and the building blocks that
-``rayservice`` builds on too: ``RenderOptions``, labels, the pod and cluster specs, the checks of
-names and references, ``dump_yaml``. The entry point for every kind is ``manifests``.
+"""Render sessrec's KubeRay objects for sweeps: the RayCluster, the RayJob and the RayCronJob, with
+the ConfigMap that carries the sweep spec; and the building blocks that ``rayservice`` and
+``cronjob`` (the CronJob fallback) build on too: ``RenderOptions``, labels, the pod and cluster
+specs, the checks of names, options and references, ``dump_yaml``. The entry point for every
+kind is ``manifests``.
 
 How a sweep reaches the cluster: the spec lives in a ConfigMap that is mounted into the RayJob
 *submitter* pod at ``/etc/sessrec``; the RayJob's runtime environment names that folder as its
@@ -10,8 +11,8 @@ working directory. The same mechanism works for an ephemeral cluster and for a l
 picked by ``clusterSelector`` (a long-lived head could not mount a ConfigMap created later),
 and each submission carries the spec as it was when the job started.
 
-Over 400 lines: the sweep and cluster builders are long literal dictionaries (cronjob_objects
-alone is 100 lines) that read best next to each other.
+Over 400 lines: the cluster and job builders are long literal dictionaries that share the pod
+blocks and read best next to them.
 """
 
 from __future__ import annotations
@@ -41,14 +42,10 @@ from sessrec.k8s.defaults import (
     JOB_BACKOFF_LIMIT,
     JOB_DEADLINE_SECONDS,
     JOB_TTL_SECONDS,
-    KUBECTL_IMAGE,
-    KUBECTL_RESOURCES,
-    KUBECTL_UID,
     POD_SECURITY,
     PROMOTE_COMMAND,
     PROMOTE_IF_BETTER,
     RAY_VERSION,
-    RAYJOB_KEY,
     RUNTIME_ENV_YAML,
     SERVE_REPLICA_CPUS,
     SERVE_REPLICA_MEMORY,
@@ -65,7 +62,7 @@ from sessrec.k8s.defaults import (
     WORKER_RESOURCES,
 )
 from sessrec.k8s.rules import IMAGE_REFERENCE, cron_problem, name_problem, quantity_value, time_zone_problem
-from sessrec.spec import BUILTIN_SPECS, SweepSpec, read_spec
+from sessrec.spec import SweepSpec, read_spec
 from sessrec.sweep.records import sweep_id_prefix
 
 
@@ -96,8 +93,8 @@ class RenderOptions:
     promote_if_better: bool = PROMOTE_IF_BETTER
 
 
-def _worker_cpus() -> int:
-    # KubeRay gives Ray a worker's CPU limit, rounded up.
+def worker_cpus() -> int:
+    """The CPUs Ray sees on a sessrec worker: KubeRay gives Ray its CPU limit, rounded up."""
     worker_cpu = quantity_value(WORKER_RESOURCES["limits"]["cpu"])
     assert worker_cpu is not None  # a constant of defaults.py
     return math.ceil(worker_cpu)
@@ -106,7 +103,7 @@ def _worker_cpus() -> int:
 def order_warning(spec: SweepSpec) -> str | None:
     """`tune run`'s warning for an ordered ASHA grid (SweepSpec.order_warning), for the trials that
     run at once on sessrec's cluster at its largest (WORKER_MAX workers)."""
-    return spec.order_warning(spec.parallel_trials(WORKER_MAX * _worker_cpus()))
+    return spec.order_warning(spec.parallel_trials(WORKER_MAX * worker_cpus()))
 
 
 def notices(spec_ref: str | None, options: RenderOptions) -> list[str]:
@@ -122,51 +119,7 @@ def notices(spec_ref: str | None, options: RenderOptions) -> list[str]:
     return lines
 
 
-def sweep_objects(spec_ref: str | None, options: RenderOptions) -> list[dict[str, Any]]:
-    """The objects of every kind but rayservice: a sweep's job (rayjob, raycronjob, cronjob) with
-    its spec's ConfigMap, or the long-lived RayCluster (raycluster). Reached through
-    ``manifests.render_objects``, which checks the kind and refuses the serve options first."""
-    if options.kind == "raycluster":
-        if (
-            spec_ref is not None
-            or options.sweep_id
-            or options.cluster_selector
-            or options.schedule
-            or options.time_zone
-            or _promotes(options)
-        ):
-            raise SessrecError(
-                "--kind raycluster takes no SPEC, --sweep-id, --cluster-selector, --schedule, --time-zone or --promote"
-            )
-        name = options.name or "sessrec"
-        _check_name("RayCluster", name)
-        _check_references(options)
-        return [raycluster(name, options)]
-    if spec_ref is None:
-        raise SessrecError(f"--kind {options.kind} needs a SPEC: a spec file or one of {', '.join(BUILTIN_SPECS)}")
-    text, spec = read_spec(spec_ref)
-    if not (options.dataset or spec.dataset):  # the job's `tune run` would fail on the cluster
-        raise SessrecError(
-            f"{spec_ref}: the spec names no dataset: set 'dataset' in it or pass --dataset "
-            "(a dataset in the storage, or an s3:// sessions file)"
-        )
-    name = options.name or f"sessrec-{spec.name}"
-    _check_options(name, options)
-    worker_cpus = _worker_cpus()
-    if not options.cluster_selector and spec.cpus_per_trial > worker_cpus:
-        raise SessrecError(
-            f"resources.cpus_per_trial is {spec.cpus_per_trial}, but a worker has {worker_cpus} CPUs: "
-            "no trial could start (the autoscaler can add workers, not bigger ones)"
-        )
-    sweep = sweep_configmap(name, spec.name, text)
-    if options.kind == "rayjob":
-        return [sweep, rayjob(name, spec.name, options)]
-    if options.kind == "raycronjob":
-        return [sweep, raycronjob(name, spec.name, options)]
-    return [sweep, *cronjob_objects(name, spec.name, options)]
-
-
-def _check_references(options: RenderOptions) -> None:
+def check_references(options: RenderOptions) -> None:
     """What the pods refer to: an image, and the ConfigMap and Secret of the S3 settings."""
     if not IMAGE_REFERENCE.match(options.image):
         raise SessrecError(
@@ -180,10 +133,12 @@ def _check_references(options: RenderOptions) -> None:
             )
 
 
-def _check_options(name: str, options: RenderOptions) -> None:
+def check_options(name: str, options: RenderOptions) -> None:
+    """The options of a sweep's job kind (rayjob, raycronjob, cronjob) named NAME: its name, the
+    references, the schedule and the promotion; else a one-line ``SessrecError``."""
     kind = {"rayjob": "RayJob", "raycronjob": "RayCronJob", "cronjob": "CronJob"}[options.kind]
-    _check_name(kind, name)
-    _check_references(options)
+    check_object_name(kind, name)
+    check_references(options)
     # The CronJob creates RayJobs named <name>-<5 random characters>.
     if options.kind == "cronjob" and (problem := name_problem("RayJob", f"{name}-", generated=True)):
         raise SessrecError(f"CronJob name {name!r}: the RayJob names it generates {problem}")
@@ -216,7 +171,8 @@ def _check_options(name: str, options: RenderOptions) -> None:
         raise SessrecError(f"--time-zone {options.time_zone!r}: {problem}")
 
 
-def _promotes(options: RenderOptions) -> bool:
+def promotes(options: RenderOptions) -> bool:
+    """Whether any promotion option was given (``--promote`` or a non-default threshold)."""
     return options.promote is not None or options.promote_if_better != PROMOTE_IF_BETTER
 
 
@@ -257,12 +213,14 @@ def entrypoint(options: RenderOptions, sweep: str, sweep_id: str | None) -> str:
     return f"bash -c {shlex.quote(script)}"
 
 
-def _check_name(kind: str, name: str) -> None:
+def check_object_name(kind: str, name: str) -> None:
+    """A Kubernetes object's name that its kind accepts; else a one-line ``SessrecError``."""
     if problem := name_problem(kind, name):
         raise SessrecError(f"{kind} name {name!r}: {problem}")
 
 
-def _labels(name: str, component: str, sweep: str | None = None) -> dict[str, str]:
+def object_labels(name: str, component: str, sweep: str | None = None) -> dict[str, str]:
+    """The recommended ``app.kubernetes.io`` labels of an object named NAME, plus its sweep's."""
     labels = {
         "app.kubernetes.io/name": "sessrec",
         "app.kubernetes.io/instance": name,
@@ -274,7 +232,7 @@ def _labels(name: str, component: str, sweep: str | None = None) -> dict[str, st
     return labels
 
 
-def _pod_labels(instance: str, component: str) -> dict[str, str]:
+def pod_labels(instance: str, component: str) -> dict[str, str]:
     """Pod template labels: the chart's selector labels plus the component, so both render alike."""
     return {
         "app.kubernetes.io/name": "sessrec",
@@ -311,7 +269,7 @@ def _ray_pod(
         containers=[container],
         volumes=[{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}}],
     )
-    return {"metadata": {"labels": _pod_labels(instance, component)}, "spec": spec}
+    return {"metadata": {"labels": pod_labels(instance, component)}, "spec": spec}
 
 
 def raycluster_spec(instance: str, image: str, s3_config: str, s3_secret: str | None) -> dict[str, Any]:
@@ -356,7 +314,7 @@ def raycluster(name: str, options: RenderOptions) -> dict[str, Any]:
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayCluster",
-        "metadata": {"name": name, "labels": _labels(name, "ray-cluster")},
+        "metadata": {"name": name, "labels": object_labels(name, "ray-cluster")},
         "spec": spec,
     }
 
@@ -365,7 +323,7 @@ def sweep_configmap(name: str, sweep: str, text: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": f"{name}-sweep", "labels": _labels(name, "sweep-spec", sweep)},
+        "metadata": {"name": f"{name}-sweep", "labels": object_labels(name, "sweep-spec", sweep)},
         "data": {SPEC_KEY: text},
     }
 
@@ -374,7 +332,7 @@ def _submitter_template(name: str, image: str) -> dict[str, Any]:
     # Set explicitly because KubeRay's default submitter pod has no security context. No command:
     # KubeRay fills in `ray job submit ... -- <entrypoint>`, which uploads the mounted spec.
     return {
-        "metadata": {"labels": _pod_labels(name, "rayjob-submitter")},
+        "metadata": {"labels": pod_labels(name, "rayjob-submitter")},
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
@@ -421,7 +379,7 @@ def rayjob(name: str, sweep: str, options: RenderOptions) -> dict[str, Any]:
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayJob",
-        "metadata": {"name": name, "labels": _labels(name, "sweep", sweep)},
+        "metadata": {"name": name, "labels": object_labels(name, "sweep", sweep)},
         "spec": rayjob_spec(name, sweep, options, options.sweep_id),
     }
 
@@ -435,115 +393,9 @@ def raycronjob(name: str, sweep: str, options: RenderOptions) -> dict[str, Any]:
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayCronJob",
-        "metadata": {"name": name, "labels": _labels(name, "sweep-schedule", sweep)},
+        "metadata": {"name": name, "labels": object_labels(name, "sweep-schedule", sweep)},
         "spec": spec,
     }
-
-
-def cronjob_objects(name: str, sweep: str, options: RenderOptions) -> list[dict[str, Any]]:
-    """For operators without the RayCronJob gate: a CronJob whose pod creates one RayJob per run.
-
-    The RayJob manifest sits in a ConfigMap with ``generateName``; ``kubectl create`` (not
-    ``apply``, which needs a fixed name) gives each run a unique RayJob. The pod's service
-    account may only create RayJobs.
-    """
-    scheduler = f"{name}-scheduler"
-    labels = _labels(name, "sweep-schedule", sweep)
-    job = {
-        "apiVersion": "ray.io/v1",
-        "kind": "RayJob",
-        "metadata": {"generateName": f"{name}-", "labels": _labels(name, "sweep", sweep)},
-        "spec": rayjob_spec(name, sweep, options, None),
-    }
-    spec: dict[str, Any] = {"schedule": options.schedule or DEFAULT_SCHEDULE}
-    if options.time_zone:
-        spec["timeZone"] = options.time_zone
-    spec.update(
-        # Forbid: a run that has not created its RayJob yet is never doubled by the next one.
-        concurrencyPolicy="Forbid",
-        startingDeadlineSeconds=3600,
-        successfulJobsHistoryLimit=3,
-        failedJobsHistoryLimit=3,
-        jobTemplate={
-            "spec": {
-                "backoffLimit": 2,
-                "activeDeadlineSeconds": 600,
-                "ttlSecondsAfterFinished": 86400,
-                "template": {
-                    "metadata": {"labels": _pod_labels(name, "sweep-schedule")},
-                    "spec": {
-                        "serviceAccountName": scheduler,
-                        "restartPolicy": "Never",
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "runAsUser": KUBECTL_UID,
-                            "runAsGroup": KUBECTL_UID,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
-                        "containers": [
-                            {
-                                "name": "create-rayjob",
-                                "image": KUBECTL_IMAGE,
-                                "imagePullPolicy": "IfNotPresent",
-                                "command": ["kubectl"],
-                                "args": [
-                                    "create",
-                                    "--namespace=$(POD_NAMESPACE)",
-                                    "--filename",
-                                    f"{SPEC_DIR}/{RAYJOB_KEY}",
-                                    "--output",
-                                    "name",
-                                ],
-                                "env": [
-                                    {
-                                        "name": "POD_NAMESPACE",
-                                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-                                    },
-                                    {"name": "HOME", "value": "/tmp"},  # kubectl's discovery cache
-                                ],
-                                "resources": copy.deepcopy(KUBECTL_RESOURCES),
-                                "securityContext": {
-                                    **copy.deepcopy(CONTAINER_SECURITY),
-                                    "readOnlyRootFilesystem": True,
-                                },
-                                "volumeMounts": [
-                                    {"name": "rayjob", "mountPath": SPEC_DIR, "readOnly": True},
-                                    {"name": "tmp", "mountPath": "/tmp"},
-                                ],
-                            }
-                        ],
-                        "volumes": [
-                            {"name": "rayjob", "configMap": {"name": f"{name}-rayjob"}},
-                            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
-                        ],
-                    },
-                },
-            }
-        },
-    )
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": scheduler, "labels": labels}},
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"name": scheduler, "labels": labels},
-            "rules": [{"apiGroups": ["ray.io"], "resources": ["rayjobs"], "verbs": ["create"]}],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": scheduler, "labels": labels},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": scheduler},
-            "subjects": [{"kind": "ServiceAccount", "name": scheduler}],
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": f"{name}-rayjob", "labels": labels},
-            "data": {RAYJOB_KEY: dump_yaml([job], explicit_start=False)},
-        },
-        {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name, "labels": labels}, "spec": spec},
-    ]
 
 
 class _Dumper(yaml.SafeDumper):
