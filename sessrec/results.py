@@ -1,8 +1,5 @@
-"""Sweeps in storage, local or S3 alike: list, show, best, fetch; and what changes what a sweep
-left: promote its best to a model, delete it, prune its checkpoints.
-
-Over 400 lines: promote, delete and prune read sweeps through this module's readers (the manifest,
-the best, a trial's one JSON shape); a split would move them behind a second, thinner interface."""
+"""Sweeps in storage, local or S3 alike: list, show, best, fetch; and what removes what a sweep
+left: delete it, prune its checkpoints. Promoting its best to a model is ``sessrec.promotion``."""
 
 from __future__ import annotations
 
@@ -16,7 +13,7 @@ from sessrec import formats, layout, outputs, storage
 from sessrec.core.embeddings import word2vec_text_problem
 from sessrec.errors import NotFoundError, SessrecError
 from sessrec.sweep.checkpoints import checkpointed_trials
-from sessrec.sweep.records import Status, SweepPaths, SweepRecord
+from sessrec.sweep.records import Lease, Status, SweepPaths, SweepRecord
 from sessrec.sweep.trials import (
     CONFIG_PREFIX,
     EPOCHS_RUN,
@@ -31,7 +28,8 @@ from sessrec.sweep.trials import (
 )
 
 
-def _manifest(root: str, sweep_id: str) -> dict[str, Any]:
+def sweep_manifest(root: str, sweep_id: str) -> dict[str, Any]:
+    """The sweep's manifest; a sweep not in ``root`` is a ``NotFoundError`` naming both."""
     try:
         return SweepRecord.read(SweepPaths(root, sweep_id)).manifest
     except NotFoundError:
@@ -45,7 +43,7 @@ def list_sweeps(root: str) -> list[dict[str, Any]]:
         if not layout.NAME_PATTERN.match(sweep_id):
             continue
         try:
-            manifest = _manifest(root, sweep_id)
+            manifest = sweep_manifest(root, sweep_id)
         except NotFoundError:
             continue  # a folder without a manifest is not a sweep (yet)
         except SessrecError as exc:  # listed, so that a damaged sweep is seen, not lost from view
@@ -72,7 +70,7 @@ def trials(root: str, sweep_id: str) -> pd.DataFrame:
     try:
         data = storage.read_bytes(uri)
     except NotFoundError:
-        _manifest(root, sweep_id)
+        sweep_manifest(root, sweep_id)
         raise NotFoundError(
             f"sweep {sweep_id!r} has no trials table yet "
             f"(still running, or interrupted: 'sessrec tune resume {sweep_id}')"
@@ -112,7 +110,7 @@ def show(root: str, sweep_id: str, limit: int | None = 10) -> dict[str, Any]:
     """A sweep's manifest and its ``limit`` best trials (None: all of them), best first: from the
     trials table of a finished run, else (interrupted, stopped, still running) from the trials'
     checkpoints."""
-    manifest = _manifest(root, sweep_id)
+    manifest = sweep_manifest(root, sweep_id)
     table, source = _trials_of(root, sweep_id, manifest)
     top: list[dict[str, Any]] = []
     if len(table):
@@ -128,7 +126,7 @@ def show(root: str, sweep_id: str, limit: int | None = 10) -> dict[str, Any]:
 
 
 def best(root: str, sweep_id: str) -> dict[str, Any]:
-    manifest = _manifest(root, sweep_id)
+    manifest = sweep_manifest(root, sweep_id)
     folder = layout.sweep_dir(root, sweep_id)
     config_uri, metrics_uri = (
         storage.join(folder, layout.BEST_DIR, name) for name in (layout.CONFIG_FILE, layout.METRICS_FILE)
@@ -179,7 +177,7 @@ def write_report(root: str, sweep_id: str, to: str | None = None, overwrite: boo
     results each time) and into ``to``, if given (its files replaced only with ``overwrite``)."""
     from sessrec.report import build_report, log_scale_params
 
-    manifest = _manifest(root, sweep_id)
+    manifest = sweep_manifest(root, sweep_id)
     table, _ = _trials_of(root, sweep_id, manifest)
     try:
         best_metrics = {k: v for k, v in best(root, sweep_id).items() if k not in ("config", "trial")}
@@ -247,10 +245,7 @@ def _refuse_to_replace(folder: str, names: Iterable[str], overwrite: bool) -> No
         raise SessrecError(f"{folder} already has {shown}; pass --overwrite to replace them")
 
 
-# -- promote, delete, prune ----------------------------------------------------------------------
-
-#: Promotion decisions kept in a model's ``promotions.json`` (the newest; older ones drop off).
-PROMOTIONS_KEPT = 200
+# -- delete, prune ---------------------------------------------------------------------------------
 
 
 def size_text(size: int) -> str:
@@ -260,195 +255,15 @@ def size_text(size: int) -> str:
     return f"{size:,} bytes"
 
 
-def _current_model(root: str, name: str) -> dict[str, Any] | None:
-    """The completion file of the model stored as ``name`` (recommender.json or metrics.json), or None."""
-    from sessrec import recommenders_store
-
-    kind = recommenders_store.existing_model(root, name)
-    if kind is None:
-        return None
-    marker = layout.RECOMMENDER_FILE if kind == "recommender" else layout.METRICS_FILE
-    uri = storage.join(layout.model_dir(root, name), marker)
-    meta = formats.from_json(storage.read_bytes(uri), uri)
-    if not isinstance(meta, dict):
-        raise SessrecError(f"{uri} is not a model's description (a JSON object)")
-    return meta
-
-
-def _figures_record(
-    origin: dict[str, Any],
-    dataset_sha256: Any,
-    split: Any,
-    validation: dict[str, Any],
-    test: dict[str, Any],
-    metric: str,
-) -> dict[str, Any]:
-    """What a promotion compares of a model: ``origin`` (its sweep id, and its trial id where the
-    record has one), where it was evaluated and its figures of ``metric`` (fractions)."""
-    return {
-        **origin,
-        "dataset_sha256": dataset_sha256,
-        "split": split,
-        "k": validation.get("k", test.get("k")),
-        "mode": validation.get("mode", test.get("mode", "item")),
-        "validation": validation.get(metric),
-        "test": test.get(metric),
-    }
-
-
-def _figures(meta: dict[str, Any], metric: str) -> dict[str, Any]:
-    """The figures record of a stored model, from its completion file, with when it was made."""
-    validation: dict[str, Any] = meta["validation"] if isinstance(meta.get("validation"), dict) else {}
-    test: dict[str, Any] = meta["test"] if isinstance(meta.get("test"), dict) else {}
-    promotion: dict[str, Any] = meta["promotion"] if isinstance(meta.get("promotion"), dict) else {}
-    origin = {"sweep_id": promotion.get("sweep_id")}
-    return {
-        **_figures_record(origin, meta.get("dataset_sha256"), meta.get("split"), validation, test, metric),
-        "created": promotion.get("promoted_at") or meta.get("created"),
-    }
-
-
-def _not_comparable(new: dict[str, Any], current: dict[str, Any]) -> str | None:
-    """Why two models' figures cannot be compared (None: they can): another dataset, split, K or mode."""
-    for key, what in (("dataset_sha256", "dataset (sha256)"), ("split", "split"), ("k", "K"), ("mode", "mode")):
-        if current.get(key) != new.get(key):
-            theirs, ours = current.get(key), new.get(key)
-            if key == "dataset_sha256":
-                theirs, ours = str(theirs)[:12], str(ours)[:12]
-            return f"another {what}: {theirs}, not {ours}"
-    if not isinstance(current.get("validation"), (int, float)):
-        return "it records no validation figure of this metric"
-    return None
-
-
-def _history(root: str, name: str) -> list[dict[str, Any]]:
-    uri = storage.join(layout.model_dir(root, name), layout.PROMOTIONS_FILE)
-    try:
-        history = formats.from_json(storage.read_bytes(uri, storage.MAX_DOCUMENT_BYTES), uri)
-    except NotFoundError:
-        return []
-    return history if isinstance(history, list) else []
-
-
-def promote(root: str, sweep_id: str, name: str, if_better: bool = False, force: bool = False) -> dict[str, Any]:
-    """Copy the sweep's best model to ``models/NAME`` with its provenance in the completion file
-    (written last, so ``serve`` reloads a whole model). With ``if_better``, only when its validation
-    figure of the sweep's metric beats the current model's (a tie keeps the current; test figures
-    are recorded, never decide). A current model on another dataset, split, K or mode is refused
-    unless ``force``. Every decision is added to ``models/NAME/promotions.json``."""
-    from sessrec.pipeline import now
-
-    folder = layout.model_dir(root, name)
-    manifest = _manifest(root, sweep_id)
-    summary = best(root, sweep_id)
-    source = storage.join(layout.sweep_dir(root, sweep_id), layout.BEST_DIR)
-    present = set(storage.list_children(source))
-    recommender = layout.RECOMMENDER_FILE in present and layout.RECOMMENDER_ARRAYS_FILE in present
-    if not recommender and layout.EMBEDDINGS_FILE not in present:
-        raise SessrecError(f"sweep {sweep_id!r} has no best model files in {source}")
-    metric = str(manifest["metric"])
-    validation, test = dict(summary["validation"]), dict(summary["test"])
-    dataset = manifest.get("dataset") or {}
-    origin = {"sweep_id": sweep_id, "trial_id": summary.get("trial_id")}
-    new = _figures_record(origin, dataset.get("sha256"), manifest.get("split"), validation, test, metric)
-    current_meta = _current_model(root, name)
-    current = None if current_meta is None else _figures(current_meta, metric)
-    problem = None if current is None else _not_comparable(new, current)
-    if problem is not None and problem.startswith("another") and not force:
-        raise SessrecError(f"model {name!r} in {root} was evaluated on {problem}; pass --force to replace it")
-    if if_better and current is not None and problem is None and not new["validation"] > current["validation"]:
-        decision = "kept"
-    else:
-        decision = "promoted"
-    at = now()
-    record = {
-        "decision": decision,
-        "at": at,
-        "model": name,
-        "sweep_id": sweep_id,
-        "metric": metric,
-        "if_better": if_better,
-        "forced": bool(force and problem),
-        "not_comparable": problem,
-        "new": new,
-        "current": current,
-    }
-    history = (_history(root, name) + [record])[-PROMOTIONS_KEPT:]
-    files: dict[str, bytes | None] = {}
-    if decision == "promoted":
-        provenance = {
-            "sweep_id": sweep_id,
-            "trial_id": summary.get("trial_id"),
-            "metric": metric,
-            "mode": new["mode"],
-            "promoted_at": at,
-            "if_better": if_better,
-            "previous": current,
-        }
-        common = {
-            "dataset": dataset.get("uri"),
-            "dataset_sha256": dataset.get("sha256"),
-            "split": manifest.get("split"),
-            "validation": validation,
-            "test": test,
-            "created": at,
-            "promotion": provenance,
-        }
-        if recommender:
-            arrays = storage.read_bytes(storage.join(source, layout.RECOMMENDER_ARRAYS_FILE))
-            meta_uri = storage.join(source, layout.RECOMMENDER_FILE)
-            meta = {**formats.from_json(storage.read_bytes(meta_uri), meta_uri), **common, "name": name}
-            files = {storage.join(folder, f): None for f in reversed(layout.WORD2VEC_MODEL_FILES)}
-            files[storage.join(folder, layout.RECOMMENDER_ARRAYS_FILE)] = arrays
-            marker = (storage.join(folder, layout.RECOMMENDER_FILE), formats.to_json(meta))
-        else:
-            embeddings = storage.read_bytes(storage.join(source, layout.EMBEDDINGS_FILE))
-            config = summary["config"]
-            files = {
-                storage.join(folder, f): None
-                for f in (
-                    layout.RECOMMENDER_FILE,
-                    layout.RECOMMENDER_ARRAYS_FILE,
-                    layout.EMBEDDINGS_TEXT_FILE,
-                    layout.CURVE_FILE,
-                )
-            }
-            files[storage.join(folder, layout.EMBEDDINGS_FILE)] = embeddings
-            files[storage.join(folder, layout.CONFIG_FILE)] = formats.to_json(
-                {"config": config, "dataset": dataset.get("uri"), "split": manifest.get("split"), "k": new["k"]}
-            )
-            marker = (
-                storage.join(folder, layout.METRICS_FILE),
-                formats.to_json({"model": name, **common, "config": config}),
-            )
-        files[storage.join(folder, layout.PROMOTIONS_FILE)] = formats.to_json(history)
-        files[marker[0]] = marker[1]  # last: marks the new version whole (serve reloads on it)
-    else:
-        files[storage.join(folder, layout.PROMOTIONS_FILE)] = formats.to_json(history)
-    outputs.write_all(files)
-    return {**record, "uri": folder}
-
-
 def _sweep_files(root: str, sweep_id: str) -> list[tuple[str, int]]:
     return list(storage.walk_file_sizes(layout.sweep_dir(root, sweep_id)))
 
 
 def running_reason(root: str, sweep_id: str, manifest: dict[str, Any]) -> str | None:
     """Why a sweep counts as running (None: it does not): its manifest says so, or a fresh lease."""
-    from sessrec.sweep import records
-
-    # The driver's lease (sweeps/<id>/lease.json): a fresh one means a driver runs the sweep now,
-    # whatever the manifest says. Read with the lease's own helpers (records._parse, _live, _holder).
-    parse, live, holder = (getattr(records, name, None) for name in ("_parse", "_live", "_holder"))
-    if callable(parse) and callable(live) and callable(holder):
-        try:
-            lease = parse(
-                storage.read_bytes(SweepPaths(root, sweep_id).file(getattr(layout, "LEASE_FILE", "lease.json")))
-            )
-        except NotFoundError:
-            lease = None
-        if lease is not None and live(lease):
-            return f"its lease is held by {holder(lease)}"
+    # A fresh lease means a driver runs the sweep now, whatever the manifest says.
+    if (holder := Lease.held_by(SweepPaths(root, sweep_id))) is not None:
+        return f"its lease is held by {holder}"
     if manifest.get("status") == Status.RUNNING.value:
         return "its manifest says running"
     return None
@@ -462,7 +277,7 @@ def delete(root: str, sweep_id: str, yes: bool = False, force: bool = False) -> 
     if not files:
         raise NotFoundError(f"no sweep {sweep_id!r} in {root}")
     try:
-        manifest = _manifest(root, sweep_id)
+        manifest = sweep_manifest(root, sweep_id)
     except NotFoundError:
         manifest = {"status": Status.RUNNING.value}  # claimed, its first manifest not yet written
     except SessrecError:
@@ -492,7 +307,7 @@ def prune(root: str, sweep_id: str, yes: bool = False, force: bool = False) -> d
     """Remove a completed sweep's Tune checkpoints (``tune/``) and its word2vec epoch cache
     (``word2vec/``, regenerable) and keep its manifest, spec, trials table, best and report; a
     sweep that can still be resumed is refused unless ``force``."""
-    manifest = _manifest(root, sweep_id)
+    manifest = sweep_manifest(root, sweep_id)
     reason = running_reason(root, sweep_id, manifest)
     status = manifest.get("status")
     if not force:

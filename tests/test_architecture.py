@@ -19,7 +19,7 @@ PACKAGE = REPO / "sessrec"
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "memory", "core", "specs", "sweep"),  # pure; `specs` holds YAML data, `sweep` a docstring
     ("storage", "yaml_text"),  # bytes in one root, local or S3; one YAML reader
-    ("layout", "outputs", "settings", "spec", "recommender_space"),  # paths; settings; the one spec schema
+    ("layout", "outputs", "settings", "spec", "domains", "recommender_space"),  # paths; settings; the one spec schema
     ("formats",),  # each stored record's bytes
     ("pipeline", "recommenders_store"),  # the commands' work: core + storage
     (
@@ -41,7 +41,7 @@ LAYERS: list[tuple[str, ...]] = [
         "sweep.driver",
     ),  # Ray Tune
     # The edges; `report` is a package (readings, pairs, parameters, curves, page), one unit.
-    ("report", "results", "jobs_client", "k8s", "serving", "tracking"),
+    ("report", "results", "promotion", "jobs_client", "k8s", "serving", "tracking"),
     ("cli", "__main__"),  # thin Typer app
 ]
 # Imported by a sweep's records and readers, which must load without Ray.
@@ -54,6 +54,7 @@ RAY_FREE = (
     "sweep.scoring",
     "sweep.best_scoring",
     "results",
+    "promotion",
     "report",
     "jobs_client",
     "serving",

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from sessrec import results
+    from sessrec import promotion, results
 else:  # loaded on first use: `sessrec results --help` stays fast
     from sessrec.cli.lazy import lazy_module
 
+    promotion = lazy_module("sessrec.promotion")
     results = lazy_module("sessrec.results")
 from sessrec.cli.common import JsonOption, best_text, emit, percent, settings, value_text
 from sessrec.errors import SessrecError
@@ -171,7 +172,7 @@ def promote(
 ) -> None:
     """Copy the sweep's best model to models/NAME with its provenance ('recommend --model/--embeddings NAME',
     'serve NAME' reloads it). Exit 0 whether promoted or kept; the decision is recorded."""
-    emit(results.promote(settings(ctx).storage, sweep_id, name, if_better, force), as_json, _promotion_text)
+    emit(promotion.promote(settings(ctx).storage, sweep_id, name, if_better, force), as_json, _promotion_text)
 
 
 def _promotion_text(d: dict[str, Any]) -> str:

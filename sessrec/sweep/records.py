@@ -267,9 +267,9 @@ def _parse(data: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def _held(paths: SweepPaths, holder: dict[str, Any] | None, timing: LeaseTiming, after: str) -> LeaseHeld:
+def _held(paths: SweepPaths, holder: str, timing: LeaseTiming, after: str) -> LeaseHeld:
     return LeaseHeld(
-        f"sweep {paths.sweep_id} is being run by another driver: {_holder(holder)}{after}; "
+        f"sweep {paths.sweep_id} is being run by another driver: {holder}{after}; "
         f"nothing was written (a killed driver's lease expires {timing.expiry_s:.0f} s after "
         "its last renewal)"
     )
@@ -308,7 +308,7 @@ class Lease:
                 return taken
             waited = time.monotonic() - started
             if not wait or waited >= timing.wait_s:
-                raise _held(paths, taken, timing, f" after waiting {waited:.0f} s" if wait else "")
+                raise _held(paths, _holder(taken), timing, f" after waiting {waited:.0f} s" if wait else "")
             if waited - said >= 5:
                 said = waited
                 sys.stderr.write(
@@ -318,15 +318,21 @@ class Lease:
                 sys.stderr.flush()
             time.sleep(min(1.0, timing.renew_s))
 
+    @staticmethod
+    def held_by(paths: SweepPaths) -> str | None:
+        """The live driver holding the sweep's lease now, for one line; None when none does (no
+        lease, a released or expired one, or an unreadable one: free to take over)."""
+        try:
+            record = _parse(storage.read_bytes(paths.file(layout.LEASE_FILE)))
+        except NotFoundError:
+            return None
+        return _holder(record) if _live(record) else None
+
     @classmethod
     def check_free(cls, paths: SweepPaths) -> None:
         """Refuse at once (``LeaseHeld``) while a live driver holds the sweep's lease: a look before
         work that a refused run would waste, such as starting Ray. ``acquire`` takes the lease later."""
-        try:
-            holder = _parse(storage.read_bytes(paths.file(layout.LEASE_FILE)))
-        except NotFoundError:
-            return
-        if _live(holder):
+        if (holder := cls.held_by(paths)) is not None:
             raise _held(paths, holder, lease_timing(), "")
 
     @classmethod
