@@ -8,9 +8,12 @@ names its fault in its name; docs/reliability.md points at them.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -49,6 +52,8 @@ TRIALS, EPOCHS = 4, 2
 EXPIRY_S = 6
 #: The killed driver's: long enough for a refused `tune resume` to start while it still holds.
 KILLED_EXPIRY_S = 20
+#: A paused driver's (``_paused``): its lease, not renewed while it is stopped, outlives the pause.
+PAUSED_EXPIRY_S = 60
 
 
 @dataclass
@@ -190,6 +195,20 @@ def _error_lines(log: str) -> list[str]:
     return [line for line in log.splitlines() if line.startswith("error:")]
 
 
+@contextlib.contextmanager
+def _paused(driver: subprocess.Popen) -> Iterator[int]:
+    """The driver's command (the child its ``sessrec`` process runs it in) stopped (SIGSTOP) until
+    the block ends, so that its sweep cannot finish while a second command meets it: however
+    slowly that command starts on a loaded machine, it finds the sweep running and its lease held
+    (start the driver with SESSREC_LEASE_EXPIRY=PAUSED_EXPIRY_S). Yields the command's pid."""
+    command = descendants(driver.pid)[0]
+    os.kill(command, signal.SIGSTOP)
+    try:
+        yield command
+    finally:
+        os.kill(command, signal.SIGCONT)
+
+
 # Concurrent drivers and the sweep's lease ------------------------------------------------------
 
 
@@ -197,25 +216,28 @@ def test_two_resume_existing_runs_at_once_one_runs_the_other_waits_and_rewrites_
     """A RayJob retry while the first attempt still runs: the retry waits for the first driver's
     lease, then returns the completed sweep as it is."""
     sweep = small_sweep
-    first, first_log = sweep.start_run("a1", "--resume-existing")
+    first, first_log = sweep.start_run("a1", "--resume-existing", SESSREC_LEASE_EXPIRY=str(PAUSED_EXPIRY_S))
     _wait_for(lambda: _running(sweep, "a1"), first, first_log, what="first driver")
-    second, second_log = sweep.start(
-        "a1",
-        "run",
-        sweep.spec,
-        "--sweep-id",
-        "a1",
-        "--num-cpus",
-        "1",
-        "--resume-existing",
-        "--json",
-        log="a1-second.log",
-    )
+    waiting = "waiting for the driver of sweep a1 to finish or its lease to expire"
+    with _paused(first):
+        second, second_log = sweep.start(
+            "a1",
+            "run",
+            sweep.spec,
+            "--sweep-id",
+            "a1",
+            "--num-cpus",
+            "1",
+            "--resume-existing",
+            "--json",
+            log="a1-second.log",
+            SESSREC_LEASE_EXPIRY=str(PAUSED_EXPIRY_S),  # it waits up to 1.5 x expiry + 10 s
+        )
+        _wait_for(lambda: waiting in second_log.read_text(), second, second_log, what="second driver waits")
     assert first.wait(timeout=180) == 0, first_log.read_text()[-3000:]
     written = sweep.results("a1")
     assert second.wait(timeout=120) == 0, second_log.read_text()[-3000:]
     log = second_log.read_text()
-    assert "waiting for the driver of sweep a1 to finish or its lease to expire" in log, log
     assert "sweep a1 has already completed: nothing to run" in log and "continuing it" not in log, log
     assert sweep.results("a1") == written  # the completed results were not rewritten
     assert sorted(path.name for path in (Path(sweep.root) / "sweeps" / "a1" / "tune").iterdir()) == ["run-1"]
@@ -225,16 +247,16 @@ def test_two_resume_existing_runs_at_once_one_runs_the_other_waits_and_rewrites_
 @pytest.mark.parametrize("store", ["local", "s3"])
 def test_resume_while_the_original_driver_runs_is_refused_in_one_line(store, request, uninterrupted):
     sweep = request.getfixturevalue("small_sweep" if store == "local" else "s3_small_sweep")
-    driver, log = sweep.start_run("b1")
+    driver, log = sweep.start_run("b1", SESSREC_LEASE_EXPIRY=str(PAUSED_EXPIRY_S))
     _wait_for(lambda: _running(sweep, "b1"), driver, log, what="driver")
     manifest = sweep.read("b1", "manifest.json")
-    started = time.monotonic()
-    running = descendants(driver.pid)[0]  # the command, in the child the sessrec process runs it in
-    refused = sweep.run("tune", "resume", "b1", "--num-cpus", "1")
+    with _paused(driver) as running:
+        started = time.monotonic()
+        refused = sweep.run("tune", "resume", "b1", "--num-cpus", "1")
+        took = time.monotonic() - started
+        assert sweep.read("b1", "manifest.json") == manifest  # nothing written by the refused resume
     assert_one_line_error(refused, "sweep b1 is being run by another driver", f"pid {running}", "started ")
-    assert time.monotonic() - started < 20  # no Ray was started
-    if driver.poll() is None:
-        assert sweep.read("b1", "manifest.json") == manifest or sweep.manifest("b1")["runs"] == 1
+    assert took < 20  # no Ray was started
     assert driver.wait(timeout=180) == 0, log.read_text()[-3000:]
     assert_like_uninterrupted(sweep, "b1", uninterrupted, runs=1)
 
