@@ -5,10 +5,12 @@
 - embeddings: Parquet with ``item: string`` and ``vector: fixed_size_list<float32>`` (written; read: also
   ``list``/``large_list`` of equal-length rows, of any float or integer type).
 - item names: Parquet with ``item: string`` and ``name: string``, one row per named item.
+- times in records (``created``, ``started``, ...): ISO 8601 in UTC, to the second (``now``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from collections.abc import Iterator
@@ -27,7 +29,14 @@ from sessrec.errors import SessrecError
 from sessrec.spec import METRICS
 
 
+def now() -> str:
+    """The current time as stored records write it: ISO 8601 in UTC, to the second."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
 def read_parquet(data: bytes, what: str) -> pa.Table:
+    """The table in Parquet ``data``, read on the calling thread only; unreadable data is a
+    SessrecError that starts with ``what``."""
     try:
         # On the caller's thread only (use_threads=False; also for to_pandas below): a read must
         # start no Arrow CPU-pool threads. A pool thread still busy with a read's last references
@@ -49,6 +58,7 @@ def _write_parquet(table: pa.Table) -> bytes:
 
 
 def sessions_to_parquet(sessions: Sessions) -> bytes:
+    """Sessions as Parquet bytes: one ``items: list<string>`` row per session."""
     # Dictionary-decode in Arrow rather than building millions of Python strings.
     dictionary = pa.array(sessions.vocab.tolist(), type=pa.string())
     items = pa.DictionaryArray.from_arrays(pa.array(sessions.codes, type=pa.int32()), dictionary).cast(pa.string())
@@ -57,6 +67,8 @@ def sessions_to_parquet(sessions: Sessions) -> bytes:
 
 
 def sessions_from_parquet(data: bytes, what: str = "sessions file") -> Sessions:
+    """Sessions from Parquet bytes with an ``items`` column of lists of strings; no such column,
+    another type or nulls are a SessrecError."""
     table = read_parquet(data, what)
     if "items" not in table.column_names:
         raise SessrecError(f"{what} has no 'items' column (columns: {', '.join(table.column_names)})")
@@ -107,6 +119,8 @@ def jsonl_sessions(data: bytes, what: str) -> Iterator[tuple[int, list[str]]]:
 
 
 def sessions_from_jsonl(data: bytes, what: str = "sessions file") -> Sessions:
+    """Sessions from JSONL bytes, one JSON array of item strings per non-blank line; a bad line, or
+    no session at all, is a SessrecError."""
     sessions = [session for _, session in jsonl_sessions(data, what)]
     if not sessions:
         raise SessrecError(f"{what} holds no sessions")
@@ -116,6 +130,9 @@ def sessions_from_jsonl(data: bytes, what: str = "sessions file") -> Sessions:
 def read_transactions(
     data: bytes, fmt: str, encoding: str = "ISO-8859-1", what: str = "transactions file"
 ) -> pd.DataFrame:
+    """The transactions table of CSV (``fmt`` "csv": every column as text, decoded as ``encoding``)
+    or Parquet ("parquet"); empty or unreadable data, another format or an unknown encoding is a
+    SessrecError."""
     if not data.strip():
         raise SessrecError(f"{what} is empty")
     if fmt == "parquet":
@@ -155,12 +172,16 @@ def _decode_error_place(data: bytes, encoding: str, exc: UnicodeDecodeError) -> 
 
 
 def embeddings_to_parquet(embeddings: Embeddings) -> bytes:
+    """Embeddings as Parquet bytes: ``item: string`` and ``vector: fixed_size_list<float32>``."""
     flat = pa.array(embeddings.vectors.reshape(-1), type=pa.float32())
     vectors = pa.FixedSizeListArray.from_arrays(flat, embeddings.dims)
     return _write_parquet(pa.table({"item": pa.array(embeddings.keys.tolist(), type=pa.string()), "vector": vectors}))
 
 
 def embeddings_from_parquet(data: bytes, what: str = "embeddings file") -> Embeddings:
+    """Embeddings from Parquet bytes with an ``item`` text column and a ``vector`` column of
+    equal-length lists of numbers (made float32); nulls, unequal or empty vectors, NaN or infinite
+    values are a SessrecError."""
     table = read_parquet(data, what)
     if not {"item", "vector"} <= set(table.column_names):
         raise SessrecError(f"{what} needs columns 'item' and 'vector' (has: {', '.join(table.column_names)})")
@@ -195,6 +216,8 @@ def embeddings_from_parquet(data: bytes, what: str = "embeddings file") -> Embed
 
 
 def names_to_parquet(names: dict[str, str]) -> bytes:
+    """Item names (item -> name) as Parquet bytes: ``item`` and ``name`` text columns, sorted by
+    item."""
     items = sorted(names)
     return _write_parquet(
         pa.table(
@@ -207,6 +230,8 @@ def names_to_parquet(names: dict[str, str]) -> bytes:
 
 
 def names_from_parquet(data: bytes, what: str = "item names file") -> dict[str, str]:
+    """``item -> name`` from Parquet bytes with text columns ``item`` and ``name``; a missing
+    column, another type or nulls are a SessrecError."""
     table = read_parquet(data, what)
     if not {"item", "name"} <= set(table.column_names):
         raise SessrecError(f"{what} needs columns 'item' and 'name' (has: {', '.join(table.column_names)})")
@@ -220,10 +245,14 @@ def names_from_parquet(data: bytes, what: str = "item names file") -> dict[str, 
 
 
 def to_json(value: Any) -> bytes:
+    """``value`` as indented UTF-8 JSON (non-ASCII characters kept as they are), ending in a
+    newline."""
     return (json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def from_json(data: bytes, what: str) -> Any:
+    """The value of UTF-8 JSON ``data``; anything else is a SessrecError that starts with
+    ``what``."""
     try:
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -248,6 +277,8 @@ SWEEP_MANIFEST_SCHEMA = {
 
 
 def sweep_manifest_from_json(data: bytes, what: str) -> dict:
+    """A sweep manifest from JSON bytes, checked against :data:`SWEEP_MANIFEST_SCHEMA`; a mismatch
+    is a SessrecError naming where."""
     manifest = from_json(data, what)
     try:
         jsonschema.validate(manifest, SWEEP_MANIFEST_SCHEMA)

@@ -35,6 +35,7 @@ import sessrec
 from sessrec import formats, layout, storage
 from sessrec.core.split import check_split_size
 from sessrec.errors import NotFoundError, SessrecError
+from sessrec.settings import seconds_setting
 from sessrec.spec import SweepSpec
 from sessrec.sweep.records import Status, SweepRecord, load_sweep, new_sweep_id
 
@@ -66,16 +67,8 @@ NO_AGENT = "No available agent to submit job"
 
 
 def agent_wait_s() -> float:
-    raw = os.environ.get(AGENT_WAIT_VAR, "").strip()
-    if not raw:
-        return AGENT_WAIT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 3600:
-        raise SessrecError(f"{AGENT_WAIT_VAR} must be a number of seconds from 0 to 3600, not {raw!r}")
-    return value
+    """How long a submission waits for the cluster's job agent (``SESSREC_JOB_AGENT_WAIT``)."""
+    return seconds_setting(AGENT_WAIT_VAR, AGENT_WAIT_S, 0, 3600)
 
 
 class JobNotFound(SessrecError):
@@ -83,6 +76,7 @@ class JobNotFound(SessrecError):
 
 
 def job_id_for(sweep_id: str) -> str:
+    """The submission id of a sweep's first job: ``sessrec-<sweep id>``."""
     return JOB_PREFIX + sweep_id
 
 
@@ -173,6 +167,8 @@ def _iso(millis: int | None) -> str | None:
 
 @dataclass(frozen=True)
 class Submitted:
+    """A submitted job: its id, its sweep's id and the names of the variables forwarded to it."""
+
     job_id: str
     sweep_id: str
     forwarded_env: tuple[str, ...]
@@ -231,6 +227,8 @@ class JobsClient:
     # -- jobs ------------------------------------------------------------------------------
 
     def info(self, job_id: str) -> Any:
+        """Ray's details of job ``job_id`` (status, message, metadata, times); an unknown id is a
+        :class:`JobNotFound`."""
         return self._call(lambda: self._client.get_job_info(job_id), job_id)
 
     def resolve(self, ref: str) -> Any:
@@ -255,6 +253,7 @@ class JobsClient:
         return sorted(mine, key=lambda job: job.start_time or 0)
 
     def exists(self, job_id: str) -> bool:
+        """Whether the cluster has a job ``job_id``."""
         try:
             self.info(job_id)
             return True
@@ -262,14 +261,19 @@ class JobsClient:
             return False
 
     def list(self) -> list[dict[str, Any]]:
+        """sessrec's jobs on the cluster (those its metadata marks), as :func:`describe` rows,
+        newest first."""
         jobs = self._call(self._client.list_jobs)
         rows = [describe(job) for job in jobs if (job.metadata or {}).get(MARK) == "1"]
         return sorted(rows, key=lambda r: r["started"] or "", reverse=True)
 
     def logs(self, job_id: str) -> str:
+        """The job's log so far, as one text; an unknown id is a :class:`JobNotFound`."""
         return self._call(lambda: self._client.get_job_logs(job_id), job_id)
 
     def stop(self, job_id: str) -> bool:
+        """Ask Ray to stop the job; True if it was still running, else False. An unknown id is a
+        :class:`JobNotFound`."""
         return bool(self._call(lambda: self._client.stop_job(job_id), job_id))
 
     def wait(self, job_id: str, timeout: float | None = None, interval: float = 0.5) -> Any:
@@ -298,8 +302,8 @@ class JobsClient:
             self._tail(job_id, sink)
         except (SessrecError, KeyboardInterrupt):
             raise
-        except Exception:
-            pass
+        except Exception:  # the websocket broke (aiohttp, a proxy, a head restart): polling goes on below
+            pass  # from what was written; a failing `write` fails there again, as itself
         while True:
             job = self.info(job_id)
             text = self.logs(job_id)
@@ -416,15 +420,13 @@ def failure_reason(job: Any, logs: str) -> str:
     return reason
 
 
-def last_lines(text: str, n: int = 20) -> str:
-    return "\n".join(text.rstrip().splitlines()[-n:])
-
-
 # ---------------------------------------------------------------------------------------------
 # Storage-side checks around a submission
 
 
 def require_s3_root(root: str) -> str:
+    """``root`` without a trailing '/' if it is an s3:// URI; a local root, which a remote cluster
+    cannot read, is a SessrecError."""
     if not storage.is_s3(root):
         raise SessrecError(
             f"a remote cluster cannot read the local storage {root!r}: set --storage or SESSREC_STORAGE to s3://bucket/prefix"
@@ -475,6 +477,7 @@ def upload_dataset(local_file: str, name: str, root: str) -> dict[str, Any]:
 
 
 def check_sweep_free(root: str, sweep_id: str) -> None:
+    """Raise a SessrecError if ``root`` already holds a sweep ``sweep_id`` (its spec.yaml)."""
     if storage.exists(storage.join(layout.sweep_dir(root, sweep_id), layout.SPEC_FILE)):
         raise SessrecError(f"sweep {sweep_id!r} already exists in {root}; choose another --sweep-id")
 
@@ -487,6 +490,8 @@ def settle_manifest(root: str, sweep_id: str, status: str, reason: str) -> bool:
 
 
 def forwardable_aws_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The non-empty AWS_* variables of ``environ`` (default: this process's) but the local-only
+    ones (:data:`LOCAL_ONLY_AWS_VARS`); none is a SessrecError."""
     environ = dict(os.environ if environ is None else environ)
     found = {k: v for k, v in environ.items() if k.startswith("AWS_") and k not in LOCAL_ONLY_AWS_VARS and v}
     if not found:

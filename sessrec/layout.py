@@ -77,10 +77,13 @@ def word2vec_epoch_file(epoch: int) -> str:
 
 
 def trial_dir_name(point: int, trial_id: str) -> str:
+    """A trial's checkpoint folder under its run: ``point-<point, 5 digits>-<trial id>``."""
     return f"point-{point:05d}-{trial_id}"
 
 
 def check_name(name: str, what: str = "name") -> str:
+    """``name`` if it is a DNS-1035 slug of at most MAX_NAME_LENGTH characters, else a SessrecError
+    naming ``what``."""
     if not NAME_PATTERN.match(name) or len(name) > MAX_NAME_LENGTH:
         raise SessrecError(
             f"invalid {what} {name!r}: use lower-case letters, digits and '-', start with a letter, "
@@ -96,14 +99,17 @@ def is_file_ref(ref: str) -> bool:
 
 
 def dataset_dir(root: str, name: str) -> str:
+    """``<root>/datasets/<name>``; an invalid name is a SessrecError."""
     return storage.join(root, DATASETS, check_name(name, "dataset name"))
 
 
 def model_dir(root: str, name: str) -> str:
+    """``<root>/models/<name>``; an invalid name is a SessrecError."""
     return storage.join(root, MODELS, check_name(name, "model name"))
 
 
 def sweep_dir(root: str, sweep_id: str) -> str:
+    """``<root>/sweeps/<sweep_id>``; an invalid id is a SessrecError."""
     return storage.join(root, SWEEPS, check_name(sweep_id, "sweep id"))
 
 

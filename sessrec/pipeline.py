@@ -7,7 +7,6 @@ most imports."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import time
 from collections.abc import Callable
@@ -36,10 +35,6 @@ from sessrec.errors import NotFoundError, SessrecError, StorageError
 
 if TYPE_CHECKING:
     from sessrec.core.recommenders.word2vec_item import Word2VecItem
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -221,7 +216,7 @@ def save_dataset(
         if names_bytes is None
         else {"column": name_col, "items": len(names or {}), "sha256": hashlib.sha256(names_bytes).hexdigest()},
         "source": source,
-        "created": now(),
+        "created": formats.now(),
         "sessrec_version": __version__,
     }
     outputs.write_all(
@@ -393,7 +388,7 @@ def train(
         "validation": curve[-1] if curve else {},
         "test": test,
         "train_seconds": round(time.perf_counter() - started, 3),
-        "created": now(),
+        "created": formats.now(),
     }
     files: dict[str, bytes | None] = {
         layout.EMBEDDINGS_FILE: formats.embeddings_to_parquet(embeddings),
@@ -594,7 +589,7 @@ def fit_recommender(
         "validation": evaluate_sessions(scorer, validation.sessions, validation.targets, k, "session", exclude),
         "test": evaluate_sessions(scorer, test.sessions, test.targets, k, "session", exclude),
         "fit_seconds": fit_seconds,
-        "created": now(),
+        "created": formats.now(),
         "sessrec_version": __version__,
     }
     outputs.write_all(recommenders_store.files_to_write(root, name, scorer, meta))
@@ -631,7 +626,8 @@ def session_scorer(
     return scorer.use_embeddings(vectors, vectors.keys), embeddings
 
 
-def _unknown_text(unknown: list[str], limit: int = 10) -> str:
+def unknown_text(unknown: list[str], limit: int = 10) -> str:
+    """Item ids the model does not know, for one line: the first ``limit`` quoted, then a count."""
     shown = ", ".join(map(repr, unknown[:limit]))
     return shown + (f" and {len(unknown) - limit} more" if len(unknown) > limit else "")
 
@@ -653,7 +649,7 @@ def recommend_session(
     unknown = list(dict.fromkeys(item for item in items if item not in scorer.index))
     known = [item for item in items if item in scorer.index]
     if not known:
-        raise SessrecError(f"no item is known to the model: {_unknown_text(unknown)}")
+        raise SessrecError(f"no item is known to the model: {unknown_text(unknown)}")
     if mode == "item" and not scorer.item_mode:
         raise SessrecError(
             f"recommender {scorer.name} scores whole sessions and has no item mode; "

@@ -90,14 +90,12 @@ def promote(root: str, sweep_id: str, name: str, if_better: bool = False, force:
     figure of the sweep's metric beats the current model's (a tie keeps the current; test figures
     are recorded, never decide). A current model on another dataset, split, K or mode is refused
     unless ``force``. Every decision is added to ``models/NAME/promotions.json``."""
-    from sessrec.pipeline import now
-
     folder = layout.model_dir(root, name)
     manifest = sweep_manifest(root, sweep_id)
     summary = best(root, sweep_id)
     source = storage.join(layout.sweep_dir(root, sweep_id), layout.BEST_DIR)
     present = set(storage.list_children(source))
-    recommender = layout.RECOMMENDER_FILE in present and layout.RECOMMENDER_ARRAYS_FILE in present
+    recommender = set(layout.RECOMMENDER_MODEL_FILES) <= present
     if not recommender and layout.EMBEDDINGS_FILE not in present:
         raise SessrecError(f"sweep {sweep_id!r} has no best model files in {source}")
     metric = str(manifest["metric"])
@@ -114,7 +112,7 @@ def promote(root: str, sweep_id: str, name: str, if_better: bool = False, force:
         decision = "kept"
     else:
         decision = "promoted"
-    at = now()
+    at = formats.now()
     record = {
         "decision": decision,
         "at": at,

@@ -57,10 +57,13 @@ def arrays_from_npz(data: bytes, what: str) -> dict[str, np.ndarray]:
 
 
 def sha256(data: bytes) -> str:
+    """The hex SHA-256 digest of ``data``."""
     return hashlib.sha256(data).hexdigest()
 
 
 def model_files(root: str, name: str) -> tuple[str, str]:
+    """(arrays URI, description URI): the recommender.npz and recommender.json of model ``name``
+    under ``root``."""
     folder = layout.model_dir(root, name)
     return storage.join(folder, layout.RECOMMENDER_ARRAYS_FILE), storage.join(folder, layout.RECOMMENDER_FILE)
 
@@ -92,6 +95,8 @@ def files_to_write(root: str, name: str, model: SessionScorer, meta: dict[str, A
 
 
 def load_meta(root: str, name: str) -> dict[str, Any]:
+    """The description (recommender.json) of the recommender stored as ``name``; none is a
+    ``NotFoundError``, a word2vec model or a malformed description a SessrecError."""
     _, json_uri = model_files(root, name)
     try:
         meta = formats.from_json(storage.read_bytes(json_uri), json_uri)
@@ -204,6 +209,8 @@ OUTPUT_SUFFIXES = (".jsonl", ".parquet")
 
 
 def output_format(uri: str) -> str:
+    """The format of the output file ``uri`` by its suffix (any case), "jsonl" or "parquet"; any
+    other suffix is a SessrecError."""
     for suffix in OUTPUT_SUFFIXES:
         if uri.lower().endswith(suffix):
             return suffix[1:]

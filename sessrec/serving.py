@@ -43,7 +43,6 @@ thin Serve deployment, so that they are tested without Ray.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -61,12 +60,12 @@ from sessrec.core.recommenders import SessionScorer
 from sessrec.core.session_metrics import EXCLUDES
 from sessrec.core.session_metrics import recommend as recommend_for_sessions
 from sessrec.errors import NotFoundError, SessrecError
+from sessrec.k8s.defaults import SERVE_APP, SERVE_DEPLOYMENT, SERVE_MAX_ONGOING_REQUESTS
+from sessrec.spec import DEFAULT_K, MAX_K
 
 MAX_BODY_BYTES = 1_000_000
 MAX_SESSION_ITEMS = 10_000
 MAX_BATCH_SESSIONS = 1_000
-MAX_K = 1_000
-DEFAULT_K = 10
 DEFAULT_RELOAD_INTERVAL_S = 2.0
 
 
@@ -286,10 +285,6 @@ def version_of(marker: bytes) -> str:
     return hashlib.sha256(marker).hexdigest()[:16]
 
 
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 @dataclass(frozen=True)
 class Served:
     """One loaded version of the model."""
@@ -325,15 +320,16 @@ def load(source: Source, root: str) -> Served:
         "created": meta.get("created"),
     }
     if source.sweep_id is not None:
+        uri = storage.join(layout.sweep_dir(root, source.sweep_id), layout.MANIFEST_FILE)
         try:
-            uri = storage.join(layout.sweep_dir(root, source.sweep_id), layout.MANIFEST_FILE)
             manifest = formats.from_json(storage.read_bytes(uri), uri)
-            dataset = manifest.get("dataset") or {}
+        except SessrecError:  # provenance is extra: a model still serves without its sweep's manifest
+            manifest = None
+        if isinstance(manifest, dict):
+            dataset: dict[str, Any] = manifest["dataset"] if isinstance(manifest.get("dataset"), dict) else {}
             provenance.update(
                 dataset=dataset.get("uri"), dataset_sha256=dataset.get("sha256"), split=manifest.get("split")
             )
-        except (SessrecError, AttributeError):
-            pass
     info = {
         "name": source.ref,
         "source": source.folder,
@@ -342,7 +338,7 @@ def load(source: Source, root: str) -> Served:
         "n_items": int(scorer.n_items),
         "item_mode": bool(scorer.item_mode),
         "provenance": provenance,
-        "loaded_at": now(),
+        "loaded_at": formats.now(),
         "load_seconds": round(time.perf_counter() - started, 3),
     }
     # The names of the dataset the model records (only while it holds the same sessions): every
@@ -411,7 +407,7 @@ class ModelHolder:
         return True
 
     def _warn(self, version: str, reason: str) -> None:
-        self.refused = {"version": version, "error": reason, "at": now()}
+        self.refused = {"version": version, "error": reason, "at": formats.now()}
         line = (
             f"warning: sessrec serve: refused {self.source.ref} version {version}, "
             f"still serving {self.current.version}: {reason}"
@@ -445,10 +441,10 @@ def build_app(ref: str, root: str, replicas: int, reload_interval: float) -> Any
     from starlette.responses import Response
 
     @serve.deployment(
-        name="sessrec-recommender",
+        name=SERVE_DEPLOYMENT,
         num_replicas=replicas,
         ray_actor_options={"num_cpus": 0},
-        max_ongoing_requests=64,
+        max_ongoing_requests=SERVE_MAX_ONGOING_REQUESTS,
         logging_config={"enable_access_log": False, "log_level": "WARNING"},
         health_check_period_s=5,
     )
@@ -611,7 +607,7 @@ def serve_forever(
         signal.signal(signal.SIGTERM, sigterm_handler)
     try:
         serve.start(http_options={"host": host, "port": proxy_port}, logging_config={"log_level": "WARNING"})
-        serve.run(build_app(ref, root, replicas, reload_interval), name="sessrec", route_prefix="/", blocking=False)
+        serve.run(build_app(ref, root, replicas, reload_interval), name=SERVE_APP, route_prefix="/", blocking=False)
         if on_ready is not None:
             on_ready()
         while True:

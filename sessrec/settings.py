@@ -35,6 +35,9 @@ ENV_VARS = {
 
 @dataclass(frozen=True)
 class Settings:
+    """sessrec's settings (see the module). The storage root is checked when made: an empty root, a
+    scheme other than s3://, a file or an unusable folder is a SessrecError."""
+
     storage: str = "./sessrec-data"
     ray_address: str | None = None
     ray_auth_token: str | None = None
@@ -70,6 +73,9 @@ class Settings:
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
+        """The settings from the settings file, then the environment (:data:`ENV_VARS`), then
+        ``overrides`` (None skipped), each over the one before; a bad file or value is a
+        SessrecError."""
         values: dict[str, Any] = {}
         values.update(_file_settings())
         values.update({name: os.environ[var] for name, var in ENV_VARS.items() if os.environ.get(var)})
@@ -92,23 +98,33 @@ class Settings:
 #: How long a sweep rides out unreachable storage (S3 down, a network cut) before it stops
 #: resumably, and how long its driver waits for a lost Ray cluster: seconds, overridden by the
 #: environment variable. Checked (check_patience) before a sweep writes anything.
-PATIENCE_DEFAULTS_S = {"SESSREC_STORAGE_PATIENCE": 120.0, "SESSREC_CLUSTER_PATIENCE": 30.0}
+STORAGE_PATIENCE_VAR, CLUSTER_PATIENCE_VAR = "SESSREC_STORAGE_PATIENCE", "SESSREC_CLUSTER_PATIENCE"
+PATIENCE_DEFAULTS_S = {STORAGE_PATIENCE_VAR: 120.0, CLUSTER_PATIENCE_VAR: 30.0}
 
 
-def patience(variable: str) -> float:
-    """The patience ``variable`` sets (one of PATIENCE_DEFAULTS_S), or its default; anything but
-    a finite number of seconds above 0 is refused."""
-    default = PATIENCE_DEFAULTS_S[variable]
-    raw = os.environ.get(variable)
+def seconds_setting(
+    variable: str, default: float, low: float, high: float = math.inf, above_low: bool = False
+) -> float:
+    """Seconds from the environment variable ``variable`` (unset or empty: ``default``): a finite
+    number from ``low`` (above it, with ``above_low``) to ``high``; anything else is one
+    ``SessrecError`` line naming the variable and the range."""
+    raw = os.environ.get(variable, "").strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        value = -1.0
-    if not (value > 0 and math.isfinite(value)):
-        raise SessrecError(f"{variable} must be a number of seconds above 0, not {raw!r}")
+        value = math.nan
+    if not ((value > low if above_low else value >= low) and value <= high and math.isfinite(value)):
+        bounds = (f"above {low:g}" if above_low else f"from {low:g}") + (f" to {high:g}" if high < math.inf else "")
+        raise SessrecError(f"{variable} must be a number of seconds {bounds}, not {raw!r}")
     return value
+
+
+def patience(variable: str) -> float:
+    """The patience ``variable`` sets (one of PATIENCE_DEFAULTS_S), or its default; anything but
+    a finite number of seconds above 0 is refused."""
+    return seconds_setting(variable, PATIENCE_DEFAULTS_S[variable], 0, above_low=True)
 
 
 def check_patience() -> None:
@@ -119,6 +135,7 @@ def check_patience() -> None:
 
 
 def settings_file() -> Path:
+    """The settings file's path: ``$SESSREC_CONFIG``, else ``~/.config/sessrec/settings.yaml``."""
     return Path(os.environ.get("SESSREC_CONFIG") or Path.home() / ".config" / "sessrec" / "settings.yaml")
 
 

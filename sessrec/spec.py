@@ -32,6 +32,10 @@ from sessrec.domains import MAX_TRIALS, Domain, parse_domain
 from sessrec.errors import NotFoundError, SessrecError
 
 METRICS = ("recall_at_k", "mrr_at_k")
+#: K of Recall@K and MRR@K: the default, and the most a spec, a command or a served request takes.
+DEFAULT_K, MAX_K = 10, 1000
+#: Pairs in each of test and validation, by default.
+DEFAULT_PAIRS = 1000
 
 _number = {"type": "number"}
 #: A value: a number, or a name (``model``, ``weighting``); which one a parameter takes is checked in Python.
@@ -85,7 +89,7 @@ SWEEP_SPEC_SCHEMA: dict[str, Any] = {
                 "n": {"type": "integer", "minimum": 1, "description": "Pairs in each of test and validation."},
             },
         },
-        "k": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "k": {"type": "integer", "minimum": 1, "maximum": MAX_K},
         "metric": {"enum": list(METRICS)},
         "mode": {
             "enum": list(recommender_space.MODES),
@@ -144,8 +148,8 @@ SWEEP_SPEC_SCHEMA: dict[str, Any] = {
 
 _DEFAULTS: dict[str, Any] = {
     "name": "sweep",
-    "split": {"seed": 0, "n": 1000},
-    "k": 10,
+    "split": {"seed": 0, "n": DEFAULT_PAIRS},
+    "k": DEFAULT_K,
     "metric": "recall_at_k",
     "search": {"method": "grid", "num_samples": 1, "seed": 0, "shuffle": False},
     "scheduler": {"type": "asha", "max_t": 100, "grace_period": 10, "reduction_factor": 3},
@@ -174,6 +178,9 @@ def _merge_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class SweepSpec:
+    """A parsed and checked sweep spec (make one with :meth:`from_dict` or :func:`parse_spec`);
+    ``raw`` is the spec with its defaults filled in."""
+
     name: str
     dataset: str | None
     split_seed: int
@@ -199,6 +206,8 @@ class SweepSpec:
 
     @classmethod
     def from_dict(cls, raw: Any) -> SweepSpec:
+        """The spec of a YAML mapping, checked against the schema and the rules it cannot say,
+        defaults filled in; anything invalid is a one-line SessrecError naming where."""
         if not isinstance(raw, dict):
             raise SessrecError("a sweep spec must be a YAML mapping")
         error = jsonschema.exceptions.best_match(_SPEC_VALIDATOR.iter_errors(raw))
@@ -275,6 +284,8 @@ class SweepSpec:
 
     @property
     def grid_size(self) -> int:
+        """The grid's points: the product of every domain's grid size (1 for a domain that is not a
+        grid)."""
         return math.prod(d.grid_size for d in self.space.values())
 
     def plan(self) -> list[dict[str, Any]]:
@@ -372,6 +383,7 @@ class SweepSpec:
         return worst, self.num_trials * per_trial
 
     def to_yaml(self) -> str:
+        """The spec with its defaults filled in (``raw``), as YAML."""
         return yaml.safe_dump(self.raw, sort_keys=False)
 
 
@@ -391,6 +403,8 @@ def _short(exc: jsonschema.ValidationError) -> str:
 
 
 def parse_spec(text: str, source: str = "spec") -> SweepSpec:
+    """The spec in YAML ``text``; invalid YAML or an invalid spec is a SessrecError that starts with
+    ``source``."""
     try:
         raw = yaml_text.load(text)
     except yaml.YAMLError as exc:
@@ -405,6 +419,7 @@ BUILTIN_SPECS = ("tiny", "seed3d", "reference", "retail", "session")
 
 
 def builtin_spec_text(name: str) -> str:
+    """The YAML text of the built-in spec ``name`` (one of :data:`BUILTIN_SPECS`)."""
     return resources.files("sessrec.specs").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
 
 

@@ -35,10 +35,13 @@ S3_MAX_ATTEMPTS = 8
 
 
 def is_s3(uri: str) -> bool:
+    """Whether ``uri`` is an ``s3://`` URI rather than a local path."""
     return uri.startswith(S3_SCHEME)
 
 
 def join(base: str, *parts: str) -> str:
+    """``base`` and ``parts`` joined: with '/' for an s3:// URI (the parts' outer slashes trimmed),
+    else as a local path."""
     if is_s3(base):
         return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
     return str(Path(base, *parts))
@@ -46,11 +49,15 @@ def join(base: str, *parts: str) -> str:
 
 @dataclass(frozen=True)
 class S3Location:
+    """An s3:// URI as its bucket and key."""
+
     bucket: str
     key: str
 
     @classmethod
     def parse(cls, uri: str) -> S3Location:
+        """The bucket and key of ``s3://bucket/key``; no bucket, or a '.' or '..' segment in the
+        key, is a StorageError."""
         rest = uri[len(S3_SCHEME) :]
         bucket, _, key = rest.partition("/")
         if not bucket:
@@ -203,6 +210,8 @@ def _too_large(name: str, limit: int) -> str:
 
 
 def read_text(uri: str, limit: int | None = None, what: str | None = None) -> str:
+    """The content of a file or object as UTF-8 text (``limit`` and ``what`` as for
+    :func:`read_bytes`); other bytes are a StorageError."""
     data = read_bytes(uri, limit, what)
     try:
         return data.decode("utf-8")
@@ -413,6 +422,8 @@ def replace_if(uri: str, data: bytes, version: str) -> bool:
 
 
 def exists(uri: str) -> bool:
+    """Whether the file or object ``uri`` exists (locally, a folder too); any failure other than not
+    found is a StorageError."""
     if is_s3(uri):
         from botocore.exceptions import ClientError
 

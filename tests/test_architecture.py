@@ -110,6 +110,15 @@ def _imports(module: str) -> set[str]:
     return found - {module}
 
 
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_imports_are_absolute(module: str) -> None:
+    """``_imports`` reads absolute imports only: a relative one (``from .x import y``) would pass
+    the layer checks unseen."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    relative = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
+    assert not relative, f"sessrec.{module or '__init__'} has relative imports at lines {relative}"
+
+
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if m))
 def test_imports_point_down(module: str) -> None:
     upward = sorted(name for name in _imports(module) if _layer(name) > _layer(module))

@@ -213,3 +213,24 @@ def test_patience_is_read_from_the_one_settings_model(monkeypatch):
         expected = f"SESSREC_CLUSTER_PATIENCE must be a number of seconds above 0, not '{bad}'"
         with pytest.raises(SessrecError, match=expected):
             settings.check_patience()
+
+
+def test_every_seconds_variable_is_checked_alike(monkeypatch):
+    """The lease's expiry and the job agent's wait go through the patience's one parser: a range
+    each, one line naming the variable, whatever the bad value."""
+    from sessrec.jobs_client import agent_wait_s
+    from sessrec.sweep.records import lease_timing
+
+    monkeypatch.setenv("SESSREC_LEASE_EXPIRY", " 12 ")
+    monkeypatch.setenv("SESSREC_JOB_AGENT_WAIT", "0")
+    assert lease_timing().expiry_s == 12.0 and agent_wait_s() == 0.0
+    cases = [
+        ("SESSREC_LEASE_EXPIRY", lease_timing, "from 1 to 3600", ("soon", "0.5", "3601", "nan", "inf")),
+        ("SESSREC_JOB_AGENT_WAIT", agent_wait_s, "from 0 to 3600", ("soon", "-1", "3600.5", "nan")),
+    ]
+    for variable, read, bounds, bad_values in cases:
+        for bad in bad_values:
+            monkeypatch.setenv(variable, bad)
+            with pytest.raises(SessrecError, match=f"^{variable} must be a number of seconds {bounds}, not '{bad}'$"):
+                read()
+        monkeypatch.delenv(variable)

@@ -52,14 +52,18 @@ def test_names_copied_for_help_match_their_sources():
     from sessrec.core.recommenders import MODELS
     from sessrec.core.session_metrics import EXCLUDES
     from sessrec.core.sessions import DEFAULT_PRODUCT_PATTERN
+    from sessrec.k8s.defaults import SERVE_PORT
     from sessrec.pipeline import BASELINE_METHODS
-    from sessrec.spec import BUILTIN_SPECS
+    from sessrec.serving import DEFAULT_RELOAD_INTERVAL_S
+    from sessrec.spec import BUILTIN_SPECS, DEFAULT_K, DEFAULT_PAIRS, MAX_K
 
     assert names.BUILTIN_SPECS == BUILTIN_SPECS
     assert names.BASELINE_METHODS == BASELINE_METHODS
     assert names.MODELS == tuple(MODELS)
     assert names.EXCLUDES == EXCLUDES
     assert names.DEFAULT_PRODUCT_PATTERN == DEFAULT_PRODUCT_PATTERN
+    assert (names.DEFAULT_K, names.MAX_K, names.DEFAULT_PAIRS) == (DEFAULT_K, MAX_K, DEFAULT_PAIRS)
+    assert (names.SERVE_PORT, names.DEFAULT_RELOAD_INTERVAL_S) == (SERVE_PORT, DEFAULT_RELOAD_INTERVAL_S)
 
 
 def test_version(tmp_path):

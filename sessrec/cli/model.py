@@ -9,7 +9,7 @@ import typer
 
 from sessrec import layout
 from sessrec.cli.common import JsonOption, emit, percent, progress, settings
-from sessrec.cli.names import BASELINE_METHODS, EXCLUDES, MODELS
+from sessrec.cli.names import BASELINE_METHODS, DEFAULT_K, DEFAULT_PAIRS, EXCLUDES, MAX_K, MODELS
 from sessrec.errors import SessrecError
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ SeedOption = typer.Option("--seed", help="Split seed.")
 NOption = typer.Option("--n", help="Pairs in each of test and validation.")
 KOption = typer.Option("-k", "--k", help="Recommendations per query.")
 # K of Recall@K and MRR@K, bounded as in a sweep spec.
-MetricKOption = typer.Option("-k", "--k", max=1000, help="K of Recall@K and MRR@K: recommendations per query.")
+MetricKOption = typer.Option("-k", "--k", max=MAX_K, help="K of Recall@K and MRR@K: recommendations per query.")
 
 
 def baseline(
@@ -44,8 +44,8 @@ def baseline(
         str, typer.Option(help="Session mode: never recommend the 'query' (default) or any item of the 'session'.")
     ] = "query",
     seed: Annotated[int, SeedOption] = 0,
-    n: Annotated[int, NOption] = 1000,
-    k: Annotated[int, MetricKOption] = 10,
+    n: Annotated[int, NOption] = DEFAULT_PAIRS,
+    k: Annotated[int, MetricKOption] = DEFAULT_K,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Score count-based baselines on the split: item mode (popularity, association rules,
@@ -92,8 +92,8 @@ def train(
     model_seed: Annotated[int, typer.Option(help="Word2vec random seed.")] = 1,
     workers: Annotated[int, typer.Option(help="Training threads.")] = 1,
     seed: Annotated[int, SeedOption] = 0,
-    n: Annotated[int, NOption] = 1000,
-    k: Annotated[int, MetricKOption] = 10,
+    n: Annotated[int, NOption] = DEFAULT_PAIRS,
+    k: Annotated[int, MetricKOption] = DEFAULT_K,
     export: Annotated[str | None, typer.Option(help="Also write 'word2vec' text format.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model of the same name.")] = False,
     as_json: Annotated[bool, JsonOption] = False,
@@ -212,8 +212,8 @@ def fit(
         str, typer.Option(help="Evaluation: never recommend the 'query' (default) or any item of the 'session'.")
     ] = "query",
     seed: Annotated[int, SeedOption] = 0,
-    n: Annotated[int, NOption] = 1000,
-    k: Annotated[int, MetricKOption] = 10,
+    n: Annotated[int, NOption] = DEFAULT_PAIRS,
+    k: Annotated[int, MetricKOption] = DEFAULT_K,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model of the same name.")] = False,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
@@ -254,7 +254,7 @@ def recommend(
     exclude: Annotated[
         str, typer.Option(help="Session mode: never recommend the 'query' (default) or any item of the 'session'.")
     ] = "query",
-    k: Annotated[int, KOption] = 10,
+    k: Annotated[int, KOption] = DEFAULT_K,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --to file.")] = False,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
@@ -275,7 +275,7 @@ def recommend(
         if summary["unknown"]:
             stderr_line(
                 f"{summary['sessions_with_unknown_items']} session(s) held unknown items, left out: "
-                f"{pipeline._unknown_text(summary['unknown'])}"
+                f"{pipeline.unknown_text(summary['unknown'])}"
                 + (
                     f"; lines without any known item: {summary['lines_without_known_items'][:10]}"
                     if summary["lines_without_known_items"]
@@ -312,7 +312,7 @@ def recommend(
         **pipeline.recommend_session(scorer, items, k, exclude, "session" if session else "item", names),
     }
     if result["unknown"]:
-        stderr_line(f"unknown item(s) left out: {pipeline._unknown_text(result['unknown'])}")
+        stderr_line(f"unknown item(s) left out: {pipeline.unknown_text(result['unknown'])}")
 
     def human(r: dict) -> str:
         if r["mode"] == "session":

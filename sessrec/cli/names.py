@@ -14,5 +14,9 @@ MODELS = ("w2v_item", "w2v_session", "sr", "transitions", "repeat", "hybrid")
 EXCLUDES = ("query", "session")
 #: sessrec.core.sessions.DEFAULT_PRODUCT_PATTERN
 DEFAULT_PRODUCT_PATTERN = r"^\d{5}"
+#: sessrec.spec.DEFAULT_K, MAX_K and DEFAULT_PAIRS
+DEFAULT_K, MAX_K, DEFAULT_PAIRS = 10, 1000, 1000
+#: sessrec.k8s.defaults.SERVE_PORT and sessrec.serving.DEFAULT_RELOAD_INTERVAL_S
+SERVE_PORT, DEFAULT_RELOAD_INTERVAL_S = 8000, 2.0
 #: the heavy libraries no ``--help`` may load
 HEAVY_MODULES = ("ray", "gensim", "pandas", "pyarrow", "matplotlib", "boto3")

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from sessrec.cli.common import settings
+from sessrec.cli.names import DEFAULT_RELOAD_INTERVAL_S, SERVE_PORT
 
 Ingress = Enum("Ingress", {mode: mode for mode in ("auto", "direct", "proxy")}, type=str)  # type: ignore[misc]
 
@@ -19,13 +20,13 @@ def serve(
         str, typer.Argument(help="A model name in storage, a sweep id (its best model) or a model folder URI.")
     ],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="HTTP port (outside Ray's 10002-19999).")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="HTTP port (outside Ray's 10002-19999).")] = SERVE_PORT,
     replicas: Annotated[
         int, typer.Option(min=1, max=64, help="Serve replicas, each with its own copy of the model.")
     ] = 1,
     reload_interval: Annotated[
         float, typer.Option(min=0, help="Seconds between checks for a new version of the model in storage (0: never).")
-    ] = 2.0,
+    ] = DEFAULT_RELOAD_INTERVAL_S,
     ingress: Annotated[
         Ingress,
         typer.Option(

@@ -46,6 +46,7 @@ def client_for(ctx: typer.Context, address: str | None) -> jobs_client.JobsClien
 
 
 def warn(text: str) -> None:
+    """Print ``warning: TEXT`` on stderr."""
     typer.echo(f"warning: {text}", err=True)
 
 
@@ -130,6 +131,9 @@ def _report(client: jobs_client.JobsClient, submitted: dict, root: str, wait: bo
 
 
 def follow(client: jobs_client.JobsClient, job_id: str, stream: IO[str]) -> Any:
+    """Write the job's log to ``stream`` as it grows until the job ends; returns its final details.
+    Ctrl-C stops only the following (a KeyboardInterrupt saying how to go on): the job goes on."""
+
     def write(chunk: str) -> None:
         stream.write(chunk)
         stream.flush()

@@ -13,6 +13,9 @@ from sessrec.errors import SessrecError
 
 @dataclass
 class Embeddings:
+    """Item vectors: ``keys`` (an object array of item ids) and ``vectors`` (float32, one row per
+    key), with each row's unit vector kept for cosine scores and an id -> row ``index``."""
+
     keys: np.ndarray  # object array of item strings
     vectors: np.ndarray  # float32, items x dims
     index: dict[str, int] = field(init=False, repr=False)
@@ -28,23 +31,35 @@ class Embeddings:
         self._unit = _unit_rows(self.vectors)
 
     @property
+    def unit_vectors(self) -> np.ndarray:
+        """The rows of ``vectors`` scaled to length 1 (a zero vector stays zero); read-only use."""
+        return self._unit
+
+    @property
     def n_items(self) -> int:
+        """The number of items (rows of ``vectors``)."""
         return len(self.keys)
 
     @property
     def dims(self) -> int:
+        """The number of dimensions of each vector."""
         return self.vectors.shape[1]
 
     #: Cosines of float vectors: exact ties between distinct items are left to chance.
     ties_possible = False
 
     def scores(self, query_idx: np.ndarray, items: slice = slice(None)) -> np.ndarray:
+        """Cosines of the query rows with the rows in ``items``: (len(query_idx) x items)
+        float32."""
         return self._unit[query_idx] @ self._unit[items].T
 
     def pair_scores(self, query_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        """The cosine of each (query, item) pair of row indices, float32."""
         return np.einsum("ij,ij->i", self._unit[query_idx], self._unit[item_idx])
 
     def recommend(self, items: list[str], k: int = 10) -> list[list[tuple[str, float]]]:
+        """The ``k`` items of highest cosine for each of ``items`` (itself excluded), as (item,
+        score) lists, best first; an item not in the vocabulary, or ``k`` < 1, is a SessrecError."""
         idx = to_indices(self.index, items)
         unknown = [item for item, i in zip(items, idx) if i < 0]
         if unknown:
@@ -70,6 +85,9 @@ class Embeddings:
 
     @classmethod
     def from_word2vec_text(cls, text: str) -> Embeddings:
+        """Embeddings from gensim's word2vec text format (a 'COUNT DIMENSIONS' line, then one 'ITEM
+        V1 V2 ...' line per item); an empty, malformed or truncated text, or a NaN or infinite
+        value, is a SessrecError."""
         if not text.strip():
             raise SessrecError(
                 "word2vec text file is empty (it needs a header line 'COUNT DIMENSIONS', then one line per item)"

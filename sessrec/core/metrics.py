@@ -33,21 +33,33 @@ class Scorer(Protocol):
     """Anything that scores items for a batch of query items."""
 
     @property
-    def index(self) -> Mapping[str, int]: ...
+    def index(self) -> Mapping[str, int]:
+        """Item string -> index into the scored items; an item missing from it is unknown."""
+        ...
 
     #: False when scores are continuous (cosine): exact ties between items are then left to
     #: chance, as in gensim, and the tie pass is skipped.
     ties_possible: bool
 
     @property
-    def n_items(self) -> int: ...
+    def n_items(self) -> int:
+        """The number of items scored (the columns of :meth:`scores`)."""
+        ...
 
-    def scores(self, query_idx: np.ndarray, items: slice = slice(None)) -> np.ndarray: ...
+    def scores(self, query_idx: np.ndarray, items: slice = slice(None)) -> np.ndarray:
+        """Dense scores of the items in ``items`` for each query index: (len(query_idx) x items),
+        higher is better."""
+        ...
 
-    def pair_scores(self, query_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray: ...
+    def pair_scores(self, query_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        """The score of item ``item_idx[i]`` for query ``query_idx[i]``, one per pair, as
+        :meth:`scores` gives it."""
+        ...
 
 
 def batch_size_for(n_items: int) -> int:
+    """How many queries :func:`top_k` scores at once over ``n_items`` items (at least 1), so that
+    their scores stay within MAX_BATCH_CELLS."""
     return max(1, MAX_BATCH_CELLS // max(n_items, 1))
 
 

@@ -42,6 +42,7 @@ class SessionPairs:
 
     @property
     def queries(self) -> np.ndarray:
+        """Each session's last item (its query), as an object array of item strings."""
         return self.sessions.vocab[self.sessions.codes[self.sessions.offsets[1:] - 1]]
 
 
@@ -221,6 +222,8 @@ def top_k_sessions(
 
 @dataclass(frozen=True)
 class Recommendations:
+    """What :func:`recommend` returns: for each session, its (item, score) list, best first."""
+
     items: list[list[tuple[str, float]]]
     #: Input items the model did not know; the sessions were scored from their known items.
     unknown: tuple[str, ...]

@@ -33,14 +33,18 @@ class Sessions:
 
     @property
     def lengths(self) -> np.ndarray:
+        """Each session's number of items (int64)."""
         return np.diff(self.offsets)
 
     @property
     def n_events(self) -> int:
+        """The number of items over all sessions."""
         return int(self.offsets[-1])
 
     @classmethod
     def from_lists(cls, sessions: Iterable[Sequence[str]]) -> Sessions:
+        """Build from lists of item strings; the vocabulary keeps the items in order of first
+        appearance. An empty item id is a SessrecError."""
         lists = [list(s) for s in sessions]
         lengths = np.fromiter((len(s) for s in lists), dtype=np.int64, count=len(lists))
         offsets = np.zeros(len(lists) + 1, dtype=np.int64)
@@ -65,6 +69,7 @@ class Sessions:
         return cls(vocab=vocab, codes=used_codes.astype(np.int32), offsets=np.asarray(offsets, dtype=np.int64))
 
     def to_lists(self) -> list[list[str]]:
+        """Every session as a list of item strings."""
         items = self.vocab[self.codes].tolist()
         bounds = self.offsets.tolist()
         return [items[bounds[i] : bounds[i + 1]] for i in range(len(self))]
@@ -79,6 +84,7 @@ class Sessions:
         return Sessions(vocab=self.vocab, codes=self.codes[keep], offsets=offsets)
 
     def item_counts(self) -> np.ndarray:
+        """How often each vocabulary item occurs, indexed like ``vocab``."""
         return np.bincount(self.codes, minlength=len(self.vocab))
 
     def content_sha256(self) -> str:
@@ -89,6 +95,8 @@ class Sessions:
         return digest.hexdigest()
 
     def stats(self) -> dict:
+        """Counts (sessions, distinct items, events) and session lengths (min, median, mean, max,
+        quantiles p0 to p100) as a JSON-able dict; no sessions is a SessrecError."""
         lengths = self.lengths
         if len(lengths) == 0:
             raise SessrecError("no sessions")

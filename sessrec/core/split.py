@@ -24,6 +24,9 @@ class Pairs:
 
 @dataclass(frozen=True)
 class Split:
+    """The protocol's split: ``train`` (every session without its last item), N ``test`` and N
+    ``validation`` pairs, and the ``seed`` and ``n`` that made it."""
+
     train: Sessions
     validation: Pairs
     test: Pairs
@@ -40,6 +43,9 @@ def check_split_size(n_sessions: int, n: int) -> None:
 
 
 def next_item_split(sessions: Sessions, n: int, seed: int) -> Split:
+    """The split of ``sessions`` with ``n`` test and ``n`` validation pairs, its sessions drawn with
+    ``seed``; too few sessions, a session of fewer than 2 items or a seed outside [0, 2**63) is a
+    SessrecError."""
     check_split_size(len(sessions), n)
     if not 0 <= seed < 2**63:
         raise SessrecError(f"split seed must be a whole number from 0 to 2**63 - 1, got {seed}")

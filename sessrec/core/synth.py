@@ -30,6 +30,10 @@ def synth_sessions(
     p_noise: float = 0.1,
     seed: int = 0,
 ) -> Sessions:
+    """``n_sessions`` sessions over ``n_items`` items (ids ``I000000``, ...) in ``n_clusters``
+    clusters, of at least ``min_length`` and on average ``mean_length`` items; each step follows the
+    chain with probability ``p_next``, jumps anywhere with ``p_noise``, else stays in the cluster.
+    The same arguments give the same sessions; out-of-range ones are a SessrecError."""
     if n_sessions < 1 or n_items < 2 or not 1 <= n_clusters <= n_items:
         raise SessrecError("synth needs n_sessions >= 1, n_items >= 2 and 1 <= n_clusters <= n_items")
     if not (math.isfinite(mean_length) and min_length <= mean_length <= MAX_MEAN_LENGTH) or min_length < 2:

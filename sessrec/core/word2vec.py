@@ -42,6 +42,9 @@ PARAMETERS: dict[str, tuple[type, float, float]] = {
 
 @dataclass(frozen=True)
 class Word2VecConfig:
+    """gensim skip-gram training parameters (negative sampling), plus the random seed and the worker
+    threads."""
+
     vector_size: int = 100
     window: int = 5
     negative: int = 5
@@ -56,6 +59,9 @@ class Word2VecConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> Word2VecConfig:
+        """A config from parameter names and numbers (missing ones keep their defaults), checked by
+        :meth:`validate`; an unknown name, a non-number or a fraction for an integer parameter is a
+        SessrecError."""
         fields = {f.name: f.type for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(fields))
         if unknown:
@@ -73,6 +79,8 @@ class Word2VecConfig:
         return config
 
     def validate(self) -> None:
+        """Raise a one-line SessrecError unless every value is finite and in range
+        (:data:`PARAMETERS`, a seed below 2**32, 1 to 1024 workers) and ``min_alpha <= alpha``."""
         for name, value in self.to_dict().items():
             if not math.isfinite(value):  # NaN would pass every comparison below
                 raise SessrecError(f"word2vec parameter {name} must be a finite number, got {value}")
@@ -89,6 +97,7 @@ class Word2VecConfig:
             raise SessrecError(f"word2vec needs min_alpha <= alpha, got {self.min_alpha} > {self.alpha}")
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field by name, as a plain dict."""
         return dataclasses.asdict(self)
 
     def alpha_bounds(self, epoch: int) -> tuple[float, float]:
@@ -98,6 +107,8 @@ class Word2VecConfig:
 
 
 def new_model(config: Word2VecConfig, sentences: list[list[str]]) -> Word2Vec:
+    """An untrained gensim skip-gram model (negative sampling) with its vocabulary built from
+    ``sentences``; fewer than two items in that vocabulary is a SessrecError."""
     model = Word2Vec(
         vector_size=config.vector_size,
         window=config.window,
@@ -120,6 +131,8 @@ def new_model(config: Word2VecConfig, sentences: list[list[str]]) -> Word2Vec:
 
 
 def train_epoch(model: Word2Vec, sentences: list[list[str]], config: Word2VecConfig, epoch: int) -> None:
+    """Train ``model`` for one epoch, ``epoch`` (0-based), over that epoch's slice of the
+    learning-rate decay."""
     start_alpha, end_alpha = config.alpha_bounds(epoch)
     model.train(
         sentences,
@@ -131,6 +144,7 @@ def train_epoch(model: Word2Vec, sentences: list[list[str]], config: Word2VecCon
 
 
 def embeddings_of(model: Word2Vec) -> Embeddings:
+    """The model's item vectors as :class:`Embeddings`, in gensim's vocabulary order."""
     return Embeddings(np.array(model.wv.index_to_key, dtype=object), model.wv.vectors)
 
 
@@ -196,6 +210,7 @@ class TrainingState:
 
     @classmethod
     def capture(cls, model: Word2Vec, epochs_done: int) -> TrainingState:
+        """The state of ``model`` after ``epochs_done`` epochs (its arrays copied)."""
         _, keys, pos, has_gauss, cached = model.random.get_state()
         return cls(
             epochs_done=epochs_done,
@@ -209,6 +224,8 @@ class TrainingState:
         )
 
     def restore(self, model: Word2Vec) -> None:
+        """Put this state's weights and random generator state into ``model``; a model of another
+        vocabulary or vector shape is a SessrecError."""
         if list(model.wv.index_to_key) != self.vocab:
             raise SessrecError("checkpoint does not match the training data: the vocabulary differs")
         if model.wv.vectors.shape != self.vectors.shape:
@@ -220,6 +237,8 @@ class TrainingState:
         )
 
     def to_npz(self) -> bytes:
+        """The state as ``.npz`` bytes: its arrays and a JSON ``meta`` of its numbers (no
+        pickle)."""
         meta = {
             "epochs_done": self.epochs_done,
             "random_pos": self.random_pos,
@@ -239,6 +258,8 @@ class TrainingState:
 
     @classmethod
     def from_npz(cls, data: bytes) -> TrainingState:
+        """A state from :meth:`to_npz` bytes, read without pickle; anything unreadable is a
+        SessrecError."""
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
                 meta = json.loads(str(arrays["meta"]))

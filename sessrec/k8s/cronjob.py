@@ -9,6 +9,11 @@ from typing import Any
 
 from sessrec.k8s.defaults import (
     CONTAINER_SECURITY,
+    CRONJOB_BACKOFF_LIMIT,
+    CRONJOB_DEADLINE_SECONDS,
+    CRONJOB_HISTORY_LIMIT,
+    CRONJOB_STARTING_DEADLINE_SECONDS,
+    CRONJOB_TTL_SECONDS,
     DEFAULT_SCHEDULE,
     KUBECTL_IMAGE,
     KUBECTL_RESOURCES,
@@ -40,14 +45,14 @@ def cronjob_objects(name: str, sweep: str, options: RenderOptions) -> list[dict[
     spec.update(
         # Forbid: a run that has not created its RayJob yet is never doubled by the next one.
         concurrencyPolicy="Forbid",
-        startingDeadlineSeconds=3600,
-        successfulJobsHistoryLimit=3,
-        failedJobsHistoryLimit=3,
+        startingDeadlineSeconds=CRONJOB_STARTING_DEADLINE_SECONDS,
+        successfulJobsHistoryLimit=CRONJOB_HISTORY_LIMIT,
+        failedJobsHistoryLimit=CRONJOB_HISTORY_LIMIT,
         jobTemplate={
             "spec": {
-                "backoffLimit": 2,
-                "activeDeadlineSeconds": 600,
-                "ttlSecondsAfterFinished": 86400,
+                "backoffLimit": CRONJOB_BACKOFF_LIMIT,
+                "activeDeadlineSeconds": CRONJOB_DEADLINE_SECONDS,
+                "ttlSecondsAfterFinished": CRONJOB_TTL_SECONDS,
                 "template": {
                     "metadata": {"labels": pod_labels(name, "sweep-schedule")},
                     "spec": {

@@ -55,10 +55,12 @@ SHM_SIZE = "2Gi"
 SERVE_IMPORT_PATH = "sessrec.serving:app_from_args"
 SERVE_APP = "sessrec"
 SERVE_DEPLOYMENT = "sessrec-recommender"
+#: Requests one replica takes at once (Serve's max_ongoing_requests); more wait in its queue.
+SERVE_MAX_ONGOING_REQUESTS = 64
 SERVE_PORT = 8000
 SERVE_REPLICAS = 1
 SERVE_MIN_REPLICAS = 1
-#: Requests in flight per replica that Serve's autoscaler aims at (the deployment takes up to 64).
+#: Requests in flight per replica that Serve's autoscaler aims at (below SERVE_MAX_ONGOING_REQUESTS).
 SERVE_TARGET_ONGOING_REQUESTS = 16
 #: What each replica reserves in Ray (ray_actor_options): the autoscaler adds workers to fit them.
 SERVE_REPLICA_CPUS = 1
@@ -69,6 +71,13 @@ AUTOSCALER_IDLE_SECONDS = 60
 JOB_TTL_SECONDS = 600
 JOB_DEADLINE_SECONDS = 86400
 JOB_BACKOFF_LIMIT = 1  # one retry on a fresh cluster, e.g. after a lost head node
+#: The CronJob fallback: a run may start up to an hour late, 3 runs of each outcome are kept, and
+#: its pod (which only creates a RayJob) gets 2 retries within 10 minutes and is removed after a day.
+CRONJOB_STARTING_DEADLINE_SECONDS = 3600
+CRONJOB_HISTORY_LIMIT = 3
+CRONJOB_BACKOFF_LIMIT = 2
+CRONJOB_DEADLINE_SECONDS = 600
+CRONJOB_TTL_SECONDS = 86400
 
 #: KubeRay name limits (ray-operator/controllers/ray/utils/constant.go) and the API's CronJob limit.
 NAME_LIMITS = {"RayCluster": 53, "RayJob": 47, "RayService": 47, "RayCronJob": 36, "CronJob": 52}

@@ -25,6 +25,8 @@ from sessrec.sweep.trials import TrialState as S
 def learning_curves(
     frame: pd.DataFrame, varying: list[str], metric: str, metric_name: str, best: pd.Series, top: int
 ) -> Plot:
+    """The validation ``metric`` after each epoch of the ``top`` best trials that have a curve, each
+    labelled with its ``varying`` parameters and ``best`` drawn bold, as ``curves.png``."""
     ranked = ranked_trials(frame, metric)
     ranked = ranked[ranked[T.CURVE].map(len) > 0].head(top)
     figure = Figure(figsize=(9.5, 4.6))
@@ -59,6 +61,7 @@ def learning_curves(
 
 
 def epochs_run(frame: pd.DataFrame) -> Plot:
+    """How many trials ran each number of epochs, stacked by state, as ``epochs_run.png``."""
     epochs = range(int(frame[T.EPOCHS_RUN].min()), int(frame[T.EPOCHS_RUN].max()) + 1)
     states = states_shown(frame)
     counts = pd.crosstab(frame[T.EPOCHS_RUN], frame[T.STATE]).reindex(index=epochs, columns=states, fill_value=0)

@@ -70,6 +70,9 @@ def render_page(
     plots: list[Plot],
     notes: list[str],
 ) -> str:
+    """The report's HTML page: the sweep's summary (from ``manifest`` and ``best_metrics``), the
+    ``plots`` embedded as PNG with the ``notes``, the top trials by final ``metric`` and the errored
+    ones."""
     sweep_id = str(manifest.get("sweep_id", "?"))
     dataset, split = manifest.get("dataset") or {}, manifest.get("split") or {}
     counts = frame[T.STATE].value_counts()

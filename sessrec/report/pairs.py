@@ -57,6 +57,9 @@ def heatmap(
     collapsed: list[str],
     rung: int | None,
 ) -> Plot:
+    """A :func:`heatmap_table` drawn as a heatmap, the best trial's cell and gensim's default
+    marked, as ``heatmap_<row>_x_<col>.png``; ``collapsed`` names the parameters each cell is the
+    best over, ``rung`` the epoch the values are taken at (None: final)."""
     shown = metric_shown(metric_name, rung)
     rows, cols = list(table.index), list(table.columns)
     cells = table.to_numpy(dtype=float)

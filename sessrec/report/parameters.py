@@ -31,6 +31,9 @@ from sessrec.sweep.trials import TrialState as S
 def by_parameter(
     frame: pd.DataFrame, varying: list[str], metric: str, metric_name: str, best: pd.Series, logs: set[str]
 ) -> Plot:
+    """The final ``metric`` of every non-errored trial against each ``varying`` parameter, one panel
+    each (with the best per value for a grid or choice; log axes for ``logs``), as
+    ``metric_by_parameter.png``."""
     usable = frame[(frame[T.STATE] != S.ERRORED) & frame[T.last_column(metric)].notna()]
     # Trials stopped early are drawn apart (hollow) and left out of the best-per-value line: their
     # final value is from an earlier epoch than the others'.

@@ -59,6 +59,8 @@ def is_categorical(frame: pd.DataFrame, param: str) -> bool:
 
 
 def check_trials(trials: pd.DataFrame, manifest: dict[str, Any]) -> str:
+    """The metric the ``manifest`` names, if the trials table can make a report (some trials, the
+    columns it needs, known states); else a SessrecError."""
     metric = manifest.get("metric")
     if not metric:
         raise SessrecError("cannot build the report: the sweep manifest names no metric")
@@ -77,6 +79,8 @@ def check_trials(trials: pd.DataFrame, manifest: dict[str, Any]) -> str:
 
 
 def normalise(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """A copy of ``trials`` with a fresh index, each curve a list of floats (``[]`` where there is
+    none) and the final-metric columns numeric (NaN where not)."""
     frame = trials.reset_index(drop=True).copy()
     # Parquet gives curves as numpy arrays, callers may give lists, an errored trial may have None.
     frame[T.CURVE] = frame[T.CURVE].map(
@@ -98,6 +102,7 @@ def best_trial(frame: pd.DataFrame, manifest: dict[str, Any], metric: str) -> pd
 
 
 def to_png(figure: Figure) -> bytes:
+    """The figure as PNG bytes (110 dpi, cropped to its content)."""
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -142,10 +147,12 @@ def at_epoch(trials: pd.DataFrame, epoch: int) -> pd.Series:
 
 
 def metric_shown(metric_name: str, rung: int | None) -> str:
+    """How a plot names the metric: "final NAME", or "NAME at epoch RUNG" with a ``rung``."""
     return f"final {metric_name}" if rung is None else f"{metric_name} at epoch {rung}"
 
 
 def rung_note(rung: int | None) -> str:
+    """The caption's sentence that every trial is taken at epoch ``rung``; "" without a rung."""
     if rung is None:
         return ""
     return (
@@ -155,6 +162,7 @@ def rung_note(rung: int | None) -> str:
 
 
 def position(values: list[Any], value: Any) -> int | None:
+    """The index of ``value`` among ``values`` (numbers compared with ``math.isclose``), or None."""
     # Float grid values come back from Parquet exactly, but compare with a tolerance anyway.
     for i, v in enumerate(values):
         if v == value or (isinstance(v, Real) and isinstance(value, Real) and math.isclose(v, value)):
@@ -163,9 +171,11 @@ def position(values: list[Any], value: Any) -> int | None:
 
 
 def states_shown(frame: pd.DataFrame) -> list[str]:
+    """The trial states a plot shows, in the table's order: UNFINISHED only where a trial has it."""
     return [s for s in T.TABLE_STATES if s != S.UNFINISHED or (frame[T.STATE] == s).any()]
 
 
 def ranked_trials(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The non-errored trials with a final ``metric``, best first (ties by trial id)."""
     usable = frame[(frame[T.STATE] != S.ERRORED) & frame[T.last_column(metric)].notna()]
     return usable.sort_values([T.last_column(metric), T.TRIAL_ID], ascending=[False, True], kind="stable")

@@ -16,31 +16,21 @@ import threading
 import time
 from typing import Any, Self
 
-from sessrec import storage
+from sessrec import formats, storage
 from sessrec.errors import SessrecError
+from sessrec.settings import CLUSTER_PATIENCE_VAR, STORAGE_PATIENCE_VAR, patience
 from sessrec.sweep.ray_start import private_ray_temp_dir, start_embedded
 from sessrec.sweep.records import SweepPaths, SweepRecord
 
-#: How long a sweep rides out unreachable storage (S3 down, a network cut) before it stops
-#: resumably, in seconds; the environment variable overrides the default.
-STORAGE_PATIENCE_VAR, STORAGE_PATIENCE_S = "SESSREC_STORAGE_PATIENCE", 120.0
-#: How long the driver waits for a lost Ray cluster (its GCS unreachable) before it gives up.
-CLUSTER_PATIENCE_VAR, CLUSTER_PATIENCE_S = "SESSREC_CLUSTER_PATIENCE", 30.0
 #: A trial waits longer than its driver, so that an outage stops the sweep as a whole (which
 #: resume continues) before any trial errors because of it.
 TRIAL_EXTRA_PATIENCE_S = 60.0
 
 
 def storage_patience() -> float:
-    return _patience(STORAGE_PATIENCE_VAR, STORAGE_PATIENCE_S)
-
-
-def _patience(variable: str, default: float) -> float:
-    # Parsed and checked in the one settings model (sessrec.settings), which the sweep's
-    # preflight also asks before anything is written; the default is the settings' too.
-    from sessrec.settings import patience
-
-    return patience(variable)
+    """How long a sweep rides out unreachable storage (S3 down, a network cut) before it stops
+    resumably, in seconds (``SESSREC_STORAGE_PATIENCE``, checked in ``sessrec.settings``)."""
+    return patience(STORAGE_PATIENCE_VAR)
 
 
 def connect(address: str | None, num_cpus: int | None, verbose: bool) -> None:
@@ -170,9 +160,7 @@ class Watch:
         self.record = record
         self.storage_patience_s = storage_patience()
         self.embedded = address is None
-        self.cluster_patience_s = (
-            self.EMBEDDED_PATIENCE_S if self.embedded else _patience(CLUSTER_PATIENCE_VAR, CLUSTER_PATIENCE_S)
-        )
+        self.cluster_patience_s = self.EMBEDDED_PATIENCE_S if self.embedded else patience(CLUSTER_PATIENCE_VAR)
         if address in (None, "auto"):  # the Ray started here, or the one Ray found: its GCS
             import ray
 
@@ -275,17 +263,16 @@ class Watch:
         """The manifest says the run ended (storage still there: `results list` shows it interrupted, not
         running) and its lease is given up, so that `tune resume` can start at once. Best effort: storage
         may be gone too, and the line printed after says what to do either way."""
-        from sessrec.pipeline import now
         from sessrec.sweep.records import Status, SweepRecord
 
         try:
             if self.record is None:
                 SweepRecord.settle(self.paths.root, self.paths.sweep_id, Status.INTERRUPTED, reason)
             else:
-                self.record.update(Status.INTERRUPTED, interrupted=now(), reason=reason)
+                self.record.update(Status.INTERRUPTED, interrupted=formats.now(), reason=reason)
         except Exception:  # storage gone, or the record moved on
             pass
-        lease = getattr(self.record, "lease", None)
+        lease = self.record.lease if self.record is not None else None
         if lease is not None:
             try:
                 lease.release()

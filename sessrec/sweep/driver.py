@@ -31,7 +31,7 @@ from sessrec.core.metrics import evaluate
 from sessrec.core.split import Split
 from sessrec.core.word2vec import TrainingState, Word2VecConfig
 from sessrec.errors import SessrecError
-from sessrec.pipeline import load_dataset, now, split_dataset
+from sessrec.pipeline import load_dataset, split_dataset
 from sessrec.settings import check_patience
 from sessrec.spec import SweepSpec
 from sessrec.sweep import best_scoring, budget, search
@@ -84,7 +84,7 @@ def start(spec: SweepSpec, request: SweepRequest) -> dict[str, Any]:
         "exclude": spec.exclude,
         "planned_trials": spec.num_trials,
         "versions": _versions(),
-        "started": now(),
+        "started": formats.now(),
         "runs": 1,
     }
     _join(spec, request)  # before the claim: an unreachable cluster leaves the id free
@@ -144,7 +144,7 @@ def _resume(request: SweepRequest, lease: Lease) -> dict[str, Any]:
     recorded = recorded_trials(record.paths)  # before Ray starts: a damaged record is refused at once
     check_recorded_configs(spec, recorded)
     _join(spec, request)
-    record.update(Status.RUNNING, resumed=now(), runs=int(record.manifest.get("runs", 1)) + 1)
+    record.update(Status.RUNNING, resumed=formats.now(), runs=int(record.manifest.get("runs", 1)) + 1)
     return execute(spec, split, record, recorded, request)
 
 
@@ -251,7 +251,7 @@ def _end_recorded(record: SweepRecord) -> Iterator[None]:
         interrupted = isinstance(exc, KeyboardInterrupt)
         try:
             if interrupted:
-                record.update(Status.INTERRUPTED, interrupted=now())
+                record.update(Status.INTERRUPTED, interrupted=formats.now())
             else:
                 record.update(Status.FAILED, reason=f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}")
         except SessrecError:
@@ -309,7 +309,7 @@ def finish(
             record.note(ended=ended, budget={"time_budget_s": request.time_budget_s, "stop_at": request.stop_at})
     if (unfinished or len(results) < to_run) and ended is None:
         # Every trial's checkpoints are in storage: record the interruption, write no results.
-        record.update(Status.INTERRUPTED, interrupted=now())
+        record.update(Status.INTERRUPTED, interrupted=formats.now())
         raise _interrupted(paths)
     ran = {int(r.config[POINT]) for r in results}
     rows = _trial_rows(results, spec, recorded) + [
@@ -319,7 +319,9 @@ def finish(
         row.update(mode=spec.mode, exclude=spec.exclude)
     counts = {state.value: sum(1 for r in rows if r[STATE] == state) for state in ENDED_STATES}
     record.note(
-        trials={"total": len(rows), **counts}, finished=now(), wall_seconds=round(time.perf_counter() - started, 3)
+        trials={"total": len(rows), **counts},
+        finished=formats.now(),
+        wall_seconds=round(time.perf_counter() - started, 3),
     )
     record.write_result(paths.file(layout.TRIALS_FILE), TrialsTable.from_rows(rows).to_parquet())
     key = last_column(spec.metric)

@@ -34,7 +34,7 @@ from typing import Any
 
 from sessrec import formats, layout, storage
 from sessrec.errors import NotFoundError, SessrecError, StorageError
-from sessrec.pipeline import now
+from sessrec.settings import seconds_setting
 from sessrec.spec import SweepSpec, parse_spec
 
 
@@ -154,7 +154,7 @@ class SweepRecord:
             return False
         if record.status != Status.RUNNING:
             return False
-        record.update(status, reason=reason, ended=now())
+        record.update(status, reason=reason, ended=formats.now())
         return True
 
     def note(self, **fields: Any) -> None:
@@ -216,15 +216,7 @@ class LeaseTiming:
 
 def lease_timing() -> LeaseTiming:
     """The lease's timings, from SESSREC_LEASE_EXPIRY (seconds, 1 to 3600) or the defaults."""
-    raw = os.environ.get(LEASE_EXPIRY_VAR, "").strip()
-    expiry = LEASE_EXPIRY_S
-    if raw:
-        try:
-            expiry = float(raw)
-        except ValueError:
-            expiry = math.nan
-        if not 1 <= expiry <= 3600:
-            raise SessrecError(f"{LEASE_EXPIRY_VAR}={raw!r} is not a number of seconds from 1 to 3600")
+    expiry = seconds_setting(LEASE_EXPIRY_VAR, LEASE_EXPIRY_S, 1, 3600)
     return LeaseTiming(expiry, expiry / LEASE_RENEWALS, expiry * 1.5 + 10)
 
 
@@ -345,7 +337,7 @@ class Lease:
             "command": command,
             "host": socket.gethostname(),
             "pid": os.getpid(),
-            "started": now(),
+            "started": formats.now(),
             "started_s": now_s,
             "renewed_s": now_s,
             "expiry_s": timing.expiry_s,

@@ -24,7 +24,7 @@ from sessrec.core.recommenders.hybrid import Component, Hybrid
 from sessrec.core.recommenders.registry import WORD2VEC_MODELS, build, check_params
 from sessrec.core.session_metrics import SessionPairs, evaluate_sessions
 from sessrec.core.sessions import Sessions
-from sessrec.recommender_space import MODEL, recommender
+from sessrec.recommender_space import recommender
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,3 @@ class TrialScorer:
             "mrr_at_k": found["mrr_at_k"],
             "epoch_eval_s": time.perf_counter() - started,
         }
-
-
-def display_name(config: Mapping[str, Any]) -> str:
-    return str(config.get(MODEL, "w2v_item"))

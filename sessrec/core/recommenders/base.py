@@ -32,6 +32,8 @@ MAX_BLOCK_CELLS = 4 * 1024 * 1024
 
 
 def rows_per_block(n_items: int) -> int:
+    """Sessions per dense score block over ``n_items`` items, so that a block stays within
+    MAX_BLOCK_CELLS (at least 1)."""
     return max(1, MAX_BLOCK_CELLS // max(n_items, 1))
 
 
@@ -57,6 +59,7 @@ class SessionBatch:
 
     @property
     def lengths(self) -> np.ndarray:
+        """Each session's number of (known) items."""
         return np.diff(self.offsets)
 
     def rows(self, start: int, stop: int) -> SessionBatch:
@@ -145,14 +148,18 @@ class SessionScorer(Protocol):
     index: dict[str, int]
 
     @property
-    def n_items(self) -> int: ...
+    def n_items(self) -> int:
+        """The catalogue's size (the columns of :meth:`scores`)."""
+        ...
 
     @property
     def item_mode(self) -> bool:
         """True when the scores depend on the last item only, so the model also runs in item mode."""
         ...
 
-    def fit(self, train: Sessions) -> SessionScorer: ...
+    def fit(self, train: Sessions) -> SessionScorer:
+        """Fit on the training sessions; returns the fitted model."""
+        ...
 
     def scores(self, batch: SessionBatch) -> np.ndarray:
         """Dense (len(batch) x n_items) float64 scores; higher is better."""
@@ -180,6 +187,7 @@ class Fitted:
 
     @property
     def n_items(self) -> int:
+        """The catalogue's size; an unfitted model is a SessrecError."""
         self._check_fitted()
         return len(self.keys)
 
@@ -219,6 +227,8 @@ def check_number(what: str, value: Any, kind: type, low: float, high: float) -> 
 
 
 def check_choice(what: str, value: Any, choices: Sequence[str]) -> str:
+    """``value`` if it is one of the strings ``choices``, else a one-line SessrecError naming
+    ``what``."""
     if not isinstance(value, str) or value not in choices:
         raise SessrecError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
     return value
@@ -237,6 +247,8 @@ class Param:
     choices: tuple[str, ...] = ()
 
     def check(self, what: str, value: Any) -> Any:
+        """``value`` checked against this parameter and normalised (an int, float, bool or choice),
+        or a one-line SessrecError naming ``what``."""
         if self.kind == "choice":
             return check_choice(what, value, self.choices)
         if self.kind == "bool":
@@ -261,10 +273,14 @@ def keys_array(keys: np.ndarray) -> np.ndarray:
 
 
 def sparse_arrays(prefix: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """A CSR matrix as the plain arrays ``PREFIX.data``, ``PREFIX.indices`` and
+    ``PREFIX.indptr``."""
     return {f"{prefix}.data": matrix.data, f"{prefix}.indices": matrix.indices, f"{prefix}.indptr": matrix.indptr}
 
 
 def sparse_from(prefix: str, arrays: Mapping[str, np.ndarray], n_items: int) -> sp.csr_matrix:
+    """The (n_items x n_items) CSR matrix that :func:`sparse_arrays` stored under ``prefix``;
+    missing or inconsistent arrays are a SessrecError."""
     try:
         parts = (arrays[f"{prefix}.data"], arrays[f"{prefix}.indices"], arrays[f"{prefix}.indptr"])
         return sp.csr_matrix(parts, shape=(n_items, n_items))
@@ -273,6 +289,8 @@ def sparse_from(prefix: str, arrays: Mapping[str, np.ndarray], n_items: int) -> 
 
 
 def stored_keys(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The catalogue stored as ``arrays["keys"]``, as an object array of strings; no keys array is a
+    SessrecError."""
     if "keys" not in arrays:
         raise SessrecError("stored recommender has no 'keys' array (its catalogue)")
     return np.asarray(arrays["keys"].tolist(), dtype=object)

@@ -23,6 +23,8 @@ NORMALISATIONS = ("max", "none")
 
 
 def check_weight(what: str, weight: Any) -> float:
+    """A component's weight as a float; anything but a finite number >= 0 (a bool included) is a
+    SessrecError naming ``what``."""
     if isinstance(weight, bool) or not isinstance(weight, (int, float, np.integer, np.floating)):
         raise SessrecError(f"hybrid weight of {what} must be a number, got {weight!r}")
     if not math.isfinite(float(weight)) or weight < 0:
@@ -32,12 +34,16 @@ def check_weight(what: str, weight: Any) -> float:
 
 @dataclass
 class Component:
+    """One part of a hybrid: a recommender, its weight and its normalisation ("max" or "none")."""
+
     model: SessionScorer
     weight: float = 1.0
     normalise: str = "max"
 
 
 def normalised(scores: np.ndarray, how: str) -> np.ndarray:
+    """``scores`` (sessions x items) as they are for "none"; for "max", each row divided by its
+    largest absolute value (a row of zeros stays zeros)."""
     if how == "none":
         return scores
     top = np.abs(scores).max(axis=1, keepdims=True) if scores.shape[1] else np.zeros((len(scores), 1))
@@ -46,6 +52,9 @@ def normalised(scores: np.ndarray, how: str) -> np.ndarray:
 
 @dataclass
 class Hybrid(Fitted):
+    """A weighted sum of its components' normalised scores (see the module); the components share
+    one catalogue, and none may itself be a hybrid (a SessrecError)."""
+
     name: ClassVar[str] = "hybrid"
     ties_possible: ClassVar[bool] = True
     components: list[Component] = field(default_factory=list)
@@ -79,19 +88,24 @@ class Hybrid(Fitted):
 
     @property
     def active(self) -> list[Component]:
+        """The components with a weight above 0, the only ones scored."""
         return [c for c in self.components if c.weight > 0]
 
     @property
     def item_mode(self) -> bool:
+        """True when every active component has an item mode."""
         return all(c.model.item_mode for c in self.active)
 
     def fit(self, train: Sessions) -> Hybrid:
+        """Fit every component on ``train`` (those of weight 0 too); returns the hybrid."""
         for component in self.components:
             component.model.fit(train)
         self._share_catalogue()
         return self
 
     def scores(self, batch: SessionBatch) -> np.ndarray:
+        """Dense (len(batch) x n_items) float64: the weighted sum of the active components'
+        normalised scores."""
         self._check_fitted()
         out = np.zeros((len(batch), self.n_items), dtype=np.float64)
         for component in self.active:
@@ -99,12 +113,16 @@ class Hybrid(Fitted):
         return out
 
     def params(self) -> dict[str, Any]:
+        """``{"model": "hybrid", "components": [...]}``: each component's own parameters plus its
+        weight and normalisation."""
         return {
             "model": self.name,
             "components": [{**c.model.params(), "weight": c.weight, "normalise": c.normalise} for c in self.components],
         }
 
     def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every component's arrays, each key prefixed with the component's position (``"0/keys"``,
+        ...)."""
         self._check_fitted()
         return {
             f"{i}/{key}": value for i, c in enumerate(self.components) for key, value in c.model.to_arrays().items()
@@ -112,6 +130,8 @@ class Hybrid(Fitted):
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> Hybrid:
+        """The fitted hybrid from :meth:`to_arrays` and :meth:`params`, each component rebuilt from
+        the arrays under its position."""
         from sessrec.core.recommenders.registry import from_arrays
 
         components = []
@@ -126,6 +146,8 @@ class Hybrid(Fitted):
 
 
 def params_components(params: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
+    """The ``components`` list of a hybrid's parameters; anything but a list of mappings is a
+    SessrecError."""
     components = params.get("components")
     if not isinstance(components, (list, tuple)) or not all(isinstance(c, Mapping) for c in components):
         raise SessrecError("hybrid parameter components must be a list of mappings, each with a 'model'")

@@ -39,6 +39,8 @@ WORD2VEC_MODELS = ("w2v_item", "w2v_session")
 
 
 def model_class(name: Any) -> tuple[Any, dict[str, Param]]:
+    """(class, parameters) of the recommender ``name``; an unknown name is a SessrecError listing
+    the known ones."""
     if name not in MODELS:
         raise SessrecError(f"unknown recommender {name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[name]

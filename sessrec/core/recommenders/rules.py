@@ -43,6 +43,8 @@ PAIR_CHUNK = 4_000_000
 
 
 def gap_weight(weighting: str, gap: int, steps: int) -> float:
+    """The weight of a rule a -> b with b ``gap`` positions after a, by ``weighting``: 1/gap for
+    "gap", (steps - gap + 1)/steps for "linear", else 1."""
     if weighting == "gap":
         return 1.0 / gap
     if weighting == "linear":
@@ -93,6 +95,9 @@ def pair_matrix(chunks: Iterator[tuple[np.ndarray, np.ndarray, float]], n_items:
 
 @dataclass
 class SequentialRules(Fitted):
+    """Sequential rules (see the module): one sparse items x items rule matrix, scored from the
+    session's last ``last_n`` items."""
+
     name: ClassVar[str] = "sr"
     ties_possible: ClassVar[bool] = True
     steps: int = 20
@@ -109,9 +114,12 @@ class SequentialRules(Fitted):
 
     @property
     def item_mode(self) -> bool:
+        """True when only the last item scores (``last_n == 1``)."""
         return self.last_n == 1
 
     def fit(self, train: Sessions) -> SequentialRules:
+        """Build the rule matrix from ``train`` (and, with ``tiebreak``, the popularity tie-break);
+        returns the model."""
         keys = catalogue(train)
         self._set_catalogue(keys)
         chunks = ((*gap_pairs(train, g), gap_weight(self.weighting, g, self.steps)) for g in range(1, self.steps + 1))
@@ -120,6 +128,8 @@ class SequentialRules(Fitted):
         return self
 
     def scores(self, batch: SessionBatch) -> np.ndarray:
+        """Dense (len(batch) x n_items) float64: ``sum(decay ** age * rules[item])`` over the
+        session's last ``last_n`` items, plus the tie-break if any."""
         self._check_fitted()
         assert self.rules is not None
         out = (batch.history(self.n_items, self.last_n, self.decay) @ self.rules).toarray()
@@ -128,6 +138,7 @@ class SequentialRules(Fitted):
         return out
 
     def params(self) -> dict[str, Any]:
+        """The model's parameters, JSON-able: ``{"model": "sr", "steps": ..., ...}``."""
         return {
             "model": self.name,
             "steps": self.steps,
@@ -138,6 +149,8 @@ class SequentialRules(Fitted):
         }
 
     def to_arrays(self) -> dict[str, np.ndarray]:
+        """The catalogue (``keys``), the rule matrix (``rules.*``) and, with the tie-break,
+        ``fill``."""
         self._check_fitted()
         assert self.rules is not None
         arrays = {"keys": keys_array(self.keys), **sparse_arrays("rules", self.rules)}
@@ -147,6 +160,8 @@ class SequentialRules(Fitted):
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> SequentialRules:
+        """The fitted model from :meth:`to_arrays` and :meth:`params`; missing or corrupt arrays are
+        a SessrecError."""
         model = cls(**{key: value for key, value in params.items() if key != "model"})
         model._set_catalogue(stored_keys(arrays))
         model.rules = sparse_from("rules", arrays, len(model.keys))

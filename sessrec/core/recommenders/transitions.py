@@ -40,6 +40,8 @@ PARAMS = {
 
 @dataclass
 class Transitions(Fitted):
+    """Multi-step transitions (see the module): one count matrix per gap 1 .. ``last_n``."""
+
     name: ClassVar[str] = "transitions"
     ties_possible: ClassVar[bool] = True
     last_n: int = 1
@@ -54,9 +56,12 @@ class Transitions(Fitted):
 
     @property
     def item_mode(self) -> bool:
+        """True when only the last item scores (``last_n == 1``)."""
         return self.last_n == 1
 
     def fit(self, train: Sessions) -> Transitions:
+        """Count the transitions of each gap up to ``last_n`` in ``train`` (and, with ``tiebreak``,
+        the popularity tie-break); returns the model."""
         keys = catalogue(train)
         self._set_catalogue(keys)
         self.matrices = [pair_matrix(iter([(*gap_pairs(train, g), 1.0)]), len(keys)) for g in range(1, self.last_n + 1)]
@@ -64,6 +69,9 @@ class Transitions(Fitted):
         return self
 
     def scores(self, batch: SessionBatch) -> np.ndarray:
+        """Dense (len(batch) x n_items) float64: for each of the last ``last_n`` items, its row of
+        its gap's matrix weighted ``decay ** age``, summed, plus the tie-break if any. A model
+        fitted with fewer matrices than ``last_n`` is a SessrecError."""
         self._check_fitted()
         out = np.zeros((len(batch), self.n_items), dtype=np.float64)
         if len(self.matrices) < self.last_n:
@@ -77,9 +85,12 @@ class Transitions(Fitted):
         return out
 
     def params(self) -> dict[str, Any]:
+        """``{"model": "transitions", "last_n": ..., "decay": ..., "tiebreak": ...}``."""
         return {"model": self.name, "last_n": self.last_n, "decay": self.decay, "tiebreak": self.tiebreak}
 
     def to_arrays(self) -> dict[str, np.ndarray]:
+        """The catalogue (``keys``), the first ``last_n`` matrices (``gap1.*``, ``gap2.*``, ...)
+        and, with the tie-break, ``fill``."""
         self._check_fitted()
         arrays = {"keys": keys_array(self.keys)}
         for gap, matrix in enumerate(self.matrices[: self.last_n], start=1):
@@ -90,6 +101,8 @@ class Transitions(Fitted):
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> Transitions:
+        """The fitted model from :meth:`to_arrays` and :meth:`params`; missing or corrupt arrays are
+        a SessrecError."""
         model = cls(**{key: value for key, value in params.items() if key != "model"})
         model._set_catalogue(stored_keys(arrays))
         model.matrices = [sparse_from(f"gap{g}", arrays, len(model.keys)) for g in range(1, model.last_n + 1)]

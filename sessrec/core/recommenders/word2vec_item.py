@@ -55,9 +55,12 @@ class Word2VecItem(Fitted):
 
     @property
     def item_mode(self) -> bool:
+        """Always True: the scores depend on the last item only."""
         return True
 
     def fit(self, train: Sessions) -> Word2VecItem:
+        """Train word2vec on ``train`` with ``config`` and take the catalogue of ``train``; returns
+        the model."""
         return self.use_embeddings(train_embeddings(self.config, train), catalogue(train))
 
     def use_embeddings(self, embeddings: Embeddings, keys: np.ndarray) -> Word2VecItem:
@@ -69,9 +72,11 @@ class Word2VecItem(Fitted):
     def _unit(self) -> np.ndarray:
         self._check_fitted()
         assert self.embeddings is not None
-        return self.embeddings._unit
+        return self.embeddings.unit_vectors
 
     def scores(self, batch: SessionBatch) -> np.ndarray:
+        """Dense (len(batch) x n_items) float64: each catalogue item's cosine with the session's
+        last item; 0 for a session with no item."""
         self._check_fitted()
         assert self.embeddings is not None
         last = batch.last()
@@ -81,20 +86,26 @@ class Word2VecItem(Fitted):
         return out
 
     def params(self) -> dict[str, Any]:
+        """``{"model": name, ...}`` with every field of ``config`` (seed and workers included)."""
         return {"model": self.name, **self.config.to_dict()}
 
     def to_arrays(self) -> dict[str, np.ndarray]:
+        """The catalogue (``keys``) and its float32 ``vectors``, one row per catalogue item."""
         self._check_fitted()
         assert self.embeddings is not None
         return {"keys": keys_array(self.keys), "vectors": self.embeddings.vectors}
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> Word2VecItem:
+        """The fitted model from :meth:`to_arrays` and :meth:`params`; missing arrays are a
+        SessrecError."""
         model = cls(**model_kwargs(params))
         return model.use_embeddings(stored_embeddings(arrays), stored_keys(arrays))
 
 
 def stored_embeddings(arrays: Mapping[str, np.ndarray]) -> Embeddings:
+    """The :class:`Embeddings` stored as the arrays ``keys`` and ``vectors``; a missing array is a
+    SessrecError."""
     if "vectors" not in arrays:
         raise SessrecError("stored word2vec recommender has no 'vectors' array")
     return Embeddings(stored_keys(arrays), np.asarray(arrays["vectors"], dtype=np.float32))

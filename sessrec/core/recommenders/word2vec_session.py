@@ -23,6 +23,9 @@ PARAMS = {**WORD2VEC_PARAMS, **OWN_PARAMS}
 
 @dataclass
 class Word2VecSession(Word2VecItem):
+    """Cosine to the session vector, the ``decay ** age``-weighted sum of the unit vectors of the
+    session's last ``last_n`` items (see the module)."""
+
     name: ClassVar[str] = "w2v_session"
     last_n: int = 3
     decay: float = 0.3
@@ -32,9 +35,12 @@ class Word2VecSession(Word2VecItem):
 
     @property
     def item_mode(self) -> bool:
+        """True when only the last item scores (``last_n == 1``)."""
         return self.last_n == 1
 
     def scores(self, batch: SessionBatch) -> np.ndarray:
+        """Dense (len(batch) x n_items) float64: each catalogue item's cosine with the session
+        vector; 0 where that vector is zero."""
         unit = self._unit()
         mean = (batch.history(self.n_items, self.last_n, self.decay) @ unit).astype(np.float32)
         norms = np.linalg.norm(mean, axis=1, keepdims=True)
@@ -42,4 +48,5 @@ class Word2VecSession(Word2VecItem):
         return (mean @ unit.T).astype(np.float64)
 
     def params(self) -> dict[str, Any]:
+        """The item mode's parameters plus ``last_n`` and ``decay``."""
         return {**super().params(), "last_n": self.last_n, "decay": self.decay}
